@@ -1,0 +1,53 @@
+"""/healthz: is the portal able to do its work?
+
+Checks the database, the age of the newest django-q2 cluster heartbeat and the
+queue length. 200 when all are fine, 503 otherwise, with details as JSON so a
+load balancer and a person can both read it.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any failure means unhealthy, with the reason
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True}
+
+
+def _check_cluster() -> dict:
+    """Newest heartbeat of any running qcluster (stats are kept in the broker)."""
+    from django_q.brokers import get_broker
+    from django_q.status import Stat
+
+    try:
+        broker = get_broker()
+        stats = Stat.get_all(broker=broker)
+        queue_length = broker.queue_size()
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__, "heartbeat_age_seconds": None, "queue_length": None}
+    now = timezone.now()
+    ages = [(now - s.timestamp).total_seconds() for s in stats if getattr(s, "timestamp", None)]
+    age = round(min(ages), 1) if ages else None
+    ok = (age is not None and age <= settings.HEALTHZ_MAX_HEARTBEAT_AGE
+          and (queue_length or 0) <= settings.HEALTHZ_MAX_QUEUE_LENGTH)
+    return {"ok": ok, "clusters": len(stats), "heartbeat_age_seconds": age, "queue_length": queue_length}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    database = _check_database()
+    cluster = _check_cluster() if database["ok"] else {"ok": False, "error": "database unavailable"}
+    healthy = database["ok"] and cluster["ok"]
+    body = {"status": "ok" if healthy else "unhealthy", "database": database, "worker": cluster}
+    return JsonResponse(body, status=200 if healthy else 503)

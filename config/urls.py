@@ -1,0 +1,20 @@
+"""URL configuration."""
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from config.health import healthz
+
+admin.site.site_header = "Zenduty ⇄ Xurrent integration portal"
+admin.site.site_title = "Integration portal"
+admin.site.index_title = "Connections, integrations and sync history"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))

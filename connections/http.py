@@ -1,0 +1,246 @@
+"""The one place where the portal sends HTTP to an external API.
+
+Every client (connections/xurrent, connections/zenduty) subclasses
+:class:`BaseClient`. It owns the session, the timeouts, the bounded retries
+that honour ``Retry-After``, the mapping of transport failures onto
+connections.errors, and the record of each outbound call. Views, tasks and
+admin code never import ``requests``.
+
+Tests that must not reach the sandbox replace :func:`send` (the single seam).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+
+from connections import errors
+
+logger = logging.getLogger("connections.http")
+
+USER_AGENT = "zenduty-xurrent-portal/1.0"
+# Methods that may be retried after a 5xx or a network failure: repeating them
+# cannot create a second record. POST is only retried after a 429, which the
+# APIs answer before doing anything.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass
+class CallRecord:
+    """What one outbound call did, for the sync history. Never holds secrets:
+    no headers, no request body, and the URL without its query string."""
+
+    service: str
+    method: str
+    url: str
+    status: int | None
+    duration_ms: int
+    attempt: int
+    error: str = ""
+    error_kind: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# Observers receive every CallRecord (syncengine registers one that writes the
+# history). They must not raise; failures are logged and ignored.
+call_observers: list[Callable[[CallRecord], None]] = []
+
+
+def send(session: requests.Session, method: str, url: str, **kwargs) -> requests.Response:
+    """Send one HTTP request. The single seam for stubbing outbound HTTP."""
+    return session.request(method, url, **kwargs)
+
+
+def _notify(record: CallRecord) -> None:
+    for observer in list(call_observers):
+        try:
+            observer(record)
+        except Exception:  # the audit trail must never break a sync
+            logger.exception("http.observer-failed")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; dates are rare here)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def safe_json(response: requests.Response) -> Any:
+    """The JSON body, or None when the body is empty or not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class BaseClient:
+    """Shared behaviour of the API clients.
+
+    Subclasses set ``service`` and implement :meth:`auth_headers` and
+    :meth:`error_for_response`.
+    """
+
+    service = "api"
+
+    def __init__(self, *, timeout: tuple[float, float] | None = None, max_retries: int | None = None,
+                 max_inline_wait: float | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.timeout = timeout or (settings.EXTERNAL_API_CONNECT_TIMEOUT, settings.EXTERNAL_API_READ_TIMEOUT)
+        self.max_retries = settings.EXTERNAL_API_MAX_RETRIES if max_retries is None else max_retries
+        self.max_inline_wait = (
+            settings.EXTERNAL_API_MAX_INLINE_WAIT if max_inline_wait is None else max_inline_wait
+        )
+        self._sleep = sleep
+        # The most recent rate-limit headers seen, for the history and for
+        # callers that want to slow down before hitting 429.
+        self.rate_limit: dict[str, str] = {}
+
+    # -- hooks --------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a call (computed per call: tokens expire)."""
+        return {}
+
+    def error_for_response(self, response: requests.Response) -> errors.ApiError:
+        """Map a non-2xx response onto the error hierarchy."""
+        return default_error_for_response(self.service, response)
+
+    def on_auth_failure(self) -> bool:
+        """Called after a 401; return True to retry once (e.g. after a token refresh)."""
+        return False
+
+    # -- the call -----------------------------------------------------------
+    def request(self, method: str, url: str, *, params: dict | None = None, json: Any = None,
+                data: Any = None, headers: dict | None = None, authenticate: bool = True) -> requests.Response:
+        """Send a call and return the 2xx response, or raise an ApiError.
+
+        Retries, bounded by ``max_retries``: a 429 whose Retry-After fits in
+        ``max_inline_wait``; a 5xx or network failure for idempotent methods
+        (after a short backoff); a 401 once when :meth:`on_auth_failure` says so.
+        """
+        method = method.upper()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            call_headers = dict(headers or {})
+            if authenticate:
+                call_headers.update(self.auth_headers())
+            started = time.monotonic()
+            try:
+                response = send(self.session, method, url, params=params, json=json, data=data,
+                                headers=call_headers, timeout=self.timeout, allow_redirects=False)
+            except requests.Timeout:
+                error: errors.ApiError = errors.TimeoutError_(
+                    f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g} s", service=self.service)
+                response = None
+            except requests.RequestException as exc:
+                error = errors.NetworkError(
+                    f"cannot reach {urlsplit(url).netloc} ({type(exc).__name__})", service=self.service)
+                response = None
+            duration_ms = int((time.monotonic() - started) * 1000)
+
+            if response is not None:
+                self._remember_rate_limit(response)
+                if 200 <= response.status_code < 300:
+                    self._record(method, url, response.status_code, duration_ms, attempt)
+                    return response
+                error = self.error_for_response(response)
+            self._record(method, url, response.status_code if response is not None else None,
+                         duration_ms, attempt, error)
+
+            wait = self._retry_wait(method, error, attempt)
+            if isinstance(error, errors.AuthenticationError) and not refreshed and authenticate:
+                refreshed = True
+                if self.on_auth_failure():
+                    continue
+            if wait is None:
+                raise error
+            logger.info("%s.retry %s %s after %s in %.1fs (attempt %d)", self.service, method,
+                        urlsplit(url).path, error.kind, wait, attempt)
+            self._sleep(wait)
+
+    def _retry_wait(self, method: str, error: errors.ApiError, attempt: int) -> float | None:
+        if attempt > self.max_retries:
+            return None
+        if isinstance(error, errors.RateLimitedError):
+            wait = error.retry_after if error.retry_after is not None else None
+            if wait is None or wait > self.max_inline_wait:
+                return None  # the job layer reschedules; no worker sleeps for minutes
+            return wait
+        if isinstance(error, (errors.ServerError, errors.NetworkError)) and method in IDEMPOTENT_METHODS:
+            return min(0.5 * (2 ** (attempt - 1)), self.max_inline_wait)
+        return None
+
+    def _remember_rate_limit(self, response: requests.Response) -> None:
+        # requests' headers are case-insensitive; Xurrent sends them lowercase.
+        for name in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
+            if name in response.headers:
+                self.rate_limit[name] = response.headers[name]
+
+    def _record(self, method, url, status, duration_ms, attempt, error: errors.ApiError | None = None):
+        path = urlsplit(url).path
+        if error is None:
+            logger.info("%s.call %s %s -> %s in %dms", self.service, method, path, status, duration_ms)
+        else:
+            logger.warning("%s.call %s %s -> %s in %dms: %s", self.service, method, path,
+                           status or "no response", duration_ms, error)
+        parts = urlsplit(url)
+        _notify(CallRecord(
+            service=self.service, method=method, url=f"{parts.scheme}://{parts.netloc}{parts.path}",
+            status=status, duration_ms=duration_ms, attempt=attempt,
+            error=str(error) if error else "", error_kind=error.kind if error else "",
+        ))
+
+    # -- helpers for subclasses -----------------------------------------------
+    def get_json(self, url: str, **kw) -> Any:
+        return safe_json(self.request("GET", url, **kw))
+
+    @staticmethod
+    def next_link(response: requests.Response) -> str | None:
+        """The ``rel="next"`` URL of an RFC 8288 Link header, if any."""
+        return (response.links.get("next") or {}).get("url")
+
+    @staticmethod
+    def iterate(pages: Iterable[list]) -> Iterable:
+        for page in pages:
+            yield from page
+
+
+def default_error_for_response(service: str, response: requests.Response) -> errors.ApiError:
+    """Map a status code onto the error hierarchy with a generic message."""
+    status = response.status_code
+    body = safe_json(response)
+    message = None
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("detail") or body.get("error")
+        if message is not None and not isinstance(message, str):
+            message = str(message)
+    kw = {"status": status, "service": service, "body": body}
+    if status == 401:
+        return errors.AuthenticationError(message, **kw)
+    if status == 403:
+        return errors.PermissionDeniedError(message, **kw)
+    if status == 404:
+        return errors.NotFoundError(message, **kw)
+    if status in (400, 409, 422):
+        return errors.ValidationError(message, **kw)
+    if status == 429:
+        return errors.RateLimitedError(message, retry_after=parse_retry_after(response.headers.get("retry-after")),
+                                       **kw)
+    if status >= 500:
+        return errors.ServerError(message, **kw)
+    if 300 <= status < 400:
+        return errors.PermanentError(f"unexpected redirect to {response.headers.get('location', '?')}", **kw)
+    return errors.PermanentError(message or f"unexpected HTTP {status}", **kw)

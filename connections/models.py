@@ -1,0 +1,132 @@
+"""Connections: the Xurrent accounts ("tenants") and the Zenduty account.
+
+A connection holds credentials (encrypted at rest) and the result of the last
+live check. Integrations (integrations app) refer to connections.
+"""
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from connections.fields import EncryptedTextField
+
+
+class ConnectionStatus(models.TextChoices):
+    UNTESTED = "untested", "Untested"
+    ACTIVE = "active", "Active"
+    FAILED = "failed", "Failed"
+
+
+class XurrentRegion(models.TextChoices):
+    GLOBAL = "global", "Global"
+    AU = "au", "Australia"
+    UK = "uk", "United Kingdom"
+    CH = "ch", "Switzerland"
+    US = "us", "United States"
+
+
+class XurrentEnvironment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    QA = "qa", "QA"
+    DEMO = "demo", "Demo"
+
+
+account_id_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+    "Xurrent account IDs use lowercase letters, digits and dashes, e.g. 'wdc' or 'widget-it' "
+    "(Settings → Account Overview in Xurrent).",
+)
+
+
+class ConnectionStatusMixin(models.Model):
+    """Status of the last live check of a connection."""
+
+    status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
+    last_error = models.TextField(blank=True, default="")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def mark_checked(self, error: str = "", *, save: bool = True) -> None:
+        """Record the outcome of a live check (empty error means success)."""
+        self.status = ConnectionStatus.FAILED if error else ConnectionStatus.ACTIVE
+        self.last_error = error[:2000]
+        self.last_checked_at = timezone.now()
+        if save and self.pk:
+            type(self).objects.filter(pk=self.pk).update(
+                status=self.status, last_error=self.last_error, last_checked_at=self.last_checked_at)
+
+
+class XurrentTenant(ConnectionStatusMixin):
+    """A Xurrent account the portal talks to with OAuth client credentials.
+
+    Hosts follow from (region, environment); see connections.xurrent.hosts.
+    """
+
+    name = models.CharField(max_length=100, help_text="A label for this connection, e.g. 'Widget Data Center'.")
+    account_id = models.CharField(
+        "Account ID", max_length=64, validators=[account_id_validator],
+        help_text="Settings → Account Overview in Xurrent, e.g. 'wdc'.")
+    client_id = models.CharField("Client ID", max_length=255,
+                                 help_text="From the OAuth application (Client Credentials Grant).")
+    client_secret = EncryptedTextField("Client secret")
+    region = models.CharField(max_length=16, choices=XurrentRegion.choices, default=XurrentRegion.GLOBAL)
+    environment = models.CharField(max_length=16, choices=XurrentEnvironment.choices,
+                                   default=XurrentEnvironment.PRODUCTION)
+
+    class Meta:
+        verbose_name = "Xurrent tenant"
+        constraints = [
+            models.UniqueConstraint(fields=["account_id", "region", "environment"],
+                                    name="unique_tenant_account_region_environment"),
+            # Xurrent has a single Demo instance, in the Global region.
+            models.CheckConstraint(condition=~models.Q(environment="demo") | models.Q(region="global"),
+                                   name="tenant_demo_only_global"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_id}, {self.get_region_display()} {self.get_environment_display()})"
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<XurrentTenant {self.pk} {self.account_id}>"
+
+
+class ZendutyAccount(ConnectionStatusMixin):
+    """The Zenduty account, reached with an API token (Account → API Keys)."""
+
+    name = models.CharField(max_length=100)
+    api_token = EncryptedTextField("API token")
+    base_url = models.URLField("Base URL", default="https://www.zenduty.com",
+                               help_text="Leave as https://www.zenduty.com unless Zenduty told you otherwise.")
+
+    class Meta:
+        verbose_name = "Zenduty account"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ZendutyAccount {self.pk} {self.name}>"
+
+
+class XurrentAccessToken(models.Model):
+    """The cached OAuth access token of a tenant, shared by every process.
+
+    One row per tenant. The token is encrypted like any other secret; it is
+    reused until shortly before ``expires_at`` (see connections.xurrent.auth).
+    """
+
+    tenant = models.OneToOneField(XurrentTenant, on_delete=models.CASCADE, related_name="access_token")
+    # Which credentials and host the token was issued for: a changed secret or
+    # region must not reuse the old token.
+    fingerprint = models.CharField(max_length=64)
+    token = EncryptedTextField()
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __repr__(self) -> str:
+        return f"<XurrentAccessToken tenant={self.tenant_id} expires_at={self.expires_at}>"

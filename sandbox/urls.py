@@ -1,0 +1,2 @@
+"""Sandbox URLs: /sandbox/xurrent/... and /sandbox/zenduty/... (see sandbox/README)."""
+urlpatterns: list = []
