@@ -1,0 +1,175 @@
+"""Asynchronous webhook deliveries of the simulated services.
+
+The real Xurrent and Zenduty send webhooks some time after the change that
+caused them, never inside the API call. So does the sandbox: ``enqueue()``
+stores an :class:`OutboundDelivery`; a background thread in the web process
+(started on first use, woken after commit) sends due deliveries, retrying
+failures with backoff up to ``max_attempts``. Tests turn the thread off
+(``SANDBOX_DELIVERY_THREAD=false``) and call :func:`flush`.
+
+Delivery faults (sandbox.faults): drop, duplicate, or hold back a delivery so
+that a later one overtakes it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sandbox.faults import take_delivery_fault
+from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
+
+logger = logging.getLogger("sandbox.deliveries")
+
+MAX_BACKOFF_SECONDS = 300
+
+
+def enqueue(service: str, url: str, body: str, *, headers: dict | None = None, fresh_id_header: str = "",
+            timeout_seconds: float = 10.0, max_attempts: int = 5, description: str = "",
+            meta: dict | None = None) -> list[OutboundDelivery]:
+    """Queue a webhook message; returns the rows created (two when duplicated, one dropped row when dropped)."""
+    headers = dict(headers or {})
+    if fresh_id_header and fresh_id_header not in headers:
+        headers[fresh_id_header] = str(uuid.uuid4())
+    fault = take_delivery_fault(service)
+    fields = dict(service=service, url=url, body=body, headers=headers, fresh_id_header=fresh_id_header,
+                  timeout_seconds=timeout_seconds, max_attempts=max_attempts, description=description[:200],
+                  meta=meta or {})
+    if fault == FaultKind.DROP_DELIVERY:
+        return [OutboundDelivery.objects.create(state=DeliveryState.DROPPED, **fields)]
+    rows = [OutboundDelivery.objects.create(held=fault == FaultKind.REORDER_DELIVERY, **fields)]
+    if fault == FaultKind.DUPLICATE_DELIVERY:
+        # A true duplicate: the same message with the same delivery id, as an
+        # at-least-once sender produces after a lost acknowledgement.
+        rows.append(OutboundDelivery.objects.create(**fields))
+    transaction.on_commit(_wake)
+    return rows
+
+
+def _claim(delivery_id: int) -> bool:
+    return bool(OutboundDelivery.objects.filter(pk=delivery_id, state=DeliveryState.PENDING)
+                .update(state=DeliveryState.SENDING))
+
+
+def send_one(delivery: OutboundDelivery) -> bool:
+    """Send one claimed delivery; record the outcome. Returns True on a 2xx."""
+    headers = dict(delivery.headers)
+    if delivery.attempts and delivery.fresh_id_header:
+        # Each retry is a new delivery id; the first one is named as origin.
+        origin = f"{delivery.fresh_id_header}-origin"
+        headers.setdefault(origin, headers.get(delivery.fresh_id_header, ""))
+        headers[delivery.fresh_id_header] = str(uuid.uuid4())
+    delivery.attempts += 1
+    error = ""
+    status = None
+    try:
+        response = requests.post(delivery.url, data=delivery.body.encode(), headers=headers,
+                                 timeout=delivery.timeout_seconds, allow_redirects=False)
+        status = response.status_code
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}"
+    now = timezone.now()
+    delivery.headers = headers
+    delivery.last_status = status
+    delivery.last_error = error
+    if not error:
+        delivery.state = DeliveryState.DELIVERED
+        delivery.delivered_at = now
+    elif delivery.attempts >= delivery.max_attempts:
+        delivery.state = DeliveryState.FAILED
+    else:
+        delivery.state = DeliveryState.PENDING
+        delivery.next_attempt_at = now + timedelta(seconds=min(2 ** delivery.attempts, MAX_BACKOFF_SECONDS))
+    delivery.save(update_fields=["headers", "attempts", "last_status", "last_error", "state", "delivered_at",
+                                 "next_attempt_at"])
+    logger.info("sandbox.delivery %s %s attempt %d -> %s", delivery.service, delivery.description,
+                delivery.attempts, status or error)
+    return not error
+
+
+def deliver_due(*, ignore_schedule: bool = False, limit: int = 100) -> int:
+    """Send pending deliveries that are due (held ones after the others). Returns how many were attempted."""
+    qs = OutboundDelivery.objects.filter(state=DeliveryState.PENDING)
+    if not ignore_schedule:
+        qs = qs.filter(next_attempt_at__lte=timezone.now())
+    ids = list(qs.order_by("held", "id").values_list("id", flat=True)[:limit])
+    sent = 0
+    for delivery_id in ids:
+        if not _claim(delivery_id):
+            continue  # another thread or process took it
+        send_one(OutboundDelivery.objects.get(pk=delivery_id))
+        sent += 1
+    return sent
+
+
+def flush(*, rounds: int = 1, service: str | None = None) -> list[OutboundDelivery]:
+    """Deliver everything pending now, ignoring backoff (tests and the by-hand page).
+
+    ``rounds`` > 1 also retries deliveries that failed in an earlier round.
+    Returns the deliveries attempted, in order.
+    """
+    attempted: list[OutboundDelivery] = []
+    for _ in range(rounds):
+        qs = OutboundDelivery.objects.filter(state=DeliveryState.PENDING)
+        if service:
+            qs = qs.filter(service=service)
+        ids = list(qs.order_by("held", "id").values_list("id", flat=True))
+        if not ids:
+            break
+        for delivery_id in ids:
+            if _claim(delivery_id):
+                delivery = OutboundDelivery.objects.get(pk=delivery_id)
+                send_one(delivery)
+                attempted.append(delivery)
+    return attempted
+
+
+def pending(service: str | None = None):
+    """Pending deliveries (for tests and pages)."""
+    qs = OutboundDelivery.objects.filter(Q(state=DeliveryState.PENDING) | Q(state=DeliveryState.SENDING))
+    return qs.filter(service=service) if service else qs
+
+
+# --- Background sender -----------------------------------------------------------
+_wakeup = threading.Event()
+_thread: threading.Thread | None = None
+_thread_lock = threading.Lock()
+POLL_SECONDS = 1.0
+
+
+def _wake() -> None:
+    if not settings.SANDBOX_DELIVERY_THREAD:
+        return
+    _ensure_thread()
+    _wakeup.set()
+
+
+def _ensure_thread() -> None:
+    global _thread
+    with _thread_lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="sandbox-deliveries", daemon=True)
+            _thread.start()
+
+
+def _run() -> None:
+    while True:
+        _wakeup.wait(POLL_SECONDS)
+        _wakeup.clear()
+        try:
+            close_old_connections()
+            while deliver_due():
+                pass
+        except Exception:  # keep the sender alive; the rows keep their state
+            logger.exception("sandbox.delivery-loop-failed")
+        finally:
+            close_old_connections()

@@ -1,0 +1,2 @@
+"""Routes of this simulator (filled in by the simulator itself)."""
+urlpatterns: list = []
