@@ -1,0 +1,134 @@
+"""Live checks of connections, with errors a person can act on.
+
+Saving a connection in the admin proves it works: for Xurrent, an OAuth token
+and a read of the account; for Zenduty, a list of teams. A failure is turned
+into a :class:`ConnectionCheckError` naming the form field to fix.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from connections import errors
+from connections.models import XurrentTenant, ZendutyAccount
+
+logger = logging.getLogger("connections.services")
+
+
+@dataclass
+class ConnectionCheckError(Exception):
+    """A failed live check: which field is most likely wrong, and why."""
+
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _xurrent_client(tenant: XurrentTenant, *, shared_token: bool):
+    from connections.xurrent import XurrentClient
+
+    if shared_token and tenant.pk:
+        return XurrentClient.for_tenant(tenant)
+    # An unsaved (or just edited) tenant gets a private in-memory token so a
+    # failed attempt never touches the cached token of the stored connection.
+    return XurrentClient(account_id=tenant.account_id, client_id=tenant.client_id,
+                         client_secret=tenant.client_secret, region=tenant.region,
+                         environment=tenant.environment)
+
+
+def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
+    """Get an OAuth token and read the account. Returns the account record.
+
+    :raises ConnectionCheckError: with the field to fix and a plain message.
+    """
+    instance = f"{tenant.get_region_display()} {tenant.get_environment_display()}"
+    try:
+        client = _xurrent_client(tenant, shared_token=shared_token)
+        token_ok = False
+        try:
+            client.access_token()
+            token_ok = True
+            account = client.get_account()
+        finally:
+            client.session.close()
+    except errors.AuthenticationError as exc:
+        if not token_ok:
+            raise ConnectionCheckError(
+                "client_secret",
+                f"Xurrent ({instance}) did not accept this client ID and secret. Check both, and that the "
+                f"region and environment are those of the account. Xurrent said: {exc.message}") from exc
+        raise ConnectionCheckError(
+            "account_id",
+            f"The credentials work, but Xurrent refused access to account '{tenant.account_id}'. "
+            f"Check the account ID (Settings → Account Overview). Xurrent said: {exc.message}") from exc
+    except errors.PermissionDeniedError as exc:
+        raise ConnectionCheckError(
+            "account_id",
+            f"Xurrent refused to show account '{tenant.account_id}' to this application: either the account ID "
+            f"is wrong or the OAuth application lacks the scope 'Account – Read'. Xurrent said: {exc.message}",
+        ) from exc
+    except errors.NotFoundError as exc:
+        raise ConnectionCheckError(
+            "account_id", f"Xurrent ({instance}) has no account '{tenant.account_id}'.") from exc
+    except errors.NetworkError as exc:
+        raise ConnectionCheckError(
+            "region", f"Cannot reach Xurrent's {instance} servers ({exc.message}). Check the region and "
+                      f"environment, and that this server can reach the internet.") from exc
+    except errors.RateLimitedError as exc:
+        wait = f" Try again in {int(exc.retry_after)} s." if exc.retry_after else ""
+        raise ConnectionCheckError(None, f"Xurrent is rate limiting these credentials.{wait}") from exc
+    except errors.ApiError as exc:
+        raise ConnectionCheckError(None, f"Xurrent answered with an error: {exc}") from exc
+    returned = str(account.get("id", "")) if isinstance(account, dict) else ""
+    if returned and returned != tenant.account_id:
+        raise ConnectionCheckError(
+            "account_id", f"Xurrent answered for account '{returned}', not '{tenant.account_id}'.")
+    return account
+
+
+def check_zenduty(account: ZendutyAccount) -> list[dict]:
+    """List the teams the API token can see. Returns them.
+
+    :raises ConnectionCheckError: with the field to fix and a plain message.
+    """
+    from connections.zenduty import ZendutyClient
+
+    client = ZendutyClient(account.api_token, base_url=account.base_url)
+    try:
+        return list(client.list_teams())
+    except errors.AuthenticationError as exc:
+        raise ConnectionCheckError(
+            "api_token", "Zenduty did not accept this API token. Create one under Account → API Keys "
+                         f"(it is shown only once). Zenduty said: {exc.message}") from exc
+    except errors.PermissionDeniedError as exc:
+        raise ConnectionCheckError(
+            "api_token", f"This API token may not read teams. Use a key of an Account Owner or Admin. "
+                         f"Zenduty said: {exc.message}") from exc
+    except errors.NotFoundError as exc:
+        raise ConnectionCheckError(
+            "base_url", "This base URL does not serve the Zenduty API (HTTP 404 on /api/account/teams/).") from exc
+    except errors.NetworkError as exc:
+        raise ConnectionCheckError("base_url", f"Cannot reach Zenduty ({exc.message}).") from exc
+    except errors.RateLimitedError as exc:
+        raise ConnectionCheckError(None, "Zenduty is rate limiting this token; try again in a minute.") from exc
+    except errors.ApiError as exc:
+        raise ConnectionCheckError(None, f"Zenduty answered with an error: {exc}") from exc
+    finally:
+        client.session.close()
+
+
+def test_connection(connection: XurrentTenant | ZendutyAccount) -> str:
+    """Re-check a stored connection and record the outcome. Returns the error ('' when fine)."""
+    try:
+        if isinstance(connection, XurrentTenant):
+            check_xurrent(connection, shared_token=True)
+        else:
+            check_zenduty(connection)
+    except ConnectionCheckError as exc:
+        connection.mark_checked(exc.message)
+        logger.info("connections.check-failed %r: %s", connection, exc.message)
+        return exc.message
+    connection.mark_checked("")
+    return ""

@@ -1,0 +1,94 @@
+"""Start-up configuration checks and /healthz."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django_q.brokers import get_broker
+from django_q.signing import SignedPackage
+from django_q.status import Status
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(env_overrides):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DEBUG", "DJANGO_SETTINGS_MODULE")}
+    env.update(env_overrides)
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    # An empty .env path keeps a developer's own .env out of the test.
+    return subprocess.run([sys.executable, "-c", "import environ; environ.Env.read_env=lambda *a, **k: None;"
+                           "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS"])
+def test_start_up_stops_when_a_required_secret_is_missing(missing):
+    env = {"DEBUG": "false", "SECRET_KEY": "x" * 50,
+           "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktb25lLWZvci1maWVsZC1lbmNyeXB0ISE="}
+    env.pop(missing)
+    result = run_check(env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+
+
+def test_start_up_works_when_configured():
+    result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50,
+                        "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktb25lLWZvci1maWVsZC1lbmNyeXB0ISE="})
+    assert result.returncode == 0, result.stderr
+
+
+def _heartbeat(age_seconds=0):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    status = Status(pid=1234, cluster_id="test-cluster")
+    status.timestamp = timezone.now() - timedelta(seconds=age_seconds)
+    get_broker().set_stat("django_q:test:cluster", SignedPackage.dumps(status, True), 30)
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_without_a_worker(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["worker"]["heartbeat_age_seconds"] is None
+
+
+@pytest.mark.django_db
+def test_healthz_is_200_with_a_fresh_heartbeat(client):
+    _heartbeat(age_seconds=2)
+    response = client.get("/healthz")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["worker"]["queue_length"] == 0
+    assert 0 <= body["worker"]["heartbeat_age_seconds"] < 60
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_with_a_stale_heartbeat(client, settings):
+    _heartbeat(age_seconds=settings.HEALTHZ_MAX_HEARTBEAT_AGE + 30)
+    assert client.get("/healthz").status_code == 503
+
+
+@pytest.mark.django_db
+def test_healthz_reports_a_long_queue(client, settings):
+    from django_q.tasks import async_task
+
+    settings.HEALTHZ_MAX_QUEUE_LENGTH = 1
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    from django_q.conf import Conf
+
+    Conf.SYNC = False
+    try:
+        for _ in range(3):
+            async_task("math.floor", 1.5)
+    finally:
+        Conf.SYNC = True
+    _heartbeat()
+    body = client.get("/healthz").json()
+    assert body["worker"]["queue_length"] == 3
+    assert body["status"] == "unhealthy"
