@@ -1,0 +1,142 @@
+"""Outgoing integrations: one per Zenduty service, linked to a Xurrent service instance.
+
+Mirrors Zenduty's "Add Outgoing Integration → Xurrent" screen: tenant, service
+instance, direction, sync notes, default impact and an optional custom mapping
+of the team's priorities to Xurrent impacts. Saving provisions what the other
+side needs (integrations.provisioning); the state of that is kept here.
+"""
+from __future__ import annotations
+
+import secrets as pysecrets
+import uuid
+
+from django.db import models
+
+from connections.fields import EncryptedTextField
+from connections.models import XurrentTenant, ZendutyAccount
+
+
+class Direction(models.TextChoices):
+    XURRENT_TO_ZENDUTY = "xurrent_to_zenduty", "Xurrent → Zenduty (requests create incidents)"
+    ZENDUTY_TO_XURRENT = "zenduty_to_xurrent", "Zenduty → Xurrent (incidents create requests)"
+    BIDIRECTIONAL = "bidirectional", "Both ways"
+
+
+class Impact(models.TextChoices):
+    """Xurrent's impact levels, with Xurrent's own labels."""
+
+    LOW = "low", "Low – Service Degraded for One User"
+    MEDIUM = "medium", "Medium – Service Down for One User"
+    HIGH = "high", "High – Service Degraded for Several Users"
+    TOP = "top", "Top – Service Down for Several Users"
+
+
+class ProvisioningStatus(models.TextChoices):
+    PENDING = "pending", "Not provisioned yet"
+    PROVISIONED = "provisioned", "Provisioned"
+    ACTION_REQUIRED = "action_required", "Provisioned; a manual step is left"
+    FAILED = "failed", "Failed"
+    DISABLED = "disabled", "Disabled"
+
+
+# Xurrent events the portal subscribes to (reference: xurrent-api.md §6.1).
+XURRENT_EVENTS = ("request.create", "request.update", "request.status-changed", "request.note-added")
+MIN_PRIORITIES_FOR_CUSTOM_MAPPING = 4
+
+
+def new_signing_secret() -> str:
+    return pysecrets.token_urlsafe(32)
+
+
+class OutgoingIntegration(models.Model):
+    """A Zenduty service wired to a Xurrent service instance."""
+
+    zenduty_account = models.ForeignKey(ZendutyAccount, on_delete=models.PROTECT, related_name="integrations")
+    zenduty_team_id = models.CharField("Zenduty team ID", max_length=64)
+    zenduty_team_name = models.CharField("Zenduty team", max_length=200, blank=True, default="")
+    zenduty_service_id = models.CharField("Zenduty service ID", max_length=64)
+    zenduty_service_name = models.CharField("Zenduty service", max_length=200, blank=True, default="")
+
+    tenant = models.ForeignKey(XurrentTenant, on_delete=models.PROTECT, related_name="integrations",
+                               verbose_name="Xurrent tenant")
+    service_instance_id = models.CharField("Xurrent service instance ID", max_length=64)
+    service_instance_name = models.CharField("Xurrent service instance", max_length=200, blank=True, default="")
+
+    direction = models.CharField(max_length=32, choices=Direction.choices, default=Direction.BIDIRECTIONAL)
+    sync_notes = models.BooleanField("Sync notes", default=True)
+    default_impact = models.CharField(max_length=16, choices=Impact.choices, default=Impact.MEDIUM)
+    use_custom_mapping = models.BooleanField("Custom impact mapping", default=False)
+    # {"<zenduty priority unique_id>": {"name": "P1", "impact": "top"}, ...}
+    priority_mapping = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    # Webhook URLs carry this instead of the primary key.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Zenduty signs its outgoing webhooks with this (X-SIGNATURE HMAC).
+    zenduty_signing_secret = EncryptedTextField(default=new_signing_secret)
+
+    # Provisioning state (integrations.provisioning).
+    provisioning_status = models.CharField(max_length=24, choices=ProvisioningStatus.choices,
+                                           default=ProvisioningStatus.PENDING)
+    provisioning_error = models.TextField(blank=True, default="")
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+    xurrent_policy_id = models.CharField(max_length=64, blank=True, default="")
+    xurrent_policy_alg = models.CharField(max_length=8, blank=True, default="rs256")
+    xurrent_policy_audience = models.CharField(max_length=255, blank=True, default="")
+    # Public, not secret: Xurrent shows it only once, so we must keep it.
+    xurrent_policy_public_key = models.TextField(blank=True, default="")
+    # {"request.create": {"id": 12, "verified": true}, ...}
+    xurrent_webhooks = models.JSONField(default=dict, blank=True)
+    zenduty_integration_id = models.CharField(max_length=64, blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "outgoing integration"
+        constraints = [
+            models.UniqueConstraint(fields=["zenduty_account", "zenduty_service_id"],
+                                    name="one_integration_per_zenduty_service"),
+            models.UniqueConstraint(fields=["tenant", "service_instance_id"],
+                                    name="one_integration_per_service_instance"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zenduty_service_name or self.zenduty_service_id} ⇄ " \
+               f"{self.service_instance_name or self.service_instance_id}"
+
+    def __repr__(self) -> str:
+        return f"<OutgoingIntegration {self.pk} {self.public_id}>"
+
+    # -- direction helpers (one place decides what flows where) ---------------
+    @property
+    def receives_from_xurrent(self) -> bool:
+        """Xurrent requests create/update Zenduty incidents."""
+        return self.direction in (Direction.XURRENT_TO_ZENDUTY, Direction.BIDIRECTIONAL)
+
+    @property
+    def receives_from_zenduty(self) -> bool:
+        """Zenduty incidents create/update Xurrent requests."""
+        return self.direction in (Direction.ZENDUTY_TO_XURRENT, Direction.BIDIRECTIONAL)
+
+    @property
+    def needs_xurrent_webhooks(self) -> bool:
+        """Xurrent webhooks are needed to receive requests, and for note sync either way."""
+        return self.receives_from_xurrent or self.sync_notes
+
+    def impact_for_priority(self, priority_id: str | None) -> str:
+        """The Xurrent impact for a Zenduty priority (custom mapping, else the default)."""
+        if self.use_custom_mapping and priority_id:
+            entry = self.priority_mapping.get(priority_id)
+            if entry and entry.get("impact") in Impact.values:
+                return entry["impact"]
+        return self.default_impact
+
+    def priority_for_impact(self, impact: str | None) -> str | None:
+        """The Zenduty priority for a Xurrent impact, when the custom mapping names one."""
+        if not (self.use_custom_mapping and impact):
+            return None
+        for priority_id, entry in self.priority_mapping.items():
+            if entry.get("impact") == impact:
+                return priority_id
+        return None
