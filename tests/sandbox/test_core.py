@@ -1,0 +1,108 @@
+"""The sandbox plumbing: faults on demand, rate counters and the webhook outbox."""
+import json
+
+import pytest
+
+from sandbox import deliveries, faults
+from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
+from tests.receiver import Receiver
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def send(receiver, body="{}", **kw):
+    kw.setdefault("fresh_id_header", "x-xurrent-delivery")
+    return deliveries.enqueue("xurrent", receiver.url + "/hook", body, headers={"content-type": "application/json"},
+                              **kw)
+
+
+@pytest.mark.django_db
+def test_deliveries_wait_in_the_outbox_until_sent(receiver):
+    send(receiver, json.dumps({"n": 1}))
+    assert receiver.received == []  # never inside the call that caused it
+    sent = deliveries.flush()
+    assert len(sent) == 1
+    assert json.loads(receiver.received[0].body) == {"n": 1}
+    assert OutboundDelivery.objects.get().state == DeliveryState.DELIVERED
+
+
+@pytest.mark.django_db
+def test_failed_deliveries_are_retried_with_a_new_delivery_id_then_given_up(receiver):
+    receiver.statuses = [500, 503, 500]
+    (row,) = send(receiver, max_attempts=3)
+    first_id = row.headers["x-xurrent-delivery"]
+    deliveries.flush(rounds=5)
+    row.refresh_from_db()
+    assert row.state == DeliveryState.FAILED
+    assert row.attempts == 3
+    ids = [r.headers["x-xurrent-delivery"] for r in receiver.received]
+    assert len(set(ids)) == 3 and ids[0] == first_id
+    assert all(r.headers["x-xurrent-delivery-origin"] == first_id for r in receiver.received[1:])
+
+
+@pytest.mark.django_db
+def test_a_retry_is_scheduled_with_backoff(receiver):
+    receiver.statuses = [500]
+    (row,) = send(receiver)
+    assert deliveries.deliver_due() == 1
+    row.refresh_from_db()
+    assert row.state == DeliveryState.PENDING and row.next_attempt_at > row.created_at
+    assert deliveries.deliver_due() == 0  # not due yet
+    deliveries.flush()
+    row.refresh_from_db()
+    assert row.state == DeliveryState.DELIVERED
+
+
+@pytest.mark.django_db
+def test_drop_duplicate_and_reorder_faults(receiver):
+    faults.inject("xurrent", FaultKind.DROP_DELIVERY)
+    send(receiver, '"dropped"')
+    faults.inject("xurrent", FaultKind.DUPLICATE_DELIVERY)
+    send(receiver, '"twice"')
+    faults.inject("xurrent", FaultKind.REORDER_DELIVERY)
+    send(receiver, '"held"')
+    send(receiver, '"after"')
+    deliveries.flush()
+    bodies = [json.loads(r.body) for r in receiver.received]
+    assert bodies == ["twice", "twice", "after", "held"]
+    twice = [r for r in receiver.received if r.body == b'"twice"']
+    assert twice[0].headers["x-xurrent-delivery"] == twice[1].headers["x-xurrent-delivery"]
+    assert OutboundDelivery.objects.filter(state=DeliveryState.DROPPED).count() == 1
+
+
+@pytest.mark.django_db
+def test_api_faults_are_consumed_in_order_and_match_paths():
+    faults.inject("zenduty", FaultKind.ERROR_500, count=2, path_prefix="/api/incidents/")
+    assert faults.api_fault_response("zenduty", "GET", "/api/account/teams/", error_body={},
+                                     rate_limited_body={}) is None
+    first = faults.api_fault_response("zenduty", "GET", "/api/incidents/1/", error_body={"detail": "x"},
+                                      rate_limited_body={})
+    assert first.status_code == 500
+    faults.api_fault_response("zenduty", "POST", "/api/incidents/", error_body={}, rate_limited_body={})
+    assert faults.api_fault_response("zenduty", "GET", "/api/incidents/1/", error_body={},
+                                     rate_limited_body={}) is None
+
+
+@pytest.mark.django_db
+def test_a_429_fault_carries_retry_after():
+    faults.inject("xurrent", FaultKind.RATE_LIMIT_429, retry_after=7)
+    response = faults.api_fault_response("xurrent", "GET", "/v1/requests", error_body={},
+                                         rate_limited_body={"message": "Too Many Requests"})
+    assert response.status_code == 429 and response["Retry-After"] == "7"
+
+
+@pytest.mark.django_db
+def test_rate_counter_allows_the_budget_then_refuses():
+    results = [faults.hit_rate_limit("k", 3, 60) for _ in range(4)]
+    assert [r[0] for r in results] == [True, True, True, False]
+    assert [r[1] for r in results] == [2, 1, 0, 0]
+
+
+def test_unknown_fault_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        faults.inject("xurrent", "explode")
