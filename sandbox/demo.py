@@ -1,0 +1,113 @@
+"""The demo: simulated accounts on both sides, portal connections to them, an
+admin login, and (once integrations exist) a bidirectional integration between
+"Website" and "Website (Production)". Idempotent: safe to run on every start.
+
+The connection checks and the provisioning go over real HTTP to this portal's
+sandbox, so the web server must be up (``make run`` seeds after starting it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+logger = logging.getLogger("sandbox.demo")
+
+DEMO_ACCOUNT_ID = "wdc"
+DEMO_CLIENT_ID = "demo-client-id"
+DEMO_CLIENT_SECRET = "demo-client-secret"  # a simulated credential of the sandbox, not a real secret
+DEMO_ZENDUTY_TOKEN = "demo-zenduty-token"  # likewise
+DEMO_SERVICE = "Website"
+DEMO_SERVICE_INSTANCE = "Website (Production)"
+
+
+@dataclass
+class DemoResult:
+    """What seeding did, for the command to print."""
+
+    admin_username: str = "admin"
+    admin_created: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def ensure_admin(password: str | None) -> tuple[str, bool]:
+    """Create the demo superuser if missing. Returns (username, created)."""
+    User = get_user_model()
+    if User.objects.filter(username="admin").exists():
+        return "admin", False
+    User.objects.create_superuser("admin", "admin@example.com", password or "admin")
+    return "admin", True
+
+
+def ensure_connections():
+    """Portal connections to the simulated Xurrent account and Zenduty account."""
+    from connections.models import XurrentTenant, ZendutyAccount
+
+    with transaction.atomic():
+        tenant, _ = XurrentTenant.objects.get_or_create(
+            account_id=DEMO_ACCOUNT_ID, region="global", environment="production",
+            defaults={"name": "Widget Data Center (sandbox)", "client_id": DEMO_CLIENT_ID,
+                      "client_secret": DEMO_CLIENT_SECRET})
+        account = ZendutyAccount.objects.filter(name="Demo Zenduty (sandbox)").first()
+        if account is None:
+            account = ZendutyAccount.objects.create(name="Demo Zenduty (sandbox)", api_token=DEMO_ZENDUTY_TOKEN)
+    return tenant, account
+
+
+def seed(*, admin_password: str | None = None, check_connections: bool = True,
+         with_integration: bool = True) -> DemoResult:
+    """Seed both simulators and the portal. See the module docstring."""
+    from sandbox.xurrent import demo as xurrent_demo
+    from sandbox.zenduty import demo as zenduty_demo
+
+    result = DemoResult()
+    xurrent_demo.seed()
+    zenduty_demo.seed()
+    result.admin_username, result.admin_created = ensure_admin(admin_password)
+    tenant, account = ensure_connections()
+    if check_connections:
+        from connections.services import test_connection
+
+        for connection in (tenant, account):
+            error = test_connection(connection)
+            result.notes.append(f"{connection}: {'works' if not error else error}")
+    if with_integration:
+        result.notes.append(ensure_integration(tenant, account))
+    return result
+
+
+def ensure_integration(tenant, account) -> str:
+    """The bidirectional Website ⇄ Website (Production) integration, provisioned."""
+    try:
+        from integrations import provisioning
+        from integrations.models import Direction, OutgoingIntegration
+    except ImportError:  # pragma: no cover - integrations not installed
+        return "integrations app missing: no demo integration"
+    from connections.xurrent import XurrentClient
+    from connections.zenduty import ZendutyClient
+
+    existing = OutgoingIntegration.objects.filter(zenduty_account=account, zenduty_service_name=DEMO_SERVICE).first()
+    if existing is None:
+        zenduty = ZendutyClient.for_account(account)
+        team = next(t for t in zenduty.list_teams() if t["name"] == "Operations")
+        service = next(s for s in zenduty.list_services(team["unique_id"]) if s["name"] == DEMO_SERVICE)
+        priorities = list(zenduty.list_priorities(team["unique_id"]))
+        instance = next(i for i in XurrentClient.for_tenant(tenant).search_service_instances(DEMO_SERVICE_INSTANCE)
+                        if i["name"] == DEMO_SERVICE_INSTANCE)
+        impacts = ["top", "high", "medium", "low", "low"]
+        existing = OutgoingIntegration.objects.create(
+            zenduty_account=account, zenduty_team_id=team["unique_id"], zenduty_team_name=team["name"],
+            zenduty_service_id=service["unique_id"], zenduty_service_name=service["name"], tenant=tenant,
+            service_instance_id=str(instance["id"]), service_instance_name=instance["name"],
+            direction=Direction.BIDIRECTIONAL, sync_notes=True, default_impact="medium",
+            use_custom_mapping=len(priorities) >= 4,
+            priority_mapping={p["unique_id"]: {"name": p["name"], "impact": impacts[min(i, 4)]}
+                              for i, p in enumerate(priorities)},
+        )
+    if existing.provisioning_status in ("pending", "failed"):
+        provisioning.provision(existing.pk)
+        existing.refresh_from_db()
+    return f"Integration {existing}: {existing.get_provisioning_status_display()}"
