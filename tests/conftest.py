@@ -13,3 +13,10 @@ def sandbox(live_server, settings):
     settings.SANDBOX_API_URL = live_server.url
     settings.PORTAL_BASE_URL = live_server.url
     return live_server
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''}".rstrip()
