@@ -1,0 +1,88 @@
+"""Verification of signed Xurrent webhook deliveries.
+
+A webhook linked to a webhook policy delivers ``{"jwt": "<compact JWS>"}``
+instead of the plain JSON; the ``data`` claim holds the usual message
+(https://developer.xurrent.com/v1/webhooks, .../v1/webhook_policies). It is
+signed with the policy's private key; the portal keeps the public key that
+Xurrent showed once, when the policy was created.
+"""
+from __future__ import annotations
+
+import json
+
+import jwt
+
+# Only asymmetric algorithms: Xurrent never reveals an HMAC secret, and "none"
+# would accept anything. The algorithm comes from the stored policy, never
+# from the token header (algorithm-confusion attacks).
+ALLOWED_ALGORITHMS = {"rs256": "RS256", "rs384": "RS384", "rs512": "RS512",
+                      "es256": "ES256", "es384": "ES384", "es512": "ES512"}
+
+
+class InvalidDelivery(Exception):
+    """A delivery that must not be trusted. ``reason`` is a short code for logs
+    and history (e.g. ``"bad_signature"``); ``str()`` explains it to a person."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+def verify_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, audience: str | None, issuer: str,
+                    leeway: int = 60) -> dict:
+    """Check a signed delivery and return its ``data`` claim (the webhook message).
+
+    Verifies the signature with the policy's key and algorithm, ``iss``
+    (the account URL), ``aud`` (the policy's ``jwt_audience``; when that is
+    blank the token must carry none), ``exp`` and ``nbf`` with ``leeway``
+    seconds for clock skew, and requires ``iat``.
+
+    :raises InvalidDelivery: with reason ``malformed``, ``no_jwt``,
+        ``unsupported_algorithm``, ``wrong_algorithm``, ``bad_key``,
+        ``bad_signature``, ``expired``, ``not_yet_valid``, ``wrong_audience``,
+        ``wrong_issuer`` or ``missing_claim``.
+    """
+    algorithm = ALLOWED_ALGORITHMS.get((jwt_alg or "").lower())
+    if algorithm is None:
+        raise InvalidDelivery("unsupported_algorithm", f"Webhook policies with algorithm {jwt_alg!r} cannot be "
+                                                       f"verified; use one of {', '.join(ALLOWED_ALGORITHMS)}.")
+    try:
+        body = json.loads(body_bytes)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidDelivery("malformed", "The delivery body is not JSON.") from None
+    token = body.get("jwt") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise InvalidDelivery("no_jwt", "The delivery has no jwt property, but its webhook policy requires one.")
+    try:
+        claims = jwt.decode(token, public_key_pem, algorithms=[algorithm], audience=audience or None,
+                            issuer=issuer, leeway=leeway, options={"require": ["iss", "iat"]})
+    except jwt.PyJWTError as exc:  # InvalidKeyError is not an InvalidTokenError
+        raise _invalid(exc) from None
+    data = claims.get("data")
+    if not isinstance(data, dict):
+        raise InvalidDelivery("malformed", "The signed delivery has no data object.")
+    return data
+
+
+def _invalid(exc: jwt.PyJWTError) -> InvalidDelivery:
+    # Order matters: several of these subclass DecodeError or each other.
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return InvalidDelivery("bad_signature", "The signature does not match the webhook policy's public key.")
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return InvalidDelivery("wrong_algorithm", "The token is not signed with the webhook policy's algorithm.")
+    if isinstance(exc, jwt.InvalidKeyError):
+        return InvalidDelivery("bad_key", "The stored public key does not fit the webhook policy's algorithm.")
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return InvalidDelivery("expired", "The token has expired.")
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return InvalidDelivery("not_yet_valid", "The token is not valid yet (nbf or iat in the future).")
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        if exc.claim in ("aud", "iss"):
+            reason = "wrong_audience" if exc.claim == "aud" else "wrong_issuer"
+            return InvalidDelivery(reason, f"The token has no {exc.claim} claim.")
+        return InvalidDelivery("missing_claim", f"The token has no {exc.claim} claim.")
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return InvalidDelivery("wrong_audience", "The token is meant for another audience.")
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return InvalidDelivery("wrong_issuer", "The token was issued by another account.")
+    return InvalidDelivery("malformed", f"The token is not a valid JWT ({type(exc).__name__}).")
