@@ -59,9 +59,13 @@ class XurrentClient(BaseClient):
 
     @classmethod
     def for_tenant(cls, tenant, **http_options) -> XurrentClient:
-        """A client for a saved ``XurrentTenant`` whose token all processes share."""
+        """A client for a saved ``XurrentTenant`` whose token all processes share.
+
+        An unsaved tenant has no row to keep a token in, so it gets a memory store.
+        """
+        store = DatabaseTokenStore(tenant.pk) if tenant.pk else MemoryTokenStore()
         return cls(tenant.account_id, tenant.client_id, tenant.client_secret, tenant.region, tenant.environment,
-                   token_store=DatabaseTokenStore(tenant.pk), **http_options)
+                   token_store=store, **http_options)
 
     def __repr__(self) -> str:
         return f"<XurrentClient {self.account_id} {self.region}/{self.environment}>"

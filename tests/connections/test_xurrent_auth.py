@@ -152,6 +152,14 @@ def test_an_unsaved_tenant_keeps_its_token_in_memory(api):
     assert len(api.token_calls) == 2
 
 
+@pytest.mark.django_db
+def test_an_unsaved_tenant_gets_a_memory_store(api):
+    tenant = XurrentTenant(name="New", account_id="wdc", client_id="cid-123", client_secret=SECRET)
+    assert client_for(tenant).access_token() == "tok-1"
+    assert isinstance(client_for(tenant).token_store, MemoryTokenStore)
+    assert XurrentAccessToken.objects.count() == 0
+
+
 def test_expires_in_defaults_to_one_hour(api):
     api.token_answers.append(response(200, {"access_token": "no-expiry-token", "token_type": "bearer"}))
     client = XurrentClient("wdc", "cid-123", SECRET)
