@@ -35,6 +35,8 @@ class ProvisioningStatus(models.TextChoices):
     PENDING = "pending", "Not provisioned yet"
     PROVISIONED = "provisioned", "Provisioned"
     ACTION_REQUIRED = "action_required", "Provisioned; a manual step is left"
+    # Webhooks created; Xurrent has not yet had its webhook.verify answered for all of them.
+    VERIFYING = "verifying", "Waiting for Xurrent to verify the webhooks"
     FAILED = "failed", "Failed"
     DISABLED = "disabled", "Disabled"
 
@@ -88,6 +90,12 @@ class OutgoingIntegration(models.Model):
     # {"request.create": {"id": 12, "verified": true}, ...}
     xurrent_webhooks = models.JSONField(default=dict, blank=True)
     zenduty_integration_id = models.CharField(max_length=64, blank=True, default="")
+    # Zenduty's webhook URL and signing key are entered in Zenduty's screens
+    # (not in its public API); set when an admin confirms that step.
+    zenduty_step_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # webhook.verify answers for webhook IDs not recorded yet (the verification
+    # overtook the create answer); applied when the ID is recorded.
+    xurrent_early_verifications = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
