@@ -1,0 +1,573 @@
+"""Provisioning: what Xurrent and Zenduty need for an integration to receive events.
+
+* Xurrent (when the integration ``needs_xurrent_webhooks``): one webhook policy
+  (RS256, an audience naming this integration) whose public key is stored at
+  once, since Xurrent shows it only in the create answer; and one webhook per
+  event of ``XURRENT_EVENTS`` to ``/webhooks/xurrent/<public_id>/``. Each
+  webhook stays inactive until the sync engine answers its ``webhook.verify``
+  and calls :func:`mark_webhook_verified`.
+* Zenduty (when the integration ``receives_from_zenduty``): an "Outgoing
+  Webhooks" integration on the service. Zenduty's public API creates the
+  record, but its URL and signing key are set in Zenduty's screens only, so
+  the status stays ACTION_REQUIRED until an admin confirms that step
+  (:func:`confirm_zenduty_step`).
+
+Rules:
+
+* Never inside a database transaction. The other side may call back at once
+  (``webhook.verify``) and must see committed rows, and a row held locked
+  during HTTP would deadlock PostgreSQL. :func:`provision` refuses to run in
+  an atomic block; the admin calls it from ``transaction.on_commit``.
+* Every ID is stored the moment the API returns it, so a failure half-way
+  leaves nothing unrecorded; a second run continues from there and creates
+  nothing twice (it also adopts Xurrent webhooks pointing at this integration
+  that a lost answer left unrecorded).
+* A failure sets FAILED and a plain sentence in ``provisioning_error``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from connections import errors
+from integrations import services
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+
+logger = logging.getLogger("integrations.provisioning")
+
+JWT_ALG = "rs256"
+# Minutes (Xurrent's unit). Short: a captured delivery cannot be replayed later.
+JWT_EXPIRES_IN_MINUTES = 10
+AUDIENCE_PREFIX = "zenduty-xurrent-portal"
+ZENDUTY_APPLICATION_NAME = "Outgoing Webhooks"
+# Zenduty's integration_type: 0 alert (inbound), 1 outbound.
+ZENDUTY_OUTBOUND = 1
+LOCK_SECONDS = 300
+LOCK_WAIT_SECONDS = 30.0
+
+
+class ProvisioningError(Exception):
+    """Provisioning could not finish; ``message`` is safe to show and store."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+# -- what the other side is told -------------------------------------------------------------
+def xurrent_webhook_url(integration: OutgoingIntegration) -> str:
+    return f"{settings.PORTAL_BASE_URL}/webhooks/xurrent/{integration.public_id}/"
+
+
+def zenduty_webhook_url(integration: OutgoingIntegration) -> str:
+    return f"{settings.PORTAL_BASE_URL}/webhooks/zenduty/{integration.public_id}/"
+
+
+def audience_for(integration: OutgoingIntegration) -> str:
+    """The JWT ``aud`` of the integration's policy: a token for one integration fails on another."""
+    return f"{AUDIENCE_PREFIX}:{integration.public_id}"
+
+
+def _marker(integration: OutgoingIntegration) -> str:
+    # Written into descriptions so records can be traced (and adopted) later.
+    return f"portal integration {integration.public_id}"
+
+
+# -- state --------------------------------------------------------------------------------
+def all_webhooks_verified(integration: OutgoingIntegration) -> bool:
+    hooks = integration.xurrent_webhooks or {}
+    return all((hooks.get(event) or {}).get("verified") for event in XURRENT_EVENTS)
+
+
+def zenduty_step_pending(integration: OutgoingIntegration) -> bool:
+    """True while Zenduty's webhook URL and signing key still have to be entered by hand."""
+    return bool(integration.receives_from_zenduty and integration.zenduty_integration_id
+                and not integration.zenduty_step_confirmed_at)
+
+
+def settled_status(integration: OutgoingIntegration) -> str:
+    """The status an integration has when nothing is in progress."""
+    if integration.provisioning_error:
+        return ProvisioningStatus.FAILED
+    if not integration.enabled:
+        return ProvisioningStatus.DISABLED
+    if zenduty_step_pending(integration):
+        return ProvisioningStatus.ACTION_REQUIRED
+    if integration.needs_xurrent_webhooks and not all_webhooks_verified(integration):
+        return ProvisioningStatus.VERIFYING
+    return ProvisioningStatus.PROVISIONED
+
+
+def pending_changes(integration: OutgoingIntegration) -> list[str]:
+    """What provisioning would change, judged from the stored state alone (no API call).
+
+    Empty when the integration looks fully provisioned for its settings; the
+    admin then saves without calling the APIs.
+    """
+    changes = []
+    if integration.provisioning_status in (ProvisioningStatus.PENDING, ProvisioningStatus.FAILED):
+        changes.append("not provisioned yet" if integration.provisioning_status == ProvisioningStatus.PENDING
+                       else "the last attempt failed")
+    hooks = integration.xurrent_webhooks or {}
+    if integration.needs_xurrent_webhooks:
+        uri = xurrent_webhook_url(integration)
+        if not integration.xurrent_policy_id or set(hooks) != set(XURRENT_EVENTS):
+            changes.append("Xurrent webhooks to create")
+        elif any(h.get("uri") != uri for h in hooks.values()):
+            changes.append("Xurrent webhook address changed")
+        elif any(bool(h.get("disabled")) == integration.enabled for h in hooks.values()):
+            changes.append("Xurrent webhooks to enable" if integration.enabled else "Xurrent webhooks to disable")
+    elif hooks or integration.xurrent_policy_id:
+        changes.append("Xurrent webhooks to remove")
+    if integration.receives_from_zenduty != bool(integration.zenduty_integration_id):
+        changes.append("Zenduty integration to create" if integration.receives_from_zenduty
+                       else "Zenduty integration to remove")
+    if settled_status(integration) != integration.provisioning_status and not changes:
+        changes.append("status to update")
+    return changes
+
+
+@contextmanager
+def _locked_row(integration_id: int) -> Iterator[OutgoingIntegration | None]:
+    """The integration row, locked for a short read-modify-write (no HTTP inside!).
+
+    The leading UPDATE takes SQLite's write lock before reading, so two
+    writers queue instead of failing on a stale snapshot; on PostgreSQL the
+    row lock serialises concurrent ``mark_webhook_verified`` calls.
+    """
+    with transaction.atomic():
+        if not OutgoingIntegration.objects.filter(pk=integration_id).update(updated_at=timezone.now()):
+            yield None
+            return
+        yield OutgoingIntegration.objects.select_for_update().get(pk=integration_id)
+
+
+def _save(integration: OutgoingIntegration, **fields: Any) -> None:
+    """Store fields at once, in the database and on the instance in hand."""
+    for name, value in fields.items():
+        setattr(integration, name, value)
+    OutgoingIntegration.objects.filter(pk=integration.pk).update(updated_at=timezone.now(), **fields)
+
+
+def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | None) -> None:
+    """Record (or, with None, forget) the webhook of one event, keeping concurrent verifications."""
+    with _locked_row(integration.pk) as row:
+        if row is None:
+            return
+        hooks = dict(row.xurrent_webhooks or {})
+        early = [str(i) for i in row.xurrent_early_verifications or []]
+        if entry is None:
+            hooks.pop(event, None)
+        else:
+            entry = dict(entry)
+            previous = hooks.get(event) or {}
+            if str(previous.get("id")) == str(entry["id"]) and previous.get("verified") and not entry.get("reset"):
+                entry["verified"] = True
+            entry.pop("reset", None)
+            if str(entry["id"]) in early:
+                entry["verified"] = True
+                early.remove(str(entry["id"]))
+            hooks[event] = entry
+        row.xurrent_webhooks = hooks
+        row.xurrent_early_verifications = early
+        row.save(update_fields=["xurrent_webhooks", "xurrent_early_verifications"])
+    integration.xurrent_webhooks = hooks
+    integration.xurrent_early_verifications = early
+
+
+def _require_no_transaction(what: str) -> None:
+    if connection.in_atomic_block:
+        raise RuntimeError(f"{what} calls external APIs and must not run inside a database transaction; "
+                           f"use transaction.on_commit().")
+
+
+@contextmanager
+def _exclusive(integration_id: int) -> Iterator[bool]:
+    """One provisioning run per integration at a time, across processes (shared cache)."""
+    key, token = f"integrations:provisioning-lock:{integration_id}", uuid.uuid4().hex
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not (acquired := cache.add(key, token, LOCK_SECONDS)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        yield acquired
+    finally:
+        if acquired and cache.get(key) == token:
+            cache.delete(key)
+
+
+class _Steps:
+    """What is being done right now, for the error message."""
+
+    def __init__(self) -> None:
+        self.action = "start provisioning"
+
+    def __call__(self, action: str) -> None:
+        self.action = action
+        logger.info("provisioning.step %s", action)
+
+
+def _fail(integration: OutgoingIntegration, message: str) -> None:
+    logger.warning("provisioning.failed %r: %s", integration, message)
+    _save(integration, provisioning_status=ProvisioningStatus.FAILED, provisioning_error=message[:2000])
+
+
+def _explain(exc: BaseException, action: str, connection: object) -> str:
+    if isinstance(exc, ProvisioningError):
+        return exc.message
+    if isinstance(exc, errors.ApiError):
+        return services.describe_api_error(exc, action, connection)
+    return f"Could not {action}: an unexpected error occurred in the portal (details are in the server log)."
+
+
+# -- provision ----------------------------------------------------------------------------
+def provision(integration_id: int, *, resend_verification: bool = False) -> OutgoingIntegration | None:
+    """Create or update everything the integration needs on both sides. Idempotent.
+
+    ``resend_verification`` touches unverified Xurrent webhooks, which makes
+    Xurrent send a fresh ``webhook.verify`` (codes expire after 24 hours).
+    Returns the integration as stored afterwards (None when it was deleted).
+    Failures are recorded on the integration, not raised.
+    """
+    _require_no_transaction("provision()")
+    with _exclusive(integration_id) as acquired:
+        integration = (OutgoingIntegration.objects.select_related("tenant", "zenduty_account")
+                       .filter(pk=integration_id).first())
+        if integration is None:
+            return None
+        if not acquired:
+            logger.warning("provisioning.busy %r: another run holds the lock", integration)
+            return integration
+        step = _Steps()
+        connection_in_use: object = integration.tenant
+        try:
+            if integration.needs_xurrent_webhooks:
+                _ensure_xurrent(integration, step, resend_verification)
+            else:
+                _remove_xurrent(integration, step)
+            connection_in_use = integration.zenduty_account
+            if integration.receives_from_zenduty:
+                _ensure_zenduty(integration, step)
+            else:
+                _remove_zenduty(integration, step)
+        except Exception as exc:  # noqa: BLE001 - recorded for the admin, never half-hidden
+            if not isinstance(exc, (errors.ApiError, ProvisioningError)):
+                logger.exception("provisioning.crashed %r during %s", integration, step.action)
+            _fail(integration, _explain(exc, step.action, connection_in_use))
+            return OutgoingIntegration.objects.filter(pk=integration_id).first()
+        with _locked_row(integration_id) as row:
+            if row is not None:
+                row.provisioning_error = ""
+                row.provisioning_status = settled_status(row)
+                row.provisioned_at = timezone.now()
+                row.save(update_fields=["provisioning_error", "provisioning_status", "provisioned_at"])
+        logger.info("provisioning.done %r", integration)
+    return OutgoingIntegration.objects.filter(pk=integration_id).first()
+
+
+def _id_of(reference: Any) -> str:
+    if isinstance(reference, dict):
+        reference = reference.get("id")
+    return "" if reference is None else str(reference)
+
+
+def _api_id(value: str) -> int | str:
+    return int(value) if str(value).isdigit() else value
+
+
+def _ensure_policy(integration: OutgoingIntegration, client, step: _Steps) -> None:
+    if integration.xurrent_policy_id:
+        if not integration.xurrent_policy_public_key:
+            # Created, but its key never reached us: it can verify nothing. Replace it.
+            step("delete the Xurrent webhook policy whose public key was not received")
+            _delete_quietly(client.delete_webhook_policy, integration.xurrent_policy_id)
+            _save(integration, xurrent_policy_id="")
+        else:
+            step("check the Xurrent webhook policy")
+            try:
+                policy = client.get_webhook_policy(integration.xurrent_policy_id)
+            except errors.NotFoundError:
+                logger.warning("provisioning.policy-gone %r %s", integration, integration.xurrent_policy_id)
+                _save(integration, xurrent_policy_id="", xurrent_policy_public_key="")
+            else:
+                if isinstance(policy, dict) and policy.get("disabled"):
+                    step("enable the Xurrent webhook policy")
+                    client.update_webhook_policy(integration.xurrent_policy_id, disabled=False)
+    if integration.xurrent_policy_id:
+        return
+    step("create the Xurrent webhook policy")
+    audience = audience_for(integration)
+    policy = client.create_webhook_policy(jwt_alg=JWT_ALG, jwt_audience=audience,
+                                          jwt_claim_expires_in=JWT_EXPIRES_IN_MINUTES)
+    _save(integration, xurrent_policy_id=_id_of(policy), xurrent_policy_alg=policy.get("jwt_alg") or JWT_ALG,
+          xurrent_policy_audience=policy.get("jwt_audience") or audience,
+          xurrent_policy_public_key=policy.get("public_key_pem") or "")
+    if not integration.xurrent_policy_public_key:
+        raise ProvisioningError(
+            f"Xurrent created webhook policy {integration.xurrent_policy_id} but did not return its public key, "
+            f"so deliveries could not be checked. 'Retry provisioning' replaces the policy.")
+
+
+def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verification: bool) -> None:
+    client = services.xurrent_client(integration.tenant)
+    try:
+        _ensure_policy(integration, client, step)
+        policy_id = integration.xurrent_policy_id
+        uri = xurrent_webhook_url(integration)
+        disabled = not integration.enabled
+        hooks = dict(integration.xurrent_webhooks or {})
+
+        for event, entry in list(hooks.items()):
+            if event not in XURRENT_EVENTS:  # no longer subscribed
+                step(f"delete the Xurrent webhook for {event}")
+                _delete_quietly(client.delete_webhook, entry.get("id"))
+                _set_webhook(integration, event, None)
+                continue
+            step(f"check the Xurrent webhook for {event}")
+            try:
+                remote = client.get_webhook(entry["id"])
+            except errors.NotFoundError:
+                logger.warning("provisioning.webhook-gone %r %s %s", integration, event, entry.get("id"))
+                _set_webhook(integration, event, None)
+                continue
+            changes: dict[str, Any] = {}
+            if entry.get("uri") != uri or remote.get("uri", uri) != uri:
+                changes["uri"] = uri
+            if bool(entry.get("disabled")) != disabled or bool(remote.get("disabled", disabled)) != disabled:
+                changes["disabled"] = disabled
+            remote_policy = _id_of(remote.get("webhook_policy", remote.get("webhook_policy_id", policy_id)))
+            if remote_policy != str(policy_id):
+                changes["webhook_policy_id"] = _api_id(policy_id)
+            if resend_verification and not entry.get("verified") and not changes:
+                changes["uri"] = uri  # any update of an unverified webhook sends a fresh webhook.verify
+            if changes:
+                if "uri" in changes:
+                    # Xurrent asks to verify the (new) address; record that first so
+                    # a verification arriving during the update is not overwritten.
+                    _set_webhook(integration, event, {**entry, "verified": False, "reset": True})
+                step(f"update the Xurrent webhook for {event}")
+                client.update_webhook(entry["id"], **changes)
+                _set_webhook(integration, event, {**integration.xurrent_webhooks[event], "uri": uri,
+                                                  "disabled": disabled})
+
+        missing = [e for e in XURRENT_EVENTS if e not in integration.xurrent_webhooks]
+        if missing:
+            # A create whose answer was lost left a webhook we do not know:
+            # adopt those that point at this integration's address.
+            step("list the Xurrent webhooks")
+            strays = {w.get("event"): w for w in client.list_webhooks()
+                      if w.get("uri") == uri and w.get("event") in missing}
+            for event in missing:
+                stray = strays.get(event)
+                if stray:
+                    step(f"adopt the Xurrent webhook for {event}")
+                    if bool(stray.get("disabled")) != disabled or \
+                            _id_of(stray.get("webhook_policy", policy_id)) != str(policy_id):
+                        client.update_webhook(stray["id"], disabled=disabled, webhook_policy_id=_api_id(policy_id))
+                    _set_webhook(integration, event, {"id": stray["id"], "verified": False, "uri": uri,
+                                                      "disabled": disabled})
+                    continue
+                step(f"create the Xurrent webhook for {event}")
+                created = client.create_webhook(
+                    event, uri, webhook_policy_id=_api_id(policy_id), disabled=disabled,
+                    name=f"Zenduty portal: {event}"[:80],
+                    description=f"{integration} — sends '{event}' to the Zenduty ⇄ Xurrent portal "
+                                f"({_marker(integration)}). Managed by the portal: delete the integration "
+                                f"there rather than this webhook.")
+                _set_webhook(integration, event, {"id": created["id"], "verified": False, "uri": uri,
+                                                  "disabled": disabled})
+    finally:
+        services._close(client)
+
+
+def _remove_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
+    if not (integration.xurrent_webhooks or integration.xurrent_policy_id):
+        return
+    client = services.xurrent_client(integration.tenant)
+    try:
+        for event, entry in list((integration.xurrent_webhooks or {}).items()):
+            step(f"delete the Xurrent webhook for {event}")
+            _delete_quietly(client.delete_webhook, entry.get("id"))
+            _set_webhook(integration, event, None)
+        if integration.xurrent_policy_id:
+            step("delete the Xurrent webhook policy")
+            _delete_quietly(client.delete_webhook_policy, integration.xurrent_policy_id)
+            _save(integration, xurrent_policy_id="", xurrent_policy_public_key="", xurrent_policy_audience="")
+    finally:
+        services._close(client)
+
+
+def _delete_quietly(delete, record_id) -> None:
+    """Delete a remote record; one that is already gone is fine."""
+    if record_id in (None, ""):
+        return
+    try:
+        delete(record_id)
+    except errors.NotFoundError:
+        logger.info("provisioning.already-gone %s", record_id)
+
+
+# -- Zenduty ---------------------------------------------------------------------------------
+def _find_application(client) -> str:
+    for app in client.list_applications():
+        if str(app.get("name", "")).strip().casefold() == ZENDUTY_APPLICATION_NAME.casefold():
+            return str(app["unique_id"])
+    raise ProvisioningError(
+        f"Zenduty does not offer the '{ZENDUTY_APPLICATION_NAME}' application to this account, so the "
+        f"integration cannot receive incidents from Zenduty. Choose the direction Xurrent → Zenduty, or ask "
+        f"Zenduty support.")
+
+
+def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
+    client = services.zenduty_client(integration.zenduty_account)
+    team, service = integration.zenduty_team_id, integration.zenduty_service_id
+    try:
+        step("list the integrations of the Zenduty service")
+        existing = list(client.list_integrations(team, service))
+        if integration.zenduty_integration_id:
+            found = next((i for i in existing if str(i.get("unique_id")) == integration.zenduty_integration_id),
+                         None)
+            if found is None:
+                logger.warning("provisioning.zenduty-integration-gone %r", integration)
+                _save(integration, zenduty_integration_id="", zenduty_step_confirmed_at=None)
+            else:
+                _set_zenduty_enabled(client, integration, found, step)
+                return
+        marker = _marker(integration)
+        stray = next((i for i in existing if marker in str(i.get("summary", ""))), None)
+        if stray is None:
+            step(f"find Zenduty's '{ZENDUTY_APPLICATION_NAME}' application")
+            application = _find_application(client)
+            step("create the Zenduty outgoing integration")
+            stray = client.create_integration(team, service, {
+                "application": application,
+                "name": f"Xurrent: {integration.service_instance_name or integration.service_instance_id}"[:100],
+                "summary": f"Sends this service's incidents to the Zenduty ⇄ Xurrent portal ({marker}).",
+                "integration_type": ZENDUTY_OUTBOUND,
+                "is_enabled": integration.enabled,
+            })
+        _save(integration, zenduty_integration_id=str(stray["unique_id"]), zenduty_step_confirmed_at=None)
+        _set_zenduty_enabled(client, integration, stray, step)
+    finally:
+        services._close(client)
+
+
+def _set_zenduty_enabled(client, integration: OutgoingIntegration, record: dict, step: _Steps) -> None:
+    # Only when the client can: the receiver drops events of a disabled integration anyway.
+    if "is_enabled" in record and bool(record["is_enabled"]) != integration.enabled \
+            and hasattr(client, "update_integration"):
+        step("enable the Zenduty integration" if integration.enabled else "disable the Zenduty integration")
+        client.update_integration(integration.zenduty_team_id, integration.zenduty_service_id,
+                                  integration.zenduty_integration_id, {"is_enabled": integration.enabled})
+
+
+def _remove_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
+    if not integration.zenduty_integration_id:
+        return
+    client = services.zenduty_client(integration.zenduty_account)
+    try:
+        step("delete the Zenduty outgoing integration")
+        try:
+            client.delete_integration(integration.zenduty_team_id, integration.zenduty_service_id,
+                                      integration.zenduty_integration_id)
+        except errors.NotFoundError:
+            logger.info("provisioning.already-gone zenduty integration %s", integration.zenduty_integration_id)
+        _save(integration, zenduty_integration_id="", zenduty_step_confirmed_at=None)
+    finally:
+        services._close(client)
+
+
+# -- deprovision ------------------------------------------------------------------------------
+def deprovision(integration: OutgoingIntegration | int) -> None:
+    """Remove the webhooks, the policy and the Zenduty integration (before deleting the integration).
+
+    Records already gone are fine. Progress is stored as it goes, so a second
+    call after a failure continues where the first stopped.
+
+    :raises ProvisioningError: with a plain sentence when something could not be removed
+        (also recorded as FAILED on the integration).
+    """
+    _require_no_transaction("deprovision()")
+    integration_id = integration if isinstance(integration, int) else integration.pk
+    with _exclusive(integration_id):
+        integration = (OutgoingIntegration.objects.select_related("tenant", "zenduty_account")
+                       .filter(pk=integration_id).first())
+        if integration is None:
+            return
+        step = _Steps()
+        connection_in_use: object = integration.tenant
+        try:
+            _remove_xurrent(integration, step)
+            connection_in_use = integration.zenduty_account
+            _remove_zenduty(integration, step)
+        except Exception as exc:  # noqa: BLE001
+            if not isinstance(exc, (errors.ApiError, ProvisioningError)):
+                logger.exception("deprovisioning.crashed %r during %s", integration, step.action)
+            message = _explain(exc, step.action, connection_in_use)
+            _fail(integration, message)
+            raise ProvisioningError(message) from exc
+        _save(integration, provisioning_status=ProvisioningStatus.PENDING, provisioning_error="")
+        logger.info("deprovisioning.done %r", integration)
+
+
+# -- called by others -------------------------------------------------------------------------
+def mark_webhook_verified(integration_id: int, webhook_id) -> None:
+    """Record that Xurrent's ``webhook.verify`` for ``webhook_id`` was answered.
+
+    Called by the sync engine's receiver after it called the callback. Safe
+    against concurrent calls (row lock) and against a verification that
+    arrives before the webhook's creation was recorded (kept until it is).
+    Flips the status to PROVISIONED when this completes the set.
+    """
+    with _locked_row(integration_id) as row:
+        if row is None:
+            logger.warning("provisioning.verify-unknown-integration %s", integration_id)
+            return
+        hooks = dict(row.xurrent_webhooks or {})
+        matched = False
+        for event, entry in hooks.items():
+            if str(entry.get("id")) == str(webhook_id):
+                hooks[event] = {**entry, "verified": True}
+                matched = True
+        fields = ["xurrent_webhooks"]
+        if matched:
+            row.xurrent_webhooks = hooks
+        else:
+            logger.info("provisioning.verify-early %r webhook %s", row, webhook_id)
+            row.xurrent_early_verifications = [*(row.xurrent_early_verifications or []), str(webhook_id)]
+            fields = ["xurrent_early_verifications"]
+        # A run in progress (or a failed one) settles the status itself.
+        if row.provisioning_status in (ProvisioningStatus.VERIFYING, ProvisioningStatus.ACTION_REQUIRED,
+                                       ProvisioningStatus.PROVISIONED):
+            row.provisioning_status = settled_status(row)
+            fields.append("provisioning_status")
+        row.save(update_fields=fields)
+
+
+def confirm_zenduty_step(integration_id: int) -> OutgoingIntegration | None:
+    """The admin (or the first signed Zenduty delivery) says Zenduty's webhook is configured."""
+    with _locked_row(integration_id) as row:
+        if row is None:
+            return None
+        row.zenduty_step_confirmed_at = timezone.now()
+        fields = ["zenduty_step_confirmed_at"]
+        if row.provisioning_status in (ProvisioningStatus.VERIFYING, ProvisioningStatus.ACTION_REQUIRED,
+                                       ProvisioningStatus.PROVISIONED):
+            row.provisioning_status = settled_status(row)
+            fields.append("provisioning_status")
+        row.save(update_fields=fields)
+    return row
+
+
+def set_enabled(integration_id: int, enabled: bool) -> OutgoingIntegration | None:
+    """Enable or disable an integration and bring the webhooks in line (outside transactions)."""
+    _require_no_transaction("set_enabled()")
+    OutgoingIntegration.objects.filter(pk=integration_id).update(enabled=enabled, updated_at=timezone.now())
+    return provision(integration_id)

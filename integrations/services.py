@@ -1,0 +1,252 @@
+"""Live options for the integration forms, and API errors in plain words.
+
+The admin lists Zenduty teams, services and priorities and Xurrent service
+instances live from the connected accounts. Each listing is cached for a
+minute per connection (in the shared Django cache), so that moving between
+the two steps of the add form, or a validation error, does not call the APIs
+again. Every ``ApiError`` becomes an :class:`OptionsError` with a sentence a
+person can act on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+from django.core.cache import cache
+
+from connections import errors
+from connections.models import XurrentTenant, ZendutyAccount
+
+logger = logging.getLogger("integrations.services")
+
+CACHE_SECONDS = 60
+# How many service instances the form lists before the search box is needed.
+INSTANCE_LIST_LIMIT = 200
+SEARCH_LIMIT = 25
+
+T = TypeVar("T")
+
+
+class OptionsError(Exception):
+    """Options could not be loaded; ``message`` says why, for a person."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice: the remote ID and its display name."""
+
+    id: str
+    name: str
+
+
+@dataclass
+class ZendutyTeam:
+    """A team with its services, as listed for the service picker."""
+
+    id: str
+    name: str
+    services: list[Option] = field(default_factory=list)
+
+
+@dataclass
+class InstanceList:
+    """Service instances for the picker; ``complete`` is False when more exist."""
+
+    options: list[Option]
+    complete: bool
+
+
+# -- errors -----------------------------------------------------------------------------
+SERVICE_LABELS = {"xurrent": "Xurrent", "zenduty": "Zenduty"}
+
+
+def describe_api_error(exc: errors.ApiError, action: str, connection: object = None) -> str:
+    """One sentence on what failed and what to do, e.g. for a form or a status field.
+
+    ``action`` completes "Could not …" (e.g. "list the services of Zenduty").
+    Messages never carry request data, so they are safe to show and to store.
+    """
+    service = SERVICE_LABELS.get(exc.service, exc.service.capitalize() if exc.service else "The API")
+    where = f" (connection '{connection}')" if connection is not None else ""
+    if isinstance(exc, errors.AuthenticationError):
+        why = (f"{service} did not accept the credentials{where}. Check the connection under "
+               f"Connections; its secret may have been revoked or rotated.")
+    elif isinstance(exc, errors.PermissionDeniedError):
+        if exc.service == "xurrent":
+            why = (f"Xurrent refused{where}: the OAuth application lacks a scope. It needs Service Instance – "
+                   f"Read, and Webhook and Webhook Policy – Create, Read, Update, Delete.")
+        else:
+            why = f"{service} refused{where}: the API key lacks the permission. Use a key of an Account Owner or Admin."
+    elif isinstance(exc, errors.NotFoundError):
+        why = f"{service} says it does not exist (HTTP 404)."
+    elif isinstance(exc, errors.RateLimitedError):
+        wait = f" in {int(exc.retry_after)} s" if exc.retry_after else " in a minute"
+        why = f"{service} is rate limiting the portal; try again{wait}."
+    elif isinstance(exc, errors.NetworkError):
+        why = f"{service} could not be reached ({exc.message})."
+    elif isinstance(exc, errors.ServerError):
+        status = f" (HTTP {exc.status})" if exc.status else ""
+        why = f"{service} answered with a server error{status}; this is usually temporary."
+    elif isinstance(exc, errors.ValidationError):
+        details = "; ".join(f"{f}: {', '.join(m)}" for f, m in exc.field_errors.items())
+        why = f"{service} rejected the data: {details or exc.message}"
+    else:
+        why = f"{service} answered with an error: {exc.message}"
+    return f"Could not {action}. {why}"
+
+
+def _cached(key: str, load: Callable[[], T]) -> T:
+    value = cache.get(key)
+    if value is None:
+        value = load()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _connection_key(connection) -> str:
+    # created/updated timestamps: an edited connection (new token, new
+    # account) never reuses the listing of its previous incarnation.
+    stamps = [getattr(connection, name, None) for name in ("created_at", "updated_at")]
+    return f"{type(connection).__name__}:{connection.pk}:" + ":".join(
+        f"{s.timestamp():.6f}" if s else "-" for s in stamps)
+
+
+def invalidate(connection) -> None:
+    """Forget the cached listings of a connection (all of them expire within a minute anyway)."""
+    # Keys include the query for searches; a versioned prefix drops them all.
+    cache.delete(f"integrations:options-version:{_connection_key(connection)}")
+
+
+def _key(connection, *parts: object) -> str:
+    base = _connection_key(connection)
+    version = cache.get_or_set(f"integrations:options-version:{base}", 1, None)
+    return ":".join(["integrations:options", base, str(version), *(str(p) for p in parts)])
+
+
+# -- clients ------------------------------------------------------------------------------
+def zenduty_client(account: ZendutyAccount):
+    from connections.zenduty import ZendutyClient
+
+    return ZendutyClient.for_account(account)
+
+
+def xurrent_client(tenant: XurrentTenant):
+    from connections.xurrent import XurrentClient
+
+    return XurrentClient.for_tenant(tenant)
+
+
+def _close(client) -> None:
+    session = getattr(client, "session", None)
+    if session is not None:
+        session.close()
+
+
+# -- Zenduty ------------------------------------------------------------------------------
+def zenduty_teams(account: ZendutyAccount) -> list[ZendutyTeam]:
+    """The account's teams with their services, sorted by name (cached for a minute).
+
+    :raises OptionsError: when Zenduty cannot be asked.
+    """
+    def load() -> list[ZendutyTeam]:
+        client = zenduty_client(account)
+        try:
+            teams = []
+            for team in client.list_teams():
+                services = [Option(str(s["unique_id"]), s.get("name") or str(s["unique_id"]))
+                            for s in client.list_services(team["unique_id"])]
+                teams.append(ZendutyTeam(str(team["unique_id"]), team.get("name") or str(team["unique_id"]),
+                                         sorted(services, key=lambda o: o.name.casefold())))
+            return sorted(teams, key=lambda t: t.name.casefold())
+        except errors.ApiError as exc:
+            raise OptionsError(describe_api_error(exc, f"list the teams and services of Zenduty account "
+                                                       f"'{account}'")) from exc
+        finally:
+            _close(client)
+
+    return _cached(_key(account, "teams"), load)
+
+
+def zenduty_service(account: ZendutyAccount, team_id: str, service_id: str) -> tuple[ZendutyTeam, Option] | None:
+    """The team and service with these IDs, or None when the account has no such service."""
+    for team in zenduty_teams(account):
+        if team.id == str(team_id):
+            for service in team.services:
+                if service.id == str(service_id):
+                    return team, service
+    return None
+
+
+def zenduty_priorities(account: ZendutyAccount, team_id: str) -> list[Option]:
+    """The priorities of a team, in Zenduty's order (cached for a minute).
+
+    Zenduty has no rank field on priorities, so the list order is kept as is.
+    """
+    def load() -> list[Option]:
+        client = zenduty_client(account)
+        try:
+            return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"]))
+                    for p in client.list_priorities(team_id)]
+        except errors.ApiError as exc:
+            raise OptionsError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
+        finally:
+            _close(client)
+
+    return _cached(_key(account, "priorities", team_id), load)
+
+
+# -- Xurrent ------------------------------------------------------------------------------
+def _instance_option(item: dict) -> Option:
+    return Option(str(item["id"]), item.get("name") or f"#{item['id']}")
+
+
+def xurrent_service_instances(tenant: XurrentTenant, query: str = "") -> InstanceList:
+    """Service instances of a tenant, by name: the first INSTANCE_LIST_LIMIT, or
+    up to SEARCH_LIMIT whose name contains ``query`` (cached for a minute).
+    """
+    query = (query or "").strip()
+
+    def load() -> InstanceList:
+        client = xurrent_client(tenant)
+        try:
+            if query:
+                found = client.search_service_instances(query, limit=SEARCH_LIMIT)
+                return InstanceList([_instance_option(i) for i in found], len(found) < SEARCH_LIMIT)
+            options: list[Option] = []
+            for item in client.iter_service_instances():
+                if len(options) >= INSTANCE_LIST_LIMIT:
+                    return InstanceList(options, False)
+                options.append(_instance_option(item))
+            return InstanceList(options, True)
+        except errors.ApiError as exc:
+            raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
+                                                       f"'{tenant}'")) from exc
+        finally:
+            _close(client)
+
+    return _cached(_key(tenant, "instances", query.casefold()), load)
+
+
+def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:
+    """One service instance, read live (used to validate a choice made by search).
+
+    :raises OptionsError: also when the tenant has no such instance.
+    """
+    def load() -> Option:
+        client = xurrent_client(tenant)
+        try:
+            return _instance_option(client.get_service_instance(instance_id))
+        except errors.NotFoundError as exc:
+            raise OptionsError(f"Xurrent tenant '{tenant}' has no service instance with ID {instance_id}. "
+                               f"Pick one from the list.") from exc
+        except errors.ApiError as exc:
+            raise OptionsError(describe_api_error(exc, f"read service instance {instance_id} in Xurrent")) from exc
+        finally:
+            _close(client)
+
+    return _cached(_key(tenant, "instance", instance_id), load)
