@@ -9,6 +9,7 @@ person can act on.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
@@ -125,7 +126,9 @@ def invalidate(connection) -> None:
 def _key(connection, *parts: object) -> str:
     base = _connection_key(connection)
     version = cache.get_or_set(f"integrations:options-version:{base}", 1, None)
-    return ":".join(["integrations:options", base, str(version), *(str(p) for p in parts)])
+    # Hashed: parts hold search text, which may contain anything.
+    digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return f"integrations:options:{base}:{version}:{digest}"
 
 
 # -- clients ------------------------------------------------------------------------------

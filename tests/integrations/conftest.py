@@ -47,3 +47,51 @@ def make_integration(tenant, account, **overrides) -> OutgoingIntegration:
                   direction=Direction.XURRENT_TO_ZENDUTY, sync_notes=True)
     fields.update(overrides)
     return OutgoingIntegration.objects.create(**fields)
+
+
+class FakeWorld:
+    """The cast of the admin tests, on the fake APIs (see SandboxWorld for the same on the simulators)."""
+
+    platform_service = "Database"   # a service of the 3-priority Platform team
+    second_service = "API"          # another service of Operations
+    other_instance = "Mail"
+
+    def __init__(self, tenant, account, xurrent: FakeXurrent, zenduty: FakeZenduty):
+        self.tenant, self.account, self.xurrent, self.zenduty = tenant, account, xurrent, zenduty
+
+    def _team(self, name):
+        return next(t["unique_id"] for t in self.zenduty.teams if t["name"] == name)
+
+    def service(self, name):
+        for team_id, items in self.zenduty.services.items():
+            for item in items:
+                if item["name"] == name:
+                    return team_id, item["unique_id"]
+        raise KeyError(name)
+
+    def instance(self, name):
+        return next(str(i["id"]) for i in self.xurrent.instances if i["name"] == name)
+
+    def priority_ids(self, team):
+        return [p["unique_id"] for p in self.zenduty.priorities[self._team(team)]]
+
+    def priority_names(self, team):
+        return [p["name"] for p in self.zenduty.priorities[self._team(team)]]
+
+    def remote_webhooks_disabled(self, integration):
+        return [self.xurrent.webhooks[h["id"]]["disabled"] for h in integration.xurrent_webhooks.values()]
+
+    def remote_state(self):
+        return {"webhooks": len(self.xurrent.webhooks), "policies": len(self.xurrent.policies),
+                "zenduty_integrations": len(self.zenduty.integrations)}
+
+    def break_xurrent(self):
+        self.xurrent.broken = True
+
+    def break_zenduty(self):
+        self.zenduty.broken = True
+
+
+@pytest.fixture
+def world(fakes, tenant, account):
+    return FakeWorld(tenant, account, *fakes)

@@ -1,0 +1,311 @@
+"""Admin for outgoing integrations, in the order of Zenduty's screens:
+Teams → Service → Integrations → Add Outgoing Integration → Xurrent.
+
+Adding takes two steps: (1) the Zenduty service and the Xurrent tenant,
+(2) the service instance, direction, notes and impacts, which need the
+team's priorities and the tenant's instances. Saving provisions both sides
+(integrations.provisioning) once the row is committed; the change page shows
+what was provisioned, the manual Zenduty step and the actions.
+
+Unlike Django's default, the add/change view is not one transaction: the
+form lists and checks options over HTTP and the save is followed by
+provisioning, and neither may happen inside a transaction (see
+integrations.provisioning).
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
+
+from connections.models import XurrentTenant
+from integrations import provisioning, services
+from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+
+STATUS_COLOURS = {
+    ProvisioningStatus.PROVISIONED: ("#17693a", "#e3f6ea"),
+    ProvisioningStatus.VERIFYING: ("#1f4e8c", "#e4eefb"),
+    ProvisioningStatus.ACTION_REQUIRED: ("#8a5300", "#fff3d6"),
+    ProvisioningStatus.FAILED: ("#9b1c1c", "#fde8e8"),
+    ProvisioningStatus.DISABLED: ("#5b6475", "#eef1f7"),
+    ProvisioningStatus.PENDING: ("#5b6475", "#eef1f7"),
+}
+STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
+TEMPLATES = "admin/integrations/outgoingintegration"
+
+
+def status_badge(integration: OutgoingIntegration) -> str:
+    fg, bg = STATUS_COLOURS.get(integration.provisioning_status, STATUS_COLOURS[ProvisioningStatus.PENDING])
+    return format_html('<span class="provisioning-badge" style="color:{};background:{};padding:2px 8px;'
+                       'border-radius:10px;white-space:nowrap">{}</span>',
+                       fg, bg, integration.get_provisioning_status_display())
+
+
+def report(request, integration: OutgoingIntegration | None) -> None:
+    """Tell the admin how provisioning ended, in one message."""
+    if integration is None:
+        return
+    status = integration.provisioning_status
+    name = str(integration)
+    if status == ProvisioningStatus.PROVISIONED:
+        messages.success(request, f"{name}: provisioned; Xurrent and Zenduty are set up.")
+    elif status == ProvisioningStatus.VERIFYING:
+        messages.info(request, f"{name}: Xurrent webhooks created; waiting for Xurrent to verify them "
+                               f"(this page shows each one's state).")
+    elif status == ProvisioningStatus.ACTION_REQUIRED:
+        messages.warning(request, f"{name}: one step is left in Zenduty — enter the webhook URL and signing key "
+                                  f"shown under “Zenduty outgoing webhook”.")
+    elif status == ProvisioningStatus.FAILED:
+        messages.error(request, f"{name}: provisioning failed. {integration.provisioning_error}")
+    elif status == ProvisioningStatus.DISABLED:
+        messages.info(request, f"{name}: disabled; its Xurrent webhooks are switched off.")
+
+
+@admin.register(OutgoingIntegration)
+class OutgoingIntegrationAdmin(admin.ModelAdmin):
+    form = OutgoingIntegrationForm
+    change_form_template = f"{TEMPLATES}/change_form.html"
+    delete_confirmation_template = f"{TEMPLATES}/delete_confirmation.html"
+    list_display = ("__str__", "zenduty_team_name", "tenant", "direction", "enabled", "provisioning")
+    list_filter = ("provisioning_status", "direction", "enabled", "sync_notes", "tenant", "zenduty_account")
+    search_fields = ("zenduty_service_name", "zenduty_team_name", "service_instance_name", "service_instance_id",
+                     "zenduty_service_id")
+    list_select_related = ("tenant", "zenduty_account")
+    radio_fields = {"direction": admin.VERTICAL}
+    actions = ["retry_provisioning", "enable_integrations", "disable_integrations"]
+    ordering = ("zenduty_team_name", "zenduty_service_name")
+
+    # -- list -------------------------------------------------------------------------------
+    @admin.display(description="Provisioning", ordering="provisioning_status")
+    def provisioning(self, obj):
+        return status_badge(obj)
+
+    # -- form layout ----------------------------------------------------------------------------
+    def get_fieldsets(self, request, obj=None):
+        mapping = ("Priorities and impact", {
+            "fields": ("default_impact", "use_custom_mapping", "priority_mapping"),
+            "description": "Xurrent's impact of requests created from incidents (and the Zenduty priority of "
+                           "incidents created from requests, when the custom mapping names one).",
+        })
+        if obj is None:
+            return (
+                (None, {"fields": (*STEP1_KEYS, "confirm_failed_connections")}),
+                ("Xurrent service instance", {"fields": ("service_instance_id",)}),
+                ("What to sync", {"fields": ("direction", "sync_notes")}),
+                mapping,
+            )
+        fieldsets = [
+            ("Zenduty ⇄ Xurrent", {"fields": ("zenduty_service_display", "tenant", "service_instance_id")}),
+            ("What to sync", {"fields": ("enabled", "direction", "sync_notes")}),
+            mapping,
+        ]
+        if obj.receives_from_zenduty:
+            fieldsets.append(("Zenduty outgoing webhook", {"fields": ("new_zenduty_signing_secret",),
+                                                            "classes": ("collapse",)}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("zenduty_service_display", "tenant") if obj is not None else ()
+
+    @admin.display(description="Zenduty service")
+    def zenduty_service_display(self, obj):
+        return format_html("{} › {} <span class='quiet'>(Zenduty account {})</span>",
+                           obj.zenduty_team_name or obj.zenduty_team_id,
+                           obj.zenduty_service_name or obj.zenduty_service_id, obj.zenduty_account)
+
+    # -- views ------------------------------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("service-instances/", wrap(self.service_instances_view),
+                 name="integrations_outgoingintegration_service_instances"),
+            path("<path:object_id>/provision/", wrap(self.provision_view),
+                 name="integrations_outgoingintegration_provision"),
+            path("<path:object_id>/enable/", wrap(self.enable_view),
+                 name="integrations_outgoingintegration_enable"),
+            path("<path:object_id>/disable/", wrap(self.disable_view),
+                 name="integrations_outgoingintegration_disable"),
+            path("<path:object_id>/zenduty-step-done/", wrap(self.zenduty_step_done_view),
+                 name="integrations_outgoingintegration_zenduty_step_done"),
+            *super().get_urls(),
+        ]
+
+    def service_instances_view(self, request):
+        """JSON for the search box: ``?tenant=<pk>&q=<text>`` → ``{"results": [{"id", "name"}], ...}``."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        tenant = XurrentTenant.objects.filter(pk=request.GET.get("tenant") or 0).first() \
+            if (request.GET.get("tenant") or "").isdigit() else None
+        if tenant is None:
+            return JsonResponse({"results": [], "error": "Unknown Xurrent tenant."}, status=404)
+        query = (request.GET.get("q") or "").strip()[:80]
+        try:
+            listing = services.xurrent_service_instances(tenant, query)
+        except services.OptionsError as exc:
+            return JsonResponse({"results": [], "error": exc.message}, status=502)
+        return JsonResponse({"results": [{"id": o.id, "name": o.name} for o in listing.options],
+                             "complete": listing.complete, "error": ""})
+
+    @csrf_protect_m
+    def add_view(self, request, form_url="", extra_context=None):
+        source = request.POST if request.method == "POST" else request.GET
+        if "_choose_service" in request.POST or not all(source.get(k) for k in STEP1_KEYS):
+            return self.choose_service_view(request)
+        return super().add_view(request, form_url, extra_context)
+
+    def choose_service_view(self, request):
+        """Step 1: the Zenduty service (listed live, grouped by team) and the Xurrent tenant."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ChooseServiceForm(request.POST if "_choose_service" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            url = reverse("admin:integrations_outgoingintegration_add")
+            return HttpResponseRedirect(f"{url}?{urlencode(form.step2_query())}")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta, "form": form, "title": "Add outgoing integration: Zenduty service",
+            "has_view_permission": self.has_view_permission(request),
+            "failed_warnings": [failed_connection_warning(c) for c in form.known_failed],
+            "subtitle": "Step 1 of 2",
+        }
+        return TemplateResponse(request, f"{TEMPLATES}/choose_service.html", context)
+
+    @csrf_protect_m
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Deliberately without Django's transaction.atomic(): see the module docstring.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        form = context["adminform"].form
+        context.update({
+            "summary": form.summary(),
+            "live_errors": form.live_errors,
+            "failed_warnings": [failed_connection_warning(c) for c in (form.account, form.tenant)
+                                if c is not None and c.status == "failed"] if add else [],
+            "step1_url": reverse("admin:integrations_outgoingintegration_add"),
+            "subtitle": "Step 2 of 2" if add else context.get("subtitle"),
+        })
+        if obj is not None:
+            context["panel"] = self.panel_context(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def panel_context(self, obj: OutgoingIntegration) -> dict:
+        """What the provisioning panel of the change page shows."""
+        hooks = obj.xurrent_webhooks or {}
+        return {
+            "badge": status_badge(obj),
+            "webhooks": [{"event": event, **(hooks.get(event) or {})} for event in XURRENT_EVENTS]
+            if obj.needs_xurrent_webhooks else [],
+            "xurrent_url": provisioning.xurrent_webhook_url(obj),
+            "zenduty_url": provisioning.zenduty_webhook_url(obj),
+            "zenduty_pending": provisioning.zenduty_step_pending(obj),
+            "urls": {name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
+                     for name in ("provision", "enable", "disable", "zenduty_step_done")},
+        }
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # After adding, the change page: it shows what was provisioned and what is left.
+        if "_addanother" not in request.POST and "_popup" not in request.POST:
+            return HttpResponseRedirect(reverse("admin:integrations_outgoingintegration_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and not provisioning.pending_changes(obj):
+            return
+        # After the commit: the other side must see the row (and may call back at once).
+        transaction.on_commit(lambda: report(request, provisioning.provision(obj.pk)))
+
+    # -- per-object buttons (POST) ---------------------------------------------------------
+    def _object_for_change(self, request, object_id) -> OutgoingIntegration:
+        obj = get_object_or_404(OutgoingIntegration, pk=unquote(object_id))
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def _back(self, obj) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:integrations_outgoingintegration_change", args=[obj.pk]))
+
+    def provision_view(self, request, object_id):
+        """Retry provisioning; also asks Xurrent to resend webhook.verify for unverified webhooks."""
+        return self._post(request, object_id, lambda obj: report(
+            request, provisioning.provision(obj.pk, resend_verification=True)))
+
+    def enable_view(self, request, object_id):
+        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, True)))
+
+    def disable_view(self, request, object_id):
+        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)))
+
+    def zenduty_step_done_view(self, request, object_id):
+        def done(obj):
+            messages.success(request, "Noted: Zenduty's outgoing webhook is configured.")
+            report(request, provisioning.confirm_zenduty_step(obj.pk))
+        return self._post(request, object_id, done)
+
+    def _post(self, request, object_id, action):
+        if request.method != "POST":
+            return JsonResponse({"error": "POST only"}, status=405)
+        obj = self._object_for_change(request, object_id)
+        action(obj)
+        return self._back(obj)
+
+    # -- actions ---------------------------------------------------------------------------
+    def _each(self, request, queryset, run) -> None:
+        for pk in list(queryset.values_list("pk", flat=True)):
+            report(request, run(pk))
+
+    @admin.action(description="Retry provisioning", permissions=["change"])
+    def retry_provisioning(self, request, queryset):
+        self._each(request, queryset, lambda pk: provisioning.provision(pk, resend_verification=True))
+
+    @admin.action(description="Enable", permissions=["change"])
+    def enable_integrations(self, request, queryset):
+        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, True))
+
+    @admin.action(description="Disable", permissions=["change"])
+    def disable_integrations(self, request, queryset):
+        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, False))
+
+    # -- deleting removes what was provisioned ------------------------------------------------
+    @csrf_protect_m
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST" and request.POST.get("post"):
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None and self.has_delete_permission(request, obj):
+                # Before Django's (atomic) delete: HTTP must stay outside transactions.
+                try:
+                    provisioning.deprovision(obj)
+                except provisioning.ProvisioningError as exc:
+                    if not request.POST.get("delete_anyway"):
+                        messages.error(request, f"Nothing was deleted. {exc.message} Fix the cause and delete "
+                                                f"again, or tick “Delete anyway” to remove it from the portal only.")
+                        return HttpResponseRedirect(request.get_full_path())
+                    messages.warning(request, f"Deleted from the portal only. {exc.message} Remove the "
+                                              f"remaining webhooks in Xurrent and Zenduty by hand.")
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_queryset(self, request, queryset):
+        """Bulk delete: remove each integration's webhooks first; keep those where that fails."""
+        failed = []
+        for obj in queryset:
+            try:
+                provisioning.deprovision(obj)
+            except provisioning.ProvisioningError as exc:
+                failed.append(obj.pk)
+                messages.error(request, f"{obj} was not deleted: {exc.message}")
+        queryset.exclude(pk__in=failed).delete()
+        if failed:
+            messages.warning(request, ngettext("%d integration was kept; see above.",
+                                               "%d integrations were kept; see above.", len(failed)) % len(failed))

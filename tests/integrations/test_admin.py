@@ -1,0 +1,291 @@
+"""The outgoing-integration admin: the two-step add flow, validation, the change page, deleting."""
+import re
+
+import pytest
+from django.urls import reverse
+
+from connections.models import ConnectionStatus
+from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ADD = "/admin/integrations/outgoingintegration/add/"
+
+
+def step2_data(world, service="Website", instance="Website (Production)", **overrides):
+    team_id, service_id = world.service(service)
+    data = {"zenduty_account": world.account.pk, "zenduty_team_id": team_id, "zenduty_service_id": service_id,
+            "tenant": world.tenant.pk, "service_instance_id": world.instance(instance),
+            "direction": Direction.BIDIRECTIONAL, "sync_notes": "on", "default_impact": "medium"}
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def mapping_fields(world, team, impacts):
+    return {f"priority_mapping__{pid}": impact for pid, impact in zip(world.priority_ids(team), impacts)}
+
+
+def errors_of(response):
+    form = response.context["adminform"].form if "adminform" in response.context else response.context["form"]
+    return form.errors
+
+
+def test_step_one_lists_the_services_grouped_by_team(admin_client, world):
+    response = admin_client.get(ADD)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<optgroup label="Team: Operations">' in html
+    assert '<optgroup label="Team: Platform">' in html
+    assert ">Website<" in html
+    assert "Step 1 of 2" in html
+
+
+def test_step_one_leads_to_step_two_with_the_choice(admin_client, world):
+    team_id, service_id = world.service("Website")
+    response = admin_client.post(ADD, {"_choose_service": "1", "tenant": world.tenant.pk,
+                                       "zenduty_service": f"{world.account.pk}:{team_id}:{service_id}"})
+    assert response.status_code == 302
+    step2 = admin_client.get(response["Location"])
+    html = step2.content.decode()
+    assert "Operations › Website" in html
+    assert "Website (Production)" in html  # the tenant's service instances, listed live
+    for name in world.priority_names("Operations"):  # the team's priorities, one impact select each
+        assert f">{name}</label>" in html
+    assert 'type="radio" name="direction"' in html
+
+
+def test_it_adds_an_integration_and_provisions_it(admin_client, world):
+    response = admin_client.post(ADD, step2_data(world))
+    assert response.status_code == 302, errors_of(response)
+    integration = OutgoingIntegration.objects.get()
+    assert response["Location"] == reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    assert integration.zenduty_team_name == "Operations" and integration.zenduty_service_name == "Website"
+    assert integration.service_instance_name == "Website (Production)"
+    assert integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED, integration.provisioning_error
+    assert len(integration.xurrent_webhooks) == 4 and integration.zenduty_integration_id
+
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "one step is left in Zenduty" in page  # the message after saving
+    assert f"/webhooks/zenduty/{integration.public_id}/" in page
+    assert 'data-copy="zenduty-webhook-url"' in page and 'data-copy="zenduty-signing-key"' in page
+    assert "request.note-added" in page and "waiting for Xurrent" in page
+
+
+def test_it_stores_a_custom_mapping_for_a_team_with_five_priorities(admin_client, world):
+    impacts = ["top", "high", "medium", "low", "low"]
+    data = step2_data(world, use_custom_mapping="on", **mapping_fields(world, "Operations", impacts))
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 302, errors_of(response)
+    integration = OutgoingIntegration.objects.get()
+    names = world.priority_names("Operations")
+    assert integration.use_custom_mapping
+    assert {v["name"]: v["impact"] for v in integration.priority_mapping.values()} == dict(zip(names, impacts))
+    first = world.priority_ids("Operations")[0]
+    assert integration.impact_for_priority(first) == "top"
+
+
+def test_every_priority_needs_an_impact(admin_client, world):
+    data = step2_data(world, use_custom_mapping="on",
+                      **mapping_fields(world, "Operations", ["top", "high", "medium", "low"]))  # one missing
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 200
+    message = " ".join(errors_of(response)["priority_mapping"])
+    assert "every priority of the Operations team" in message
+    assert world.priority_names("Operations")[-1] in message
+    assert not OutgoingIntegration.objects.exists()
+
+
+def test_custom_mapping_is_refused_for_a_team_with_three_priorities(admin_client, world):
+    team_id, _ = world.service(world.platform_service)
+    step2 = admin_client.get(ADD, {"zenduty_account": world.account.pk, "zenduty_team_id": team_id,
+                                   "zenduty_service_id": world.service(world.platform_service)[1],
+                                   "tenant": world.tenant.pk})
+    expected = ("The Platform team has 3 priorities; custom mapping needs at least 4 — add priorities in Zenduty "
+                "or use the default impact")
+    assert expected in step2.content.decode()
+
+    data = step2_data(world, service=world.platform_service, instance=world.other_instance, use_custom_mapping="on")
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 200
+    assert expected in " ".join(errors_of(response)["use_custom_mapping"])
+    assert not OutgoingIntegration.objects.exists()
+
+    del data["use_custom_mapping"]  # the default impact is fine
+    assert admin_client.post(ADD, data).status_code == 302
+
+
+def test_a_second_integration_for_the_same_service_is_refused(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    team_id, service_id = world.service("Website")
+
+    step1 = admin_client.post(ADD, {"_choose_service": "1", "tenant": world.tenant.pk,
+                                    "zenduty_service": f"{world.account.pk}:{team_id}:{service_id}"})
+    assert step1.status_code == 200
+    assert "already has an outgoing integration" in " ".join(errors_of(step1)["zenduty_service"])
+
+    step2 = admin_client.post(ADD, step2_data(world, instance=world.other_instance))
+    assert step2.status_code == 200
+    assert "already has an outgoing integration" in " ".join(errors_of(step2)["__all__"])
+    assert "Constraint" not in step2.content.decode()  # the friendly message, not the database's
+    assert OutgoingIntegration.objects.count() == 1
+
+
+def test_a_service_instance_can_have_only_one_integration(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    response = admin_client.post(ADD, step2_data(world, service=world.second_service))
+    assert response.status_code == 200
+    assert "is already linked to the Zenduty service 'Website'" in " ".join(
+        errors_of(response)["service_instance_id"])
+
+
+def test_a_failed_connection_needs_a_confirmation(admin_client, world):
+    world.tenant.mark_checked("Xurrent did not accept this client ID and secret.")
+    team_id, service_id = world.service("Website")
+    choice = {"_choose_service": "1", "tenant": world.tenant.pk,
+              "zenduty_service": f"{world.account.pk}:{team_id}:{service_id}"}
+
+    page = admin_client.get(ADD).content.decode()
+    assert "failed" in page and "Choosing it needs the confirmation below" in page
+    response = admin_client.post(ADD, choice)
+    assert response.status_code == 200
+    assert "did not accept this client ID" in " ".join(errors_of(response)["confirm_failed_connections"])
+
+    response = admin_client.post(ADD, {**choice, "confirm_failed_connections": "on"})
+    assert response.status_code == 302 and "confirm_failed_connections=1" in response["Location"]
+    # Step 2 without the confirmation (a crafted post) is refused too.
+    response = admin_client.post(ADD, step2_data(world))
+    assert response.status_code == 200 and "tick" in " ".join(errors_of(response)["__all__"])
+    response = admin_client.post(ADD, step2_data(world, confirm_failed_connections="1"))
+    assert response.status_code == 302
+
+
+def test_an_unknown_service_instance_is_refused_plainly(admin_client, world):
+    response = admin_client.post(ADD, step2_data(world, service_instance_id="999999"))
+    assert response.status_code == 200
+    assert "has no service instance with ID 999999" in " ".join(errors_of(response)["service_instance_id"])
+
+
+def test_the_search_endpoint_finds_instances_for_staff_only(admin_client, client, world):
+    url = reverse("admin:integrations_outgoingintegration_service_instances")
+    response = admin_client.get(url, {"tenant": world.tenant.pk, "q": "website (prod"})
+    assert response.status_code == 200
+    names = [r["name"] for r in response.json()["results"]]
+    assert "Website (Production)" in names and all("website (prod" in n.casefold() for n in names)
+    assert admin_client.get(url, {"tenant": "0"}).status_code == 404
+    anonymous = client.get(url, {"tenant": world.tenant.pk, "q": "web"})
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+
+
+def test_form_errors_never_echo_secrets(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    data = step2_data(world, service_instance_id="", new_zenduty_signing_secret="pasted-zenduty-signing-key-123")
+    response = admin_client.post(change, data)
+    assert response.status_code == 200 and errors_of(response)["service_instance_id"]
+    html = response.content.decode()
+    assert "pasted-zenduty-signing-key-123" not in html
+    for secret in ("demo-client-secret", "demo-zenduty-token"):
+        assert secret not in html
+    integration.refresh_from_db()
+    assert integration.zenduty_signing_secret != "pasted-zenduty-signing-key-123"
+
+    add_response = admin_client.post(ADD, step2_data(world, service=world.second_service, service_instance_id=""))
+    assert not re.search(r"demo-(client-secret|zenduty-token)", add_response.content.decode())
+
+
+def test_a_pasted_zenduty_signing_key_replaces_the_generated_one(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    response = admin_client.post(change, step2_data(world, new_zenduty_signing_secret="key-from-zenduty"))
+    assert response.status_code == 302, errors_of(response)
+    integration.refresh_from_db()
+    assert integration.zenduty_signing_secret == "key-from-zenduty"
+
+
+def test_the_change_page_buttons(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+
+    def post(name):
+        url = reverse(f"admin:integrations_outgoingintegration_{name}", args=[integration.pk])
+        response = admin_client.post(url)
+        assert response.status_code == 302
+        integration.refresh_from_db()
+
+    post("disable")
+    assert not integration.enabled and integration.provisioning_status == ProvisioningStatus.DISABLED
+    assert world.remote_webhooks_disabled(integration) == [True] * 4
+    post("enable")
+    assert integration.enabled and world.remote_webhooks_disabled(integration) == [False] * 4
+    post("zenduty_step_done")
+    assert integration.zenduty_step_confirmed_at is not None
+    assert integration.provisioning_status == ProvisioningStatus.VERIFYING
+    post("provision")
+    assert integration.provisioning_status == ProvisioningStatus.VERIFYING
+    assert admin_client.get(reverse("admin:integrations_outgoingintegration_provision",
+                                    args=[integration.pk])).status_code == 405
+
+
+def test_the_changelist_shows_badges_and_the_actions_work(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    changelist = reverse("admin:integrations_outgoingintegration_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert "Website ⇄ Website (Production)" in page and "provisioning-badge" in page
+    assert admin_client.get(changelist, {"provisioning_status__exact": "failed"}).status_code == 200
+
+    response = admin_client.post(changelist, {"action": "disable_integrations", "_selected_action": [integration.pk]})
+    assert response.status_code == 302
+    integration.refresh_from_db()
+    assert integration.provisioning_status == ProvisioningStatus.DISABLED
+    admin_client.post(changelist, {"action": "enable_integrations", "_selected_action": [integration.pk]})
+    admin_client.post(changelist, {"action": "retry_provisioning", "_selected_action": [integration.pk]})
+    integration.refresh_from_db()
+    assert integration.enabled and integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
+
+
+def test_deleting_removes_what_was_provisioned(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    delete = reverse("admin:integrations_outgoingintegration_delete", args=[integration.pk])
+    page = admin_client.get(delete).content.decode()
+    assert "4 Xurrent webhook(s)" in page and "Outgoing Webhooks" in page
+
+    response = admin_client.post(delete, {"post": "yes"})
+    assert response.status_code == 302
+    assert not OutgoingIntegration.objects.exists()
+    assert world.remote_state() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 0}
+
+
+def test_a_failed_removal_keeps_the_integration_unless_deleting_anyway(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    delete = reverse("admin:integrations_outgoingintegration_delete", args=[integration.pk])
+    world.break_xurrent()
+
+    response = admin_client.post(delete, {"post": "yes"}, follow=True)
+    assert OutgoingIntegration.objects.exists()
+    assert "Nothing was deleted" in response.content.decode()
+    assert 'name="delete_anyway"' in response.content.decode()
+
+    admin_client.post(delete, {"post": "yes", "delete_anyway": "1"})
+    assert not OutgoingIntegration.objects.exists()
+
+
+def test_admin_pages_render(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    for url in (reverse("admin:integrations_outgoingintegration_changelist"), ADD,
+                reverse("admin:integrations_outgoingintegration_change", args=[integration.pk]),
+                reverse("admin:integrations_outgoingintegration_history", args=[integration.pk])):
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_a_failed_listing_is_shown_as_a_message(admin_client, world):
+    world.account.mark_checked("Zenduty did not accept this API token.")
+    world.break_zenduty()
+    page = admin_client.get(ADD).content.decode()
+    assert "Could not list the teams and services of Zenduty account" in page
+    assert ConnectionStatus.FAILED in page or "failed" in page
