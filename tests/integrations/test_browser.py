@@ -1,0 +1,83 @@
+"""The add flow in a real browser: the search box, the mapping table, the copy buttons.
+
+Needs the ``playwright`` Python package (not in requirements.txt) and Debian's
+Chromium at /usr/bin/chromium (Playwright's own browser download is not used);
+skipped otherwise.
+"""
+import os
+import shutil
+
+import pytest
+
+from integrations.models import OutgoingIntegration, ProvisioningStatus
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed (pip install playwright)")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls
+    # made by the test itself are still synchronous and safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = browser.new_context()
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        yield page
+        browser.close()
+
+
+def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server, admin_user, settings):
+    settings.PORTAL_BASE_URL = live_server.url
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/integrations/outgoingintegration/add/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "password")
+    page.click("input[type=submit]")
+
+    # Step 1: services grouped by team, then the tenant.
+    team_id, service_id = world.service("Website")
+    page.select_option("#id_zenduty_service", f"{world.account.pk}:{team_id}:{service_id}")
+    page.select_option("#id_tenant", str(world.tenant.pk))
+    page.click("text=Next: service instance and options")
+
+    # Step 2: the search box narrows the instances through the JSON endpoint.
+    page.wait_for_selector(".integration-summary")
+    page.fill(".service-instance-search", "website (prod")
+    page.wait_for_function("document.querySelector('.service-instance-status').textContent.includes('found')")
+    options = page.locator("#id_service_instance_id option").all_inner_texts()
+    assert "Website (Production)" in options and world.other_instance not in options
+    page.select_option("#id_service_instance_id", label="Website (Production)")
+    page.check("#id_direction_2")
+    page.check("#id_use_custom_mapping")
+    for pid, impact in zip(world.priority_ids("Operations"), ["top", "high", "medium", "low", "low"]):
+        page.select_option(f"#id_priority_mapping__{pid}", impact)
+    page.click("input[name=_save]")
+
+    # The change page: status, the manual Zenduty step and its copy buttons.
+    page.wait_for_selector("#provisioning")
+    integration = OutgoingIntegration.objects.get()
+    assert integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED, integration.provisioning_error
+    assert integration.use_custom_mapping and len(integration.priority_mapping) == 5
+    assert "a manual step is left" in page.inner_text(".provisioning-badge")
+    page.click("[data-copy=zenduty-webhook-url]")
+    assert page.evaluate("navigator.clipboard.readText()") == f"{live_server.url}/webhooks/zenduty/" \
+                                                              f"{integration.public_id}/"
+    page.click("[data-copy=zenduty-signing-key]")
+    assert page.evaluate("navigator.clipboard.readText()") == integration.zenduty_signing_secret
+    assert page.get_attribute("#zenduty-signing-key", "type") == "password"
+    page.click("[data-reveal=zenduty-signing-key]")
+    assert page.get_attribute("#zenduty-signing-key", "type") == "text"
+
+    page.click("text=I have done this in Zenduty")
+    page.wait_for_selector("text=Noted: Zenduty")
+    integration.refresh_from_db()
+    assert integration.zenduty_step_confirmed_at is not None
