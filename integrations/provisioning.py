@@ -158,7 +158,14 @@ def _save(integration: OutgoingIntegration, **fields: Any) -> None:
 
 
 def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | None) -> None:
-    """Record (or, with None, forget) the webhook of one event, keeping concurrent verifications."""
+    """Record (or, with None, forget) the webhook of one event.
+
+    Under the row lock, so a verification recorded meanwhile is kept. A
+    webhook counts as verified when it was verified before at the same
+    address, when its verification overtook its creation, or when another
+    webhook with exactly the same address is verified: Xurrent then asks for
+    no verification at all (xurrent-api.md §6.2).
+    """
     with _locked_row(integration.pk) as row:
         if row is None:
             return
@@ -167,20 +174,27 @@ def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | Non
         if entry is None:
             hooks.pop(event, None)
         else:
-            entry = dict(entry)
+            entry = {**entry, "verified": bool(entry.get("verified"))}
             previous = hooks.get(event) or {}
-            if str(previous.get("id")) == str(entry["id"]) and previous.get("verified") and not entry.get("reset"):
+            if str(previous.get("id")) == str(entry["id"]) and previous.get("uri") == entry.get("uri") \
+                    and previous.get("verified"):
                 entry["verified"] = True
-            entry.pop("reset", None)
             if str(entry["id"]) in early:
                 entry["verified"] = True
                 early.remove(str(entry["id"]))
+            if any(h.get("verified") and h.get("uri") == entry.get("uri") for e, h in hooks.items() if e != event):
+                entry["verified"] = True
             hooks[event] = entry
         row.xurrent_webhooks = hooks
         row.xurrent_early_verifications = early
         row.save(update_fields=["xurrent_webhooks", "xurrent_early_verifications"])
     integration.xurrent_webhooks = hooks
     integration.xurrent_early_verifications = early
+
+
+def _verified_sibling(integration: OutgoingIntegration, event: str, uri: str) -> bool:
+    return any(h.get("verified") and h.get("uri") == uri
+               for e, h in (integration.xurrent_webhooks or {}).items() if e != event)
 
 
 def _require_no_transaction(what: str) -> None:
@@ -345,13 +359,21 @@ def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verif
             remote_policy = _id_of(remote.get("webhook_policy", remote.get("webhook_policy_id", policy_id)))
             if remote_policy != str(policy_id):
                 changes["webhook_policy_id"] = _api_id(policy_id)
-            if resend_verification and not entry.get("verified") and not changes:
+            if resend_verification and not entry.get("verified") and "uri" not in changes:
+                if _verified_sibling(integration, event, uri):
+                    # Xurrent sends no verification to an address it already
+                    # trusts, so this one may be verified there unbeknown to us:
+                    # a fresh webhook is recorded as verified (see _set_webhook).
+                    step(f"replace the unverified Xurrent webhook for {event}")
+                    _delete_quietly(client.delete_webhook, entry["id"])
+                    _set_webhook(integration, event, None)
+                    continue
                 changes["uri"] = uri  # any update of an unverified webhook sends a fresh webhook.verify
             if changes:
                 if "uri" in changes:
-                    # Xurrent asks to verify the (new) address; record that first so
-                    # a verification arriving during the update is not overwritten.
-                    _set_webhook(integration, event, {**entry, "verified": False, "reset": True})
+                    # Recorded before the update, so that a verification of the
+                    # (new) address arriving meanwhile is kept.
+                    _set_webhook(integration, event, {**entry, "uri": uri, "verified": False})
                 step(f"update the Xurrent webhook for {event}")
                 client.update_webhook(entry["id"], **changes)
                 _set_webhook(integration, event, {**integration.xurrent_webhooks[event], "uri": uri,

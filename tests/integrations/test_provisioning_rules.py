@@ -267,3 +267,38 @@ def test_missing_outgoing_webhooks_application_is_explained(fakes, tenant, accou
     assert result.provisioning_status == ProvisioningStatus.FAILED
     assert "'Outgoing Webhooks' application" in result.provisioning_error
     assert len(result.xurrent_webhooks) == 4  # the Xurrent side is done and recorded
+
+
+def test_a_webhook_created_beside_a_verified_one_at_the_same_address_counts_as_verified(fakes, tenant, account):
+    # Xurrent asks no verification for an address another webhook already verified.
+    xurrent, _ = fakes
+    integration = make_integration(tenant, account)
+    xurrent.fail["create_webhook"] = 3
+    failed = provisioning.provision(integration.pk)
+    for hook in failed.xurrent_webhooks.values():
+        provisioning.mark_webhook_verified(integration.pk, hook["id"])
+
+    done = provisioning.provision(integration.pk)
+
+    assert all(h["verified"] for h in done.xurrent_webhooks.values())
+    assert done.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_resending_verification_updates_unverified_webhooks_or_replaces_those_beside_a_verified_one(
+        fakes, tenant, account):
+    xurrent, _ = fakes
+    integration = make_integration(tenant, account)
+    result = provisioning.provision(integration.pk)
+    ids = {e: h["id"] for e, h in result.xurrent_webhooks.items()}
+
+    provisioning.provision(integration.pk, resend_verification=True)  # none verified: touch each one
+    touched = [c[1] for c in xurrent.calls if c[0] == "update_webhook"]
+    assert sorted(touched) == sorted(ids.values())
+
+    provisioning.mark_webhook_verified(integration.pk, ids["request.create"])
+    result = provisioning.provision(integration.pk, resend_verification=True)
+    # The others may already be verified in Xurrent (same address): replaced, and counted as verified.
+    assert result.xurrent_webhooks["request.create"]["id"] == ids["request.create"]
+    assert all(result.xurrent_webhooks[e]["id"] != ids[e] for e in ids if e != "request.create")
+    assert len(xurrent.webhooks) == 4
+    assert result.provisioning_status == ProvisioningStatus.PROVISIONED
