@@ -100,7 +100,7 @@ class ZendutyClient(BaseClient):
             return _ERROR_BY_STATUS[status](message, **kw)
         if status >= 500:
             return errors.ServerError(message, **kw)
-        if 300 <= status < 400:  # requests follows no redirects here; a moved base URL shows up so
+        if 300 <= status < 400:  # redirects are never followed; a wrong base URL shows up here
             return default_error_for_response(self.service, response)
         return errors.PermanentError(message or f"unexpected HTTP {status}", **kw)
 
@@ -123,7 +123,7 @@ class ZendutyClient(BaseClient):
         for key, value in body.items():
             if key in ("detail", "error", "message", "code"):
                 continue
-            if isinstance(value, list) and all(isinstance(m, (str, int, float)) for m in value):
+            if isinstance(value, list) and value and all(isinstance(m, (str, int, float)) for m in value):
                 field_errors[str(key)] = [self._scrub(str(m)) for m in value]
             elif isinstance(value, str):
                 field_errors[str(key)] = [self._scrub(value)]
@@ -139,7 +139,8 @@ class ZendutyClient(BaseClient):
 
     # -- plumbing ------------------------------------------------------------
     def _url(self, *parts: Any) -> str:
-        # Zenduty's paths all end in a slash; without it DRF answers a redirect.
+        # Every Zenduty path ends in a slash (OAS); Django would answer a
+        # redirect without it, and redirects are not followed.
         quoted = "/".join(quote(str(p), safe="") for p in parts)
         return f"{self.base_url}/api/{quoted}/"
 
