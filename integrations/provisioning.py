@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from connections import errors
+from connections.zenduty import constants as zenduty_constants
 from integrations import services
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
 
@@ -48,8 +49,6 @@ JWT_ALG = "rs256"
 JWT_EXPIRES_IN_MINUTES = 10
 AUDIENCE_PREFIX = "zenduty-xurrent-portal"
 ZENDUTY_APPLICATION_NAME = "Outgoing Webhooks"
-# Zenduty's integration_type: 0 alert (inbound), 1 outbound.
-ZENDUTY_OUTBOUND = 1
 LOCK_SECONDS = 300
 LOCK_WAIT_SECONDS = 30.0
 
@@ -472,7 +471,7 @@ def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
                 "application": application,
                 "name": f"Xurrent: {integration.service_instance_name or integration.service_instance_id}"[:100],
                 "summary": f"Sends this service's incidents to the Zenduty ⇄ Xurrent portal ({marker}).",
-                "integration_type": ZENDUTY_OUTBOUND,
+                "integration_type": zenduty_constants.INTEGRATION_OUTBOUND,
                 "is_enabled": integration.enabled,
             })
         _save(integration, zenduty_integration_id=str(stray["unique_id"]), zenduty_step_confirmed_at=None)
