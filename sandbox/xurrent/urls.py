@@ -1,2 +1,44 @@
-"""Routes of this simulator (filled in by the simulator itself)."""
-urlpatterns: list = []
+"""Routes of the simulated Xurrent, under /sandbox/xurrent/ (see sandbox/urls.py).
+
+``oauth/token`` stands for https://oauth.<domain>/token, ``v1/...`` for
+https://api.<domain>/v1/..., and the prefix itself for the account host
+https://<account>.<domain> (verification callbacks, canonical links).
+Trailing slashes are tolerated on API paths.
+"""
+from django.urls import path, re_path
+
+from sandbox.xurrent import ui, views
+
+ID = r"(?P<record_id>[A-Za-z0-9_=+\-]+)"
+
+urlpatterns = [
+    # OAuth host
+    path("oauth/token", views.oauth_token, name="sandbox-xurrent-oauth-token"),
+    # Account host
+    path("webhooks/<int:webhook_id>/verify", views.verify_webhook, name="sandbox-xurrent-verify"),
+    path("requests/<int:request_id>", views.canonical_request, name="sandbox-xurrent-canonical-request"),
+    path("webhooks/<int:webhook_id>", views.canonical_webhook, name="sandbox-xurrent-canonical-webhook"),
+    # REST API
+    re_path(r"^v1/?$", views.Root.as_view()),
+    re_path(r"^v1/rate_limit/?$", views.RateLimit.as_view()),
+    re_path(r"^v1/account/?$", views.AccountView.as_view()),
+    re_path(r"^v1/me/?$", views.Me.as_view()),
+    re_path(r"^v1/service_instances(?:/(?P<predefined>active|inactive))?/?$", views.ServiceInstances.as_view()),
+    re_path(rf"^v1/service_instances/{ID}/?$", views.ServiceInstanceDetail.as_view()),
+    re_path(r"^v1/requests(?:/(?P<predefined>open|completed|requested_by_or_for_me|assigned_to_me))?/?$",
+            views.Requests.as_view()),
+    re_path(rf"^v1/requests/{ID}/?$", views.RequestDetail.as_view()),
+    re_path(rf"^v1/requests/{ID}/notes(?:/(?P<predefined>public|internal))?/?$", views.RequestNotes.as_view()),
+    re_path(rf"^v1/requests/{ID}/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", views.NoteDetail.as_view()),
+    re_path(r"^v1/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", views.NoteDetail.as_view()),
+    re_path(r"^v1/webhooks(?:/(?P<predefined>enabled|disabled))?/?$", views.Webhooks.as_view()),
+    re_path(rf"^v1/webhooks/{ID}/test/?$", views.WebhookTest.as_view()),
+    re_path(rf"^v1/webhooks/{ID}/?$", views.WebhookDetail.as_view()),
+    re_path(r"^v1/webhook_policies(?:/(?P<predefined>enabled|disabled))?/?$", views.WebhookPolicies.as_view()),
+    re_path(rf"^v1/webhook_policies/{ID}/?$", views.WebhookPolicyDetail.as_view()),
+    re_path(r"^v1/.*$", views.NotFound.as_view()),
+    # By-hand UI
+    path("ui/", ui.index, name="sandbox-xurrent-ui"),
+    path("ui/requests/<int:request_id>/", ui.request_detail, name="sandbox-xurrent-ui-request"),
+    path("ui/webhooks/<int:webhook_id>/", ui.webhook_action, name="sandbox-xurrent-ui-webhook"),
+]
