@@ -1,0 +1,45 @@
+"""Which integration and inbound event the current code works for.
+
+The job runner sets it around the processing of an event; the history
+observer (``syncengine.history``) reads it to tie each outbound call to them.
+A ``ContextVar`` keeps concurrent jobs apart (threads in the live server,
+workers with threads) without passing the event through every client call.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    integration_id: int | None = None
+    inbound_event_id: int | None = None
+
+
+_current: ContextVar[SyncContext | None] = ContextVar("syncengine_context", default=None)
+
+
+def current() -> SyncContext | None:
+    """The context of the running job, or None outside one."""
+    return _current.get()
+
+
+@contextmanager
+def sync_context(*, integration_id: int | None = None, inbound_event_id: int | None = None) -> Iterator[SyncContext]:
+    """Attribute the outbound calls made inside the block to an integration (and event).
+
+    Other code may use it too, e.g. provisioning, so that its calls show up
+    on the integration's history::
+
+        with sync_context(integration_id=integration.pk):
+            provision(integration.pk)
+    """
+    context = SyncContext(integration_id=integration_id, inbound_event_id=inbound_event_id)
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)

@@ -1,0 +1,51 @@
+"""The audit trail of outbound calls: one OutboundCall row per CallRecord.
+
+Registered as a ``connections.http.call_observers`` entry in
+``SyncEngineConfig.ready()``. One INSERT per call, in its own savepoint, and
+every failure swallowed: losing a history row is better than failing a sync.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from connections import secrets
+from connections.http import CallRecord
+from syncengine import context
+from syncengine.models import OutboundCall, status_class_of
+
+logger = logging.getLogger("syncengine.history")
+
+MAX_URL_LENGTH = 500
+MAX_ERROR_LENGTH = 2000
+
+
+def record_call(record: CallRecord) -> None:
+    """Store one outbound call; never raises."""
+    try:
+        ctx = context.current()
+        # A savepoint: on PostgreSQL a failed INSERT would otherwise poison the
+        # caller's transaction.
+        with transaction.atomic():
+            OutboundCall.objects.create(
+                service=record.service[:16], method=record.method[:8],
+                # CallRecord URLs carry no query (Xurrent's callback code stays out).
+                url=record.url[:MAX_URL_LENGTH], status=record.status,
+                status_class=status_class_of(record.status), duration_ms=max(0, record.duration_ms),
+                attempt=record.attempt,
+                # Clients promise secret-free messages; redact() is the belt to those braces.
+                error=secrets.redact(record.error or "")[:MAX_ERROR_LENGTH], error_kind=record.error_kind[:32],
+                integration_id=ctx.integration_id if ctx else None,
+                inbound_event_id=ctx.inbound_event_id if ctx else None,
+            )
+    except Exception as exc:  # noqa: BLE001 - the audit trail must never break a sync
+        logger.warning("syncengine.history.write-failed %s %s: %s", record.method, record.url, type(exc).__name__)
+
+
+def register() -> None:
+    """Add :func:`record_call` to the observers once (``ready()`` may run twice in tests)."""
+    from connections import http
+
+    if record_call not in http.call_observers:
+        http.call_observers.append(record_call)

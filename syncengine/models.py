@@ -1,0 +1,156 @@
+"""The sync engine's durable inbox and the audit trail of outbound calls.
+
+* :class:`InboundEvent`: every webhook delivery that reached a known
+  integration, accepted or not, with what became of it. The receiving view
+  stores it before answering; the job (``syncengine.tasks``) works from the
+  row, never from the HTTP request.
+* :class:`OutboundCall`: one row per call the API clients made
+  (``connections.http.CallRecord``), tied to the integration and the event in
+  whose context it happened.
+
+django-q2's own tables only move work and are pruned (``save_limit``); these
+two tables are the history people read in the admin.
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+# Bodies larger than this are refused with 413 (and recorded without the body).
+# Xurrent and Zenduty deliveries are a few KB; a JWT-wrapped one is about 4/3 of that.
+MAX_BODY_BYTES = 256 * 1024
+
+
+class Source(models.TextChoices):
+    XURRENT = "xurrent", "Xurrent"
+    ZENDUTY = "zenduty", "Zenduty"
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+    RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+
+
+# Admin badge colours (background) per status.
+STATUS_COLOURS = {
+    EventStatus.RECEIVED: "#6c757d",
+    EventStatus.PROCESSING: "#0d6efd",
+    EventStatus.PROCESSED: "#198754",
+    EventStatus.IGNORED: "#adb5bd",
+    EventStatus.REJECTED: "#d63384",
+    EventStatus.FAILED: "#dc3545",
+    EventStatus.RETRY_SCHEDULED: "#fd7e14",
+}
+
+# Statuses a job may claim, and those an admin may replay.
+CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRY_SCHEDULED)
+REPLAYABLE = (EventStatus.FAILED, EventStatus.IGNORED, EventStatus.PROCESSED)
+
+
+class InboundEvent(models.Model):
+    """One webhook delivery from Xurrent or Zenduty (the durable inbox).
+
+    ``dedupe_key`` makes a repeated delivery of the same message land on the
+    existing row: for Xurrent the ``x-xurrent-delivery`` id (or, on a retry,
+    the ``x-xurrent-delivery-origin`` it names); for Zenduty, which sends no
+    id, a hash of the incident, the event type and the incident's status and
+    dates. Rejected attempts have no key, so a forged or broken delivery can
+    never block the genuine one.
+
+    ``payload`` is the trusted message: the verified ``data`` claim of a
+    Xurrent JWT (kept because the token expires before a retry might run), or
+    the parsed Zenduty body. ``body`` is the raw text as received.
+    """
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.SET_NULL, null=True,
+                                    blank=True, related_name="inbound_events")
+    delivery_id = models.CharField(max_length=128, blank=True, default="",
+                                   help_text="x-xurrent-delivery, or for Zenduty a hash of the event.")
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    object_id = models.CharField("object", max_length=100, blank=True, default="",
+                                 help_text="Xurrent request id, or Zenduty incident unique_id.")
+    headers = models.JSONField(default=dict, blank=True, help_text="Received headers, without credentials.")
+    body = models.TextField(blank=True, default="")
+    body_size = models.PositiveIntegerField(default=0)
+    payload = models.JSONField(null=True, blank=True)
+    signature_ok = models.BooleanField(null=True)
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    reason = models.TextField(blank=True, default="", help_text="Why the event has its status.")
+    last_error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0, help_text="Repeated deliveries acknowledged since.")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the last attempt started.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "inbound event"
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="inbound_status_received"),
+            models.Index(fields=["integration", "received_at"], name="inbound_integration_received"),
+        ]
+
+    def __str__(self) -> str:
+        what = self.event_type or "delivery"
+        return f"{self.get_source_display()} {what} {self.object_id}".strip() + f" (#{self.pk})"
+
+    def __repr__(self) -> str:
+        return f"<InboundEvent {self.pk} {self.source} {self.event_type} {self.status}>"
+
+
+class StatusClass(models.TextChoices):
+    SUCCESS = "2xx", "2xx"
+    REDIRECT = "3xx", "3xx"
+    CLIENT_ERROR = "4xx", "4xx"
+    SERVER_ERROR = "5xx", "5xx"
+    NONE = "none", "No response"
+
+
+def status_class_of(status: int | None) -> str:
+    """``"2xx"`` … ``"5xx"`` for an HTTP status, ``"none"`` when no response arrived."""
+    if not status:
+        return StatusClass.NONE
+    return f"{status // 100}xx" if 2 <= status // 100 <= 5 else StatusClass.NONE
+
+
+class OutboundCall(models.Model):
+    """One HTTP call the portal made to Xurrent or Zenduty.
+
+    Written by the observer registered in ``SyncEngineConfig.ready()`` from a
+    ``CallRecord``: never headers or bodies, and the URL without its query
+    string. ``integration`` and ``inbound_event`` come from the job context
+    (``syncengine.context``); calls made elsewhere (admin, provisioning) have
+    them empty unless the caller set a context.
+    """
+
+    service = models.CharField(max_length=16)
+    method = models.CharField(max_length=8)
+    url = models.CharField("URL", max_length=500)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    status_class = models.CharField(max_length=4, choices=StatusClass.choices, default=StatusClass.NONE)
+    duration_ms = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True, default="")
+    error_kind = models.CharField(max_length=32, blank=True, default="")
+    integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.SET_NULL, null=True,
+                                    blank=True, related_name="outbound_calls")
+    inbound_event = models.ForeignKey(InboundEvent, on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="outbound_calls")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "outbound call"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["integration", "created_at"], name="outbound_integration_created")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.status or 'no response'}"
