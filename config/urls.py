@@ -14,6 +14,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("webhooks/", include("syncengine.urls")),
 ]
 
 if settings.SANDBOX_ENABLED:

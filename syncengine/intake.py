@@ -1,0 +1,276 @@
+"""Receiving a webhook delivery: check it, store it, queue it, answer.
+
+The views (``syncengine.views``) hand over the raw delivery; everything here
+happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
+10 s) and make no outbound call. The order is fixed:
+
+1. body too large → 413, recorded as rejected (without the body);
+2. signature on the raw body → 401, recorded as rejected;
+3. malformed JSON / not a delivery → 400, recorded as rejected;
+4. a repeated delivery → 200, the stored event counts one more duplicate;
+5. an event type the portal does not handle, or a disabled integration
+   → 200, stored as ignored with the reason;
+6. anything else → 200, stored as received and queued once the row is
+   committed (``syncengine.tasks.process_inbound_event``).
+
+Unknown ``public_id`` (404) is decided by the view and recorded nowhere:
+without an integration there is no key to check a signature with, so
+storing would let anyone fill the table by guessing addresses. It is logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connections.xurrent import hosts as xurrent_hosts
+from connections.xurrent.webhooks import InvalidDelivery, verify_delivery
+from connections.zenduty import webhooks as zenduty_webhooks
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration
+from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
+
+logger = logging.getLogger("syncengine.intake")
+
+VERIFY_EVENT = "webhook.verify"
+# Event types that go to the job; anything else is stored as ignored.
+HANDLED_EVENTS = {
+    Source.XURRENT: frozenset({VERIFY_EVENT, *XURRENT_EVENTS}),
+    Source.ZENDUTY: frozenset(zenduty_webhooks.EVENT_TYPES),
+}
+
+# Headers never stored: credentials (Xurrent allows basic auth in the webhook
+# URI, Zenduty offers basic auth) and anything named like one.
+_DROPPED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_DROPPED_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
+_KEPT_SIGNATURE_HEADERS = frozenset({"x-signature"})  # an HMAC of this body: useless for anything else
+MAX_HEADER_VALUE = 1024
+MAX_HEADERS = 50
+
+DELIVERY_HEADERS = ("x-xurrent-delivery", "x-4me-delivery")
+ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
+
+
+@dataclass
+class RawDelivery:
+    """What the view read from the request. ``body`` is None when it was too large to read."""
+
+    headers: dict[str, str]
+    body: bytes | None
+    size: int
+
+
+@dataclass
+class Intake:
+    """The answer for the sender, and the row stored (None only for a 404)."""
+
+    http_status: int
+    body: dict[str, Any]
+    event: InboundEvent | None = None
+
+
+@dataclass
+class _Checked:
+    """A delivery whose signature and shape are fine."""
+
+    payload: dict
+    event_type: str
+    object_id: str
+    delivery_id: str
+    dedupe_id: str
+    extra: dict = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    def __init__(self, http_status: int, reason: str, *, signature_ok: bool | None, code: str = ""):
+        self.http_status = http_status
+        self.reason = reason
+        self.signature_ok = signature_ok
+        self.code = code
+        super().__init__(reason)
+
+
+def find_integration(public_id) -> OutgoingIntegration | None:
+    """The integration a webhook URL names, with what verification needs."""
+    return OutgoingIntegration.objects.select_related("tenant").filter(public_id=public_id).first()
+
+
+def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A copy of the request headers fit for the history: no credentials, values capped."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in _DROPPED_HEADERS:
+            continue
+        if key not in _KEPT_SIGNATURE_HEADERS and any(word in key for word in _DROPPED_WORDS):
+            continue
+        kept[key] = str(value)[:MAX_HEADER_VALUE]
+        if len(kept) >= MAX_HEADERS:
+            break
+    return kept
+
+
+def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery) -> Intake:
+    """Check, store and queue one delivery for ``integration``; see the module docstring."""
+    headers = filtered_headers(delivery.headers)
+    base = {"source": source, "integration": integration, "headers": headers, "body_size": delivery.size,
+            "delivery_id": _first_header(headers, DELIVERY_HEADERS)[:128]}
+    if delivery.body is None:
+        return _reject(base, _Refused(
+            413, f"The body has {delivery.size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
+            signature_ok=None, code="too_large"))
+    # PostgreSQL text cannot hold NUL characters.
+    base["body"] = delivery.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    try:
+        checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
+            else _check_zenduty(integration, delivery.body, headers)
+    except _Refused as refused:
+        return _reject(base, refused)
+    return _store(base, checked, integration)
+
+
+# -- checks ------------------------------------------------------------------------------------
+def _check_xurrent(integration: OutgoingIntegration, body: bytes, headers: dict) -> _Checked:
+    """A signed Xurrent delivery: ``{"jwt": …}`` under the integration's webhook policy."""
+    if not integration.xurrent_policy_public_key:
+        raise _Refused(401, "This integration has no Xurrent webhook policy key yet, so no delivery can be "
+                            "verified. Provision the integration first.", signature_ok=False, code="no_key")
+    if not _is_json(body):
+        raise _Refused(400, "The body is not JSON.", signature_ok=False, code="malformed")
+    tenant = integration.tenant
+    issuer = xurrent_hosts.account_url(tenant.account_id, tenant.region, tenant.environment)
+    try:
+        data = verify_delivery(body, public_key_pem=integration.xurrent_policy_public_key,
+                               jwt_alg=integration.xurrent_policy_alg, audience=integration.xurrent_policy_audience,
+                               issuer=issuer)
+    except InvalidDelivery as exc:
+        # JSON without a valid token (no jwt property, wrong key, audience,
+        # issuer, expired): the sender is not proven to be Xurrent.
+        raise _Refused(401, str(exc), signature_ok=False, code=exc.reason) from None
+    event_type = data.get("event")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise _Refused(400, "The signed message names no event.", signature_ok=True, code="no_event")
+    delivery_id = _first_header(headers, DELIVERY_HEADERS)
+    # A retry carries a fresh delivery id and names the first one as origin:
+    # both are the same message.
+    dedupe_id = _first_header(headers, ORIGIN_HEADERS) or delivery_id or _sha256(body)
+    return _Checked(payload=data, event_type=event_type.strip(), object_id=_text(data.get("object_id")),
+                    delivery_id=delivery_id, dedupe_id=dedupe_id)
+
+
+def _check_zenduty(integration: OutgoingIntegration, body: bytes, headers: dict) -> _Checked:
+    """A Zenduty outgoing webhook signed with ``X-SIGNATURE`` (base64 HMAC-SHA256 of the body)."""
+    signature = headers.get(zenduty_webhooks.SIGNATURE_HEADER.lower())
+    if not signature:
+        raise _Refused(401, "The delivery has no X-SIGNATURE header; this integration accepts only deliveries "
+                            "signed with its signing key.", signature_ok=False, code="no_signature")
+    if not zenduty_webhooks.verify_signature(integration.zenduty_signing_secret, body, signature):
+        raise _Refused(401, "The X-SIGNATURE header does not match the body signed with this integration's "
+                            "signing key.", signature_ok=False, code="bad_signature")
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _Refused(400, "The body is not JSON.", signature_ok=True, code="malformed") from None
+    try:
+        message = zenduty_webhooks.parse_outgoing_webhook(decoded)
+    except ValueError as exc:
+        raise _Refused(400, str(exc), signature_ok=True, code="malformed") from None
+    incident = message["incident"]
+    incident_id = _text(incident.get("unique_id")) or _text(incident.get("incident_number"))
+    # Zenduty sends no delivery id: the same incident in the same state is the same message.
+    fingerprint = _sha256(json.dumps([incident_id, message["event_type"], incident.get("status"),
+                                      incident.get("acknowledged_date"), incident.get("resolved_date")],
+                                     sort_keys=True, default=str).encode())
+    return _Checked(payload=message, event_type=message["event_type"].strip(), object_id=incident_id,
+                    delivery_id=fingerprint, dedupe_id=fingerprint)
+
+
+# -- storing -------------------------------------------------------------------------------------
+def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> Intake:
+    source = base["source"]
+    status, reason = EventStatus.RECEIVED, ""
+    if checked.event_type not in HANDLED_EVENTS[source]:
+        status = EventStatus.IGNORED
+        reason = f"The portal does not handle {Source(source).label} '{checked.event_type}' events; stored only."
+    elif not integration.enabled and checked.event_type != VERIFY_EVENT:
+        # webhook.verify is still answered: it completes provisioning, syncs
+        # nothing, and spares a new handshake when the integration is enabled.
+        status = EventStatus.IGNORED
+        reason = "The integration is disabled; the event was stored but not processed."
+    now = timezone.now()
+    dedupe_key = f"{source}:{integration.pk}:{checked.dedupe_id}"[:255]
+    fields = {**base, "delivery_id": checked.delivery_id[:128], "event_type": checked.event_type[:100],
+              "object_id": checked.object_id[:100], "payload": _without_nul(checked.payload), "signature_ok": True,
+              "status": status, "reason": reason, "received_at": now, "dedupe_key": dedupe_key,
+              "processed_at": now if status == EventStatus.IGNORED else None}
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(**fields)
+    except IntegrityError:
+        existing = InboundEvent.objects.filter(dedupe_key=dedupe_key).only("pk", "status").first()
+        if existing is None:
+            raise
+        InboundEvent.objects.filter(pk=existing.pk).update(duplicates=F("duplicates") + 1)
+        logger.info("syncengine.webhook.duplicate %s %s event=%s", source, checked.event_type, existing.pk)
+        return Intake(200, {"status": "duplicate", "event": existing.pk}, existing)
+
+    if status == EventStatus.IGNORED:
+        logger.info("syncengine.webhook.ignored %s %s event=%s: %s", source, checked.event_type, event.pk, reason)
+        return Intake(200, {"status": "ignored", "event": event.pk, "reason": reason}, event)
+
+    from syncengine import services  # services imports this module's constants
+
+    event_id = event.pk
+    transaction.on_commit(lambda: services.enqueue(event_id))
+    logger.info("syncengine.webhook.accepted %s %s event=%s", source, checked.event_type, event.pk)
+    return Intake(200, {"status": "accepted", "event": event.pk}, event)
+
+
+def _reject(base: dict, refused: _Refused) -> Intake:
+    now = timezone.now()
+    event = InboundEvent.objects.create(**base, status=EventStatus.REJECTED, reason=refused.reason,
+                                        signature_ok=refused.signature_ok, received_at=now, processed_at=now)
+    logger.warning("syncengine.webhook.rejected %s %s -> %s (%s) event=%s", base["source"],
+                   base["integration"].public_id, refused.http_status, refused.code, event.pk)
+    return Intake(refused.http_status, {"status": "rejected", "reason": refused.reason, "event": event.pk}, event)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _first_header(headers: dict, names: tuple[str, ...]) -> str:
+    for name in names:
+        value = (headers.get(name) or "").strip()
+        if value:
+            return value
+    return ""
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _without_nul(value: Any) -> Any:
+    """The value with NUL characters replaced (PostgreSQL's jsonb refuses \\u0000)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True

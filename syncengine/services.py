@@ -1,0 +1,282 @@
+"""Processing of stored inbound events (the django-q2 jobs call these).
+
+``process_inbound_event`` claims an event with a conditional UPDATE, so a
+second or concurrent run of the same job does nothing; it then dispatches on
+(source, event type) with the event's integration and id set as the
+context of every outbound call (``syncengine.context``).
+
+Outcomes:
+
+* a handler returns processed / ignored with a sentence saying why;
+* ``RetryableError`` (rate limit, 5xx, network) → retry_scheduled, run again
+  later by a django-q2 ONCE schedule with exponential backoff that honours
+  ``retry_after``; after ``MAX_ATTEMPTS`` → failed;
+* ``PermanentError`` or a message that cannot be acted on → failed.
+
+What is built: the ``webhook.verify`` handshake. The request ⇄ incident sync
+is not: those events are stored and marked ignored, saying so.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from connections import errors, secrets
+from connections.zenduty.constants import EVENT_TYPES as ZENDUTY_EVENTS
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration
+from integrations.services import describe_api_error
+from syncengine.context import sync_context
+from syncengine.intake import VERIFY_EVENT
+from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, Source
+
+logger = logging.getLogger("syncengine.services")
+
+TASK = "syncengine.tasks.process_inbound_event"
+MAX_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 3600
+# Up to this share is added to each delay, so that events rate-limited together
+# do not all come back in the same second.
+RETRY_JITTER = 0.1
+# An event "processing" for longer than this was left by a worker that died
+# (django-q2 kills a job after Q_CLUSTER["timeout"] = 120 s).
+STALLED_AFTER = timedelta(minutes=10)
+# A received / retry_scheduled event this late was not picked up (lost enqueue, broker down).
+LOST_AFTER = timedelta(minutes=5)
+
+NOT_BUILT = "event stored; request ⇄ incident sync is not built yet"
+MAX_TEXT = 2000
+
+
+class EventError(Exception):
+    """The stored message cannot be acted on (a permanent failure of this event)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a handler left the event."""
+
+    status: str
+    reason: str
+
+
+# -- queueing ------------------------------------------------------------------------------------
+def enqueue(event_id: int) -> None:
+    """Queue the processing of an event. A broker failure is logged, not raised:
+    the event stays "received" and :func:`recover_stalled_events` queues it later."""
+    try:
+        async_task(TASK, event_id, task_name=f"syncengine-event-{event_id}-{uuid.uuid4().hex[:8]}")
+    except Exception:  # noqa: BLE001 - the delivery is stored; the sweeper retries
+        logger.exception("syncengine.enqueue-failed event=%s", event_id)
+
+
+def replay_event(event_id: int, *, by: str = "") -> bool:
+    """Queue a failed, ignored or processed event again, with a fresh attempt count.
+
+    Rejected events are never replayed (their signature did not hold), nor
+    events already waiting or running. Returns whether the event was queued.
+    """
+    who = f" by {by}" if by else ""
+    updated = InboundEvent.objects.filter(pk=event_id, status__in=REPLAYABLE).update(
+        # next_attempt_at: "due since", for recover_stalled_events.
+        status=EventStatus.RECEIVED, attempts=0, next_attempt_at=timezone.now(), processed_at=None,
+        claimed_at=None,
+        reason=f"Replay requested{who} at {timezone.now():%Y-%m-%d %H:%M:%S} UTC.")
+    if updated:
+        transaction.on_commit(lambda: enqueue(event_id))
+        logger.info("syncengine.replay event=%s%s", event_id, who)
+    return bool(updated)
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: 30 s doubling per attempt (cap 1 h),
+    plus jitter, and never less than the API's ``retry_after``."""
+    delay = min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
+    delay *= 1 + random.uniform(0, RETRY_JITTER)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return delay
+
+
+# -- the job ---------------------------------------------------------------------------------------
+def process_inbound_event(event_id: int) -> str | None:
+    """Process one stored event; safe to call twice or concurrently.
+
+    Returns the status it left the event in, or None when there was nothing
+    to claim (already done, running elsewhere, deleted).
+    """
+    now = timezone.now()
+    claimed = InboundEvent.objects.filter(pk=event_id, status__in=CLAIMABLE).update(
+        status=EventStatus.PROCESSING, attempts=F("attempts") + 1, claimed_at=now, next_attempt_at=None)
+    if not claimed:
+        logger.info("syncengine.process.not-claimed event=%s", event_id)
+        return None
+    event = InboundEvent.objects.select_related("integration__tenant").get(pk=event_id)
+    with sync_context(integration_id=event.integration_id, inbound_event_id=event.pk):
+        try:
+            outcome = dispatch(event)
+        except errors.RetryableError as exc:
+            return _retry_or_fail(event, exc)
+        except errors.ApiError as exc:  # permanent: retrying cannot help
+            return _finish(event, EventStatus.FAILED, describe_api_error(exc, _action(event)), error=str(exc))
+        except EventError as exc:
+            return _finish(event, EventStatus.FAILED, str(exc), error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the event "processing"
+            logger.exception("syncengine.process.crashed event=%s", event.pk)
+            message = f"Unexpected error ({type(exc).__name__}); see the worker log."
+            return _finish(event, EventStatus.FAILED, message, error=message)
+    return _finish(event, outcome.status, outcome.reason)
+
+
+def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None = None) -> str:
+    fields = {"status": status, "reason": _clean(reason), "processed_at": timezone.now()}
+    if error is not None:
+        fields["last_error"] = _clean(error)
+    InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(**fields)
+    log = logger.warning if status == EventStatus.FAILED else logger.info
+    log("syncengine.process.%s event=%s %s %s: %s", status, event.pk, event.source, event.event_type, reason)
+    return status
+
+
+def _retry_or_fail(event: InboundEvent, exc: errors.RetryableError) -> str:
+    attempts = event.attempts
+    if attempts >= MAX_ATTEMPTS:
+        return _finish(event, EventStatus.FAILED,
+                       f"Gave up after {attempts} attempts. {describe_api_error(exc, _action(event))}",
+                       error=str(exc))
+    delay = retry_delay(attempts, getattr(exc, "retry_after", None))
+    next_run = timezone.now() + timedelta(seconds=delay)
+    reason = (f"Attempt {attempts} of {MAX_ATTEMPTS}: {describe_api_error(exc, _action(event))} "
+              f"Next attempt in {delay:.0f} s, at {next_run:%H:%M:%S} UTC.")
+    with transaction.atomic():
+        updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+            status=EventStatus.RETRY_SCHEDULED, next_attempt_at=next_run, reason=_clean(reason),
+            last_error=_clean(str(exc)))
+        if updated:
+            schedule(TASK, event.pk, schedule_type=Schedule.ONCE, next_run=next_run, repeats=-1,
+                     name=f"syncengine event {event.pk} attempt {attempts + 1} ({uuid.uuid4().hex[:6]})")
+    logger.info("syncengine.process.retry event=%s attempt=%s in %.0fs: %s", event.pk, attempts, delay, exc)
+    return EventStatus.RETRY_SCHEDULED
+
+
+def _action(event: InboundEvent) -> str:
+    """What the job was doing, completing "Could not …"."""
+    if event.source == Source.XURRENT and event.event_type == VERIFY_EVENT:
+        return "answer Xurrent's webhook verification"
+    return f"process the {Source(event.source).label} '{event.event_type}' event"
+
+
+# -- dispatch --------------------------------------------------------------------------------------
+Handler = Callable[[InboundEvent, OutgoingIntegration], Outcome]
+
+
+def dispatch(event: InboundEvent) -> Outcome:
+    """Run the handler for (source, event type) and return its outcome."""
+    integration = event.integration
+    if integration is None:
+        return Outcome(EventStatus.IGNORED, "The integration was deleted after the event arrived; nothing to do.")
+    if event.source == Source.XURRENT and event.event_type == VERIFY_EVENT:
+        # Even when disabled: the handshake only completes provisioning.
+        return handle_webhook_verify(event, integration)
+    if not integration.enabled:
+        return Outcome(EventStatus.IGNORED, "The integration is disabled; the event was stored but not processed.")
+    handler = HANDLERS.get((event.source, event.event_type))
+    if handler is None:
+        return Outcome(EventStatus.IGNORED, f"No handler for {event.source} '{event.event_type}' events.")
+    return handler(event, integration)
+
+
+def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
+    """Answer Xurrent's ``webhook.verify``: GET the callback, then record the webhook as verified.
+
+    The callback is only called on the tenant's own account host (the client
+    checks), and the message was signed with the policy's key (checked on receipt).
+    """
+    from connections.xurrent import XurrentClient
+    from integrations.provisioning import mark_webhook_verified
+
+    message = event.payload or {}
+    callback = (message.get("payload") or {}).get("callback") if isinstance(message.get("payload"), dict) else None
+    webhook_id = message.get("webhook_id")
+    if not isinstance(callback, str) or not callback.strip():
+        raise EventError("The webhook.verify message has no payload.callback address; nothing to call.")
+    if webhook_id in (None, ""):
+        raise EventError("The webhook.verify message has no webhook_id; cannot tell which webhook it verifies.")
+    client = XurrentClient.for_tenant(integration.tenant)
+    try:
+        client.call_verification_callback(callback.strip())
+    finally:
+        client.session.close()
+    mark_webhook_verified(integration.pk, webhook_id)
+    return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id} verified: the callback was answered.")
+
+
+def handle_not_built(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
+    """Request and incident events: kept in the inbox until the sync exists."""
+    return Outcome(EventStatus.IGNORED, NOT_BUILT)
+
+
+def handle_zenduty_incident(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
+    """Zenduty incident events. A signed delivery proves that Zenduty's webhook URL and
+    signing key were entered, so the manual step is confirmed; the sync itself is not built."""
+    if integration.zenduty_step_confirmed_at is None:
+        from integrations.provisioning import confirm_zenduty_step
+
+        confirm_zenduty_step(integration.pk)
+        return Outcome(EventStatus.IGNORED, f"{NOT_BUILT}. This signed delivery confirmed the Zenduty webhook "
+                                            f"setup of the integration.")
+    return handle_not_built(event, integration)
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    (Source.XURRENT, VERIFY_EVENT): handle_webhook_verify,
+    **{(Source.XURRENT, name): handle_not_built for name in XURRENT_EVENTS},
+    **{(Source.ZENDUTY, name): handle_zenduty_incident for name in ZENDUTY_EVENTS},
+}
+
+
+# -- housekeeping ----------------------------------------------------------------------------------
+def recover_stalled_events(now=None) -> int:
+    """Queue events a lost enqueue, a lost schedule or a dead worker left behind.
+
+    Run every few minutes (schedule created by migration 0002). Returns how
+    many events were queued again.
+    """
+    now = now or timezone.now()
+    revived: list[int] = []
+    dead = InboundEvent.objects.filter(status=EventStatus.PROCESSING, claimed_at__lt=now - STALLED_AFTER)
+    for event in dead.only("pk", "attempts"):
+        give_up = event.attempts >= MAX_ATTEMPTS
+        updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+            status=EventStatus.FAILED if give_up else EventStatus.RETRY_SCHEDULED,
+            next_attempt_at=None if give_up else now, processed_at=now if give_up else None,
+            last_error="The worker stopped while processing this event (timeout or restart).",
+            reason="The worker stopped while processing this event; " +
+                   (f"gave up after {event.attempts} attempts." if give_up else "it is queued again."))
+        if updated and not give_up:
+            revived.append(event.pk)
+    # Due since: next_attempt_at (retries, replays), else the arrival.
+    lost = (InboundEvent.objects.filter(status__in=CLAIMABLE)
+            .alias(due=Coalesce("next_attempt_at", "received_at"))
+            .filter(due__lt=now - LOST_AFTER).order_by("due"))
+    ids = revived + [pk for pk in lost.values_list("pk", flat=True)[:500] if pk not in revived]
+    for event_id in ids:
+        enqueue(event_id)
+    if ids:
+        logger.warning("syncengine.recovered %d events", len(ids))
+    return len(ids)
+
+
+def _clean(text: str) -> str:
+    return secrets.redact(text or "")[:MAX_TEXT]

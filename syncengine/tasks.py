@@ -1,0 +1,14 @@
+"""django-q2 entry points: thin wrappers with primitive arguments (logic in services)."""
+from __future__ import annotations
+
+from syncengine import services
+
+
+def process_inbound_event(event_id: int) -> str | None:
+    """Process one stored inbound event (queued by the webhook view, a retry or a replay)."""
+    return services.process_inbound_event(event_id)
+
+
+def recover_stalled_events() -> int:
+    """Queue events left behind by a lost enqueue, a lost schedule or a dead worker."""
+    return services.recover_stalled_events()

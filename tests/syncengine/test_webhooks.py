@@ -1,0 +1,329 @@
+"""The webhook endpoints: fixture deliveries replayed, signed in the test, asserted on the database."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from integrations.models import OutgoingIntegration
+from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, OutboundCall
+from syncengine.services import NOT_BUILT
+from tests.syncengine.conftest import (SIGNING_SECRET, fixture_bytes, fixture_json, make_jwt, sign_zenduty,
+                                       xurrent_url, zenduty_url)
+
+REQUEST_EVENTS = ["request.create", "request.update", "request.status-changed", "request.note-added"]
+ZENDUTY_EVENTS = ["triggered", "acknowledged", "resolved"]
+
+
+def only_event() -> InboundEvent:
+    events = list(InboundEvent.objects.all())
+    assert len(events) == 1, events
+    return events[0]
+
+
+@pytest.mark.django_db
+class TestXurrentWebhooks:
+    def test_it_answers_webhook_verify_and_marks_the_webhook_verified(self, integration, post_xurrent,
+                                                                       sign_xurrent, outbound):
+        response = post_xurrent(integration, sign_xurrent("webhook.verify"), delivery_id="d-verify-1")
+
+        event = only_event()
+        assert response.status_code == 200
+        assert response.json() == {"status": "accepted", "event": event.pk}
+        assert (event.source, event.event_type, event.object_id) == ("xurrent", "webhook.verify", "4711")
+        assert event.status == EventStatus.PROCESSED, event.reason
+        assert event.signature_ok is True and event.attempts == 1 and event.delivery_id == "d-verify-1"
+        assert "4711 verified" in event.reason
+        # Exactly one GET of the callback, with its code, and no credentials.
+        callback = fixture_json("xurrent/webhook.verify.json")["payload"]["callback"]
+        assert [(r["method"], r["url"]) for r in outbound.requests] == [("GET", callback)]
+        assert "Authorization" not in outbound.requests[0]["headers"]
+        integration.refresh_from_db()
+        assert integration.xurrent_webhooks["request.update"]["verified"] is True
+        # ... recorded as history in the event's context, without the query string (the code).
+        call = OutboundCall.objects.get()
+        assert (call.integration_id, call.inbound_event_id, call.status, call.status_class) == \
+               (integration.pk, event.pk, 200, "2xx")
+        assert call.url == "https://wdc.xurrent.com/webhooks/4711/verify"
+
+    @pytest.mark.parametrize("name", REQUEST_EVENTS)
+    def test_it_stores_request_events_and_says_the_sync_is_not_built(self, name, integration, post_xurrent,
+                                                                      sign_xurrent, outbound):
+        response = post_xurrent(integration, sign_xurrent(name))
+
+        event = only_event()
+        assert response.status_code == 200 and response.json()["status"] == "accepted"
+        assert (event.event_type, event.object_id, event.status) == (name, "70231", EventStatus.IGNORED)
+        assert event.reason == NOT_BUILT
+        assert event.attempts == 1  # it went through the job
+        assert event.payload == fixture_json(f"xurrent/{name}.json")
+        assert outbound.requests == []
+
+    def test_it_accepts_and_ignores_an_event_it_does_not_handle(self, integration, post_xurrent, sign_xurrent):
+        response = post_xurrent(integration, sign_xurrent("problem.create"))
+
+        event = only_event()
+        assert response.status_code == 200
+        assert response.json()["status"] == "ignored"
+        assert event.status == EventStatus.IGNORED and event.attempts == 0
+        assert "does not handle Xurrent 'problem.create' events" in event.reason
+
+    def test_it_rejects_a_token_signed_with_another_key(self, integration, post_xurrent):
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        body = json.dumps({"jwt": make_jwt(other, fixture_json("xurrent/webhook.verify.json"))}).encode()
+
+        response = post_xurrent(integration, body)
+
+        event = only_event()
+        assert response.status_code == 401
+        assert response.json()["status"] == "rejected"
+        assert event.status == EventStatus.REJECTED and event.signature_ok is False
+        assert "signature does not match" in event.reason
+        assert event.dedupe_key is None and event.body == body.decode()
+        integration.refresh_from_db()
+        assert integration.xurrent_webhooks["request.update"]["verified"] is False
+
+    @pytest.mark.parametrize("changes, words", [
+        ({"audience": "zenduty-xurrent-portal:another-integration"}, "another audience"),
+        ({"exp": 1_600_000_000, "iat": 1_599_999_000, "nbf": 1_599_999_000}, "expired"),
+        ({"issuer": "https://evil.xurrent.com"}, "another account"),
+    ], ids=["wrong-audience", "expired", "wrong-issuer"])
+    def test_it_rejects_tokens_with_wrong_claims(self, changes, words, integration, post_xurrent, sign_xurrent):
+        response = post_xurrent(integration, sign_xurrent("request.update", **changes))
+
+        event = only_event()
+        assert response.status_code == 401
+        assert event.status == EventStatus.REJECTED and words in event.reason
+
+    def test_it_rejects_malformed_json_with_400(self, integration, post_xurrent):
+        response = post_xurrent(integration, b'{"jwt": "abc"')
+
+        event = only_event()
+        assert response.status_code == 400
+        assert event.status == EventStatus.REJECTED and event.reason == "The body is not JSON."
+
+    def test_it_rejects_an_unsigned_message_with_401(self, integration, post_xurrent):
+        response = post_xurrent(integration, fixture_bytes("xurrent/webhook.verify.json"))
+
+        event = only_event()
+        assert response.status_code == 401
+        assert event.status == EventStatus.REJECTED and "no jwt property" in event.reason
+
+    def test_it_rejects_everything_while_the_policy_key_is_missing(self, integration, post_xurrent, sign_xurrent):
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(xurrent_policy_public_key="")
+
+        response = post_xurrent(integration, sign_xurrent("request.update"))
+
+        assert response.status_code == 401
+        assert "no Xurrent webhook policy key" in only_event().reason
+
+    def test_it_answers_404_for_an_unknown_address_and_stores_nothing(self, integration, client, sign_xurrent):
+        response = client.post(f"/webhooks/xurrent/{uuid.uuid4()}/", data=sign_xurrent("request.update"),
+                               content_type="application/json")
+
+        assert response.status_code == 404
+        assert not InboundEvent.objects.exists()
+
+    def test_it_refuses_a_body_over_the_cap_with_413_and_records_it(self, integration, post_xurrent):
+        body = b'{"jwt": "' + b"a" * MAX_BODY_BYTES + b'"}'
+
+        response = post_xurrent(integration, body)
+
+        event = only_event()
+        assert response.status_code == 413
+        assert event.status == EventStatus.REJECTED and event.signature_ok is None
+        assert event.body == "" and event.body_size == len(body)
+        assert "at most 262144 bytes" in event.reason
+
+    def test_it_stores_a_repeated_delivery_once_and_acts_once(self, integration, post_xurrent, sign_xurrent,
+                                                              outbound):
+        body = sign_xurrent("webhook.verify")
+        first = post_xurrent(integration, body, delivery_id="d-1")
+        second = post_xurrent(integration, body, delivery_id="d-1")
+
+        event = only_event()
+        assert first.status_code == second.status_code == 200
+        assert second.json() == {"status": "duplicate", "event": event.pk}
+        assert event.duplicates == 1 and event.attempts == 1
+        assert len(outbound.requests) == 1
+
+    def test_a_retry_naming_its_origin_is_the_same_delivery(self, integration, post_xurrent, sign_xurrent):
+        post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-first")
+        # Xurrent retries with a fresh id, a fresh token, and the first id as origin.
+        response = post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-second",
+                                HTTP_X_XURRENT_DELIVERY_ORIGIN="d-first")
+
+        assert response.json()["status"] == "duplicate"
+        assert only_event().delivery_id == "d-first"
+
+    def test_distinct_deliveries_are_distinct_events(self, integration, post_xurrent, sign_xurrent):
+        post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-a")
+        post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-b")
+
+        assert InboundEvent.objects.count() == 2
+
+    def test_a_disabled_integration_stores_events_as_ignored(self, integration, post_xurrent, sign_xurrent):
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(enabled=False)
+
+        response = post_xurrent(integration, sign_xurrent("request.update"))
+
+        event = only_event()
+        assert response.status_code == 200 and response.json()["status"] == "ignored"
+        assert event.status == EventStatus.IGNORED and event.attempts == 0
+        assert event.reason == "The integration is disabled; the event was stored but not processed."
+
+    def test_a_disabled_integration_still_answers_webhook_verify(self, integration, post_xurrent, sign_xurrent,
+                                                                 outbound):
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(enabled=False)
+
+        post_xurrent(integration, sign_xurrent("webhook.verify"))
+
+        assert only_event().status == EventStatus.PROCESSED
+        assert len(outbound.requests) == 1
+
+    def test_it_keeps_headers_but_never_credentials(self, integration, post_xurrent, sign_xurrent):
+        post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-h",
+                     HTTP_AUTHORIZATION="Basic dXNlcjpzM2NyZXQ=", HTTP_X_API_TOKEN="t0ken-value",
+                     HTTP_LINK='<https://wdc.xurrent.com/requests/70231>; rel="canonical"')
+
+        headers = only_event().headers
+        assert headers["x-xurrent-delivery"] == "d-h"
+        assert headers["link"].startswith("<https://wdc.xurrent.com/requests/70231>")
+        assert "authorization" not in headers and "x-api-token" not in headers
+        assert "dXNlcjpzM2NyZXQ=" not in json.dumps(headers) and "t0ken-value" not in json.dumps(headers)
+
+    def test_get_is_not_allowed(self, integration, client):
+        assert client.get(xurrent_url(integration)).status_code == 405
+        assert not InboundEvent.objects.exists()
+
+    def test_it_needs_no_csrf_token(self, integration, sign_xurrent, outbound):
+        from django.test import Client
+
+        strict = Client(enforce_csrf_checks=True)
+        response = strict.post(xurrent_url(integration), data=sign_xurrent("request.update"),
+                               content_type="application/json", HTTP_X_XURRENT_DELIVERY="d-csrf")
+        assert response.status_code == 200
+
+
+@pytest.mark.django_db
+class TestZendutyWebhooks:
+    @pytest.mark.parametrize("name", ZENDUTY_EVENTS)
+    def test_it_stores_incident_events_and_says_the_sync_is_not_built(self, name, integration, post_zenduty,
+                                                                       outbound):
+        body = fixture_bytes(f"zenduty/{name}.json")
+
+        response = post_zenduty(integration, body)
+
+        event = only_event()
+        assert response.status_code == 200 and response.json() == {"status": "accepted", "event": event.pk}
+        assert (event.source, event.event_type, event.object_id) == ("zenduty", name, "Hq7ZkD3mVbN9tRw2xYp4sC")
+        assert event.status == EventStatus.IGNORED and event.reason.startswith(NOT_BUILT)
+        assert event.signature_ok is True and len(event.delivery_id) == 64  # a hash: Zenduty sends no id
+        assert event.body == body.decode()
+        assert outbound.requests == []
+
+    def test_the_first_signed_delivery_confirms_the_manual_zenduty_step(self, integration, post_zenduty):
+        assert integration.zenduty_step_confirmed_at is None
+
+        post_zenduty(integration, fixture_bytes("zenduty/triggered.json"))
+
+        integration.refresh_from_db()
+        assert integration.zenduty_step_confirmed_at is not None
+        assert "confirmed the Zenduty webhook setup" in only_event().reason
+
+    def test_it_rejects_a_wrong_signature(self, integration, post_zenduty):
+        body = fixture_bytes("zenduty/triggered.json")
+
+        response = post_zenduty(integration, body, signature=sign_zenduty(body, "not-the-signing-secret"))
+
+        event = only_event()
+        assert response.status_code == 401
+        assert event.status == EventStatus.REJECTED and event.signature_ok is False
+        assert "does not match" in event.reason
+        assert SIGNING_SECRET not in response.content.decode() and SIGNING_SECRET not in event.reason
+
+    def test_it_rejects_an_unsigned_delivery(self, integration, post_zenduty):
+        response = post_zenduty(integration, fixture_bytes("zenduty/triggered.json"), signature=None)
+
+        assert response.status_code == 401
+        assert "no X-SIGNATURE header" in only_event().reason
+
+    def test_it_rejects_a_signature_over_other_bytes(self, integration, post_zenduty):
+        # Re-serialised JSON (other spacing) is not what was signed.
+        original = fixture_bytes("zenduty/triggered.json")
+        compact = json.dumps(json.loads(original), separators=(",", ":")).encode()
+
+        response = post_zenduty(integration, compact, signature=sign_zenduty(original))
+
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize("body, words", [
+        (b'{"payload": {"event_type": "triggered",', "not JSON"),
+        (b'{"payload": {"event_type": "triggered"}}', "no 'incident' object"),
+        (b'["triggered"]', "not a JSON object"),
+    ], ids=["truncated", "no-incident", "list"])
+    def test_it_rejects_signed_bodies_that_are_not_deliveries_with_400(self, body, words, integration,
+                                                                       post_zenduty):
+        response = post_zenduty(integration, body)
+
+        event = only_event()
+        assert response.status_code == 400
+        assert event.status == EventStatus.REJECTED and event.signature_ok is True and words in event.reason
+
+    def test_it_stores_a_repeated_delivery_once(self, integration, post_zenduty):
+        body = fixture_bytes("zenduty/acknowledged.json")
+
+        post_zenduty(integration, body)
+        second = post_zenduty(integration, body)
+
+        event = only_event()
+        assert second.status_code == 200 and second.json() == {"status": "duplicate", "event": event.pk}
+        assert event.duplicates == 1
+
+    def test_the_same_incident_in_another_state_is_another_event(self, integration, post_zenduty):
+        for name in ZENDUTY_EVENTS:
+            post_zenduty(integration, fixture_bytes(f"zenduty/{name}.json"))
+
+        assert InboundEvent.objects.count() == 3
+
+    def test_it_accepts_and_ignores_an_unknown_event_type(self, integration, post_zenduty):
+        message = fixture_json("zenduty/triggered.json")
+        message["payload"]["event_type"] = "incident_note_added"
+
+        response = post_zenduty(integration, json.dumps(message).encode())
+
+        event = only_event()
+        assert response.status_code == 200 and response.json()["status"] == "ignored"
+        assert event.status == EventStatus.IGNORED and event.attempts == 0
+        assert "does not handle Zenduty 'incident_note_added' events" in event.reason
+
+    def test_a_disabled_integration_stores_events_as_ignored(self, integration, post_zenduty):
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(enabled=False)
+
+        response = post_zenduty(integration, fixture_bytes("zenduty/resolved.json"))
+
+        assert response.status_code == 200
+        assert only_event().reason == "The integration is disabled; the event was stored but not processed."
+
+    def test_it_never_stores_basic_auth(self, integration, post_zenduty):
+        post_zenduty(integration, fixture_bytes("zenduty/triggered.json"),
+                     HTTP_AUTHORIZATION="Basic emVuZHV0eTpodW50ZXIy")
+
+        event = only_event()
+        assert "authorization" not in event.headers
+        assert "x-signature" in event.headers
+        assert "emVuZHV0eTpodW50ZXIy" not in json.dumps(event.headers)
+
+    def test_unknown_address(self, integration, client):
+        response = client.post(f"/webhooks/zenduty/{uuid.uuid4()}/", data=b"{}", content_type="application/json")
+
+        assert response.status_code == 404
+        assert not InboundEvent.objects.exists()
+
+    def test_the_urls_are_the_ones_provisioning_hands_out(self, integration):
+        from integrations.provisioning import xurrent_webhook_url, zenduty_webhook_url
+
+        assert xurrent_webhook_url(integration).endswith(xurrent_url(integration))
+        assert zenduty_webhook_url(integration).endswith(zenduty_url(integration))
