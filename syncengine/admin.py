@@ -1,0 +1,344 @@
+"""Read-only sync history in the admin: inbound events, outbound calls, an activity chart.
+
+Nothing here edits history. The one action, "Replay", queues an event again
+through ``syncengine.services.replay_event``. For the integration change
+page, :func:`integration_inlines` returns read-only inlines of the latest
+events and calls (the integrations admin decides whether to show them).
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import jwt
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from integrations.models import OutgoingIntegration
+from syncengine import services
+from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, OutboundCall, Source,
+                               StatusClass)
+
+STATUS_CLASS_COLOURS = {
+    StatusClass.SUCCESS: "#198754",
+    StatusClass.REDIRECT: "#6f42c1",
+    StatusClass.CLIENT_ERROR: "#fd7e14",
+    StatusClass.SERVER_ERROR: "#dc3545",
+    StatusClass.NONE: "#6c757d",
+}
+CHART_DAYS = 14
+INLINE_ROWS = 10
+
+
+def badge(label: str, colour: str):
+    return format_html('<span style="background:{};color:#fff;padding:1px 7px;border-radius:9px;'
+                       'white-space:nowrap;font-size:11px">{}</span>', colour, label)
+
+
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def pre(text: str):
+    return format_html('<pre style="white-space:pre-wrap;max-height:32em;overflow:auto;margin:0">{}</pre>', text)
+
+
+class ReadOnlyAdminMixin:
+    """History is written by the engine only (django-style.md §8, convention 15)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("received_at", "source", "integration", "event_type", "object_id", "status_badge",
+                    "attempts", "short_reason")
+    list_display_links = ("received_at", "event_type")
+    list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
+                   "signature_ok")
+    list_select_related = ("integration",)
+    search_fields = ("=delivery_id", "object_id", "event_type", "reason", "last_error")
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ["replay_events"]
+    fieldsets = (
+        (None, {"fields": ("source", "integration", "event_type", "object_id", "status_badge", "reason",
+                           "last_error")}),
+        ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
+                                   "next_attempt_at")}),
+        ("Delivery", {"fields": ("delivery_id", "signature_ok", "body_size", "message", "token", "headers_pretty",
+                                 "body_pretty")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for _, options in self.fieldsets for f in options["fields"]]
+
+    def get_inlines(self, request, obj):
+        return [EventCallsInline] if obj else []
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: InboundEvent):
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
+
+    @admin.display(description="reason")
+    def short_reason(self, obj: InboundEvent):
+        return Truncator(obj.reason).chars(90)
+
+    @admin.display(description="message (trusted)")
+    def message(self, obj: InboundEvent):
+        if obj.payload is None:
+            return "—"
+        return pre(pretty_json(obj.payload))
+
+    @admin.display(description="token")
+    def token(self, obj: InboundEvent):
+        """A Xurrent JWT decoded for reading. It is not a secret; its signature was checked on receipt."""
+        if obj.source != Source.XURRENT or not obj.body:
+            return "—"
+        try:
+            value = json.loads(obj.body).get("jwt")
+            header, claims = jwt.get_unverified_header(value), jwt.decode(value, options={"verify_signature": False})
+        except Exception:  # noqa: BLE001 - anything unreadable is shown as such
+            return "— (no readable JWT in the body)"
+        note = "verified on receipt" if obj.signature_ok else "NOT verified: the delivery was rejected"
+        return pre(f"# {note}\n# header\n{pretty_json(header)}\n# claims\n{pretty_json(claims)}")
+
+    @admin.display(description="headers")
+    def headers_pretty(self, obj: InboundEvent):
+        return pre(pretty_json(obj.headers or {}))
+
+    @admin.display(description="body (raw)")
+    def body_pretty(self, obj: InboundEvent):
+        if not obj.body:
+            return "— (not stored)" if obj.body_size else "—"
+        try:
+            return pre(pretty_json(json.loads(obj.body)))
+        except ValueError:
+            return pre(obj.body)
+
+    # -- replay -----------------------------------------------------------------------------
+    def has_replay_permission(self, request):
+        # The admin shows history read-only; replaying needs the model's change permission.
+        return request.user.has_perm("syncengine.change_inboundevent")
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay_events(self, request, queryset):
+        events = list(queryset.values_list("pk", "status"))
+        refused = [pk for pk, status in events if status not in REPLAYABLE]
+        if refused:
+            self.message_user(request, f"Nothing replayed: {len(refused)} of the selected events cannot be replayed "
+                                       f"(only failed, ignored and processed events can; rejected ones never).",
+                              messages.ERROR)
+            return
+        queued = sum(services.replay_event(pk, by=request.user.get_username()) for pk, _ in events)
+        self.message_user(request, f"{queued} event{'s' if queued != 1 else ''} queued again.", messages.SUCCESS)
+
+    def replay_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        event = get_object_or_404(InboundEvent, pk=object_id)
+        if services.replay_event(event.pk, by=request.user.get_username()):
+            self.message_user(request, "The event is queued again.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"A {event.get_status_display().lower()} event cannot be replayed.",
+                              messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:syncengine_inboundevent_change", args=[event.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = InboundEvent.objects.filter(pk=object_id).only("status").first()
+        extra_context = {**(extra_context or {}),
+                         "can_replay": bool(event and event.status in REPLAYABLE
+                                            and self.has_replay_permission(request))}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # -- activity chart -----------------------------------------------------------------------
+    def get_urls(self):
+        urls = super().get_urls()
+        own = [
+            path("activity/", self.admin_site.admin_view(self.activity_view), name="syncengine_activity"),
+            path("<path:object_id>/replay/", self.admin_site.admin_view(self.replay_view),
+                 name="syncengine_inboundevent_replay"),
+        ]
+        return own + urls
+
+    def activity_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        integrations = list(OutgoingIntegration.objects.order_by("zenduty_service_name", "pk"))
+        selected = next((i for i in integrations if str(i.pk) == request.GET.get("integration")), None)
+        context = {**self.admin_site.each_context(request), "title": "Sync activity", "opts": self.model._meta,
+                   "integrations": integrations, "selected": selected, "days": CHART_DAYS,
+                   **activity(selected)}
+        return TemplateResponse(request, "admin/syncengine/activity.html", context)
+
+
+@admin.register(OutboundCall)
+class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "service", "method", "short_url", "status_badge", "duration_ms", "attempt",
+                    "error_kind", "integration", "event_link")
+    list_filter = ("service", "status_class", ("error_kind", admin.AllValuesFieldListFilter), "integration")
+    list_select_related = ("integration", "inbound_event")
+    search_fields = ("url", "error")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    list_per_page = 100
+    fields = ("created_at", "service", "method", "url", "status", "status_class", "duration_ms", "attempt", "error",
+              "error_kind", "integration", "inbound_event")
+    readonly_fields = fields
+
+    @admin.display(description="URL", ordering="url")
+    def short_url(self, obj: OutboundCall):
+        return Truncator(obj.url).chars(70)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: OutboundCall):
+        return badge(str(obj.status or "none"), STATUS_CLASS_COLOURS.get(obj.status_class, "#6c757d"))
+
+    @admin.display(description="event")
+    def event_link(self, obj: OutboundCall):
+        if not obj.inbound_event_id:
+            return "—"
+        url = reverse("admin:syncengine_inboundevent_change", args=[obj.inbound_event_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.inbound_event_id)
+
+
+# -- inlines ---------------------------------------------------------------------------------
+class _RecentInline(admin.TabularInline):
+    """The latest rows of the parent integration only (a slice cannot be filtered again, hence the ids)."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    order_field = ""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        object_id = match.kwargs.get("object_id") if match else None
+        if not object_id or not str(object_id).isdigit():
+            return qs.none()
+        fk = self.fk_name or "integration"
+        ids = list(qs.filter(**{f"{fk}_id": int(object_id)}).order_by(f"-{self.order_field}", "-pk")
+                   .values_list("pk", flat=True)[:INLINE_ROWS])
+        return qs.filter(pk__in=ids).order_by(f"-{self.order_field}", "-pk")
+
+
+class RecentInboundEventsInline(_RecentInline):
+    model = InboundEvent
+    fk_name = "integration"
+    order_field = "received_at"
+    verbose_name_plural = f"latest inbound events (up to {INLINE_ROWS})"
+    fields = readonly_fields = ("received_at", "source", "event_type", "object_id", "status_badge", "attempts",
+                                "reason")
+
+    @admin.display(description="status")
+    def status_badge(self, obj: InboundEvent):
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
+
+
+class RecentOutboundCallsInline(_RecentInline):
+    model = OutboundCall
+    fk_name = "integration"
+    order_field = "created_at"
+    verbose_name_plural = f"latest outbound calls (up to {INLINE_ROWS})"
+    fields = readonly_fields = ("created_at", "service", "method", "url", "status", "duration_ms", "error_kind")
+
+
+class EventCallsInline(admin.TabularInline):
+    """The calls made while processing one event."""
+
+    model = OutboundCall
+    fk_name = "inbound_event"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "outbound calls made for this event"
+    fields = readonly_fields = ("created_at", "service", "method", "url", "status", "duration_ms", "attempt",
+                                "error_kind", "error")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def integration_inlines() -> list[type[admin.TabularInline]]:
+    """Read-only inlines for the OutgoingIntegration change page:
+    ``inlines = [*integration_inlines()]`` in integrations/admin.py."""
+    return [RecentInboundEventsInline, RecentOutboundCallsInline]
+
+
+# -- chart data ----------------------------------------------------------------------------------
+def activity(integration: OutgoingIntegration | None, *, days: int = CHART_DAYS, now=None) -> dict:
+    """Per day for the last ``days`` days: inbound events by status and outbound calls by status class.
+
+    Returns ``{"event_rows": [...], "call_rows": [...], "event_legend": [...], "call_legend": [...]}``;
+    each row is ``{"day", "total", "segments": [{"label", "count", "colour", "percent"}]}`` with
+    ``percent`` relative to the busiest day, ready for CSS bars.
+    """
+    now = now or timezone.now()
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    events = InboundEvent.objects.filter(received_at__gte=start)
+    calls = OutboundCall.objects.filter(created_at__gte=start)
+    if integration is not None:
+        events, calls = events.filter(integration=integration), calls.filter(integration=integration)
+    event_counts = (events.annotate(day=TruncDate("received_at")).values("day", "status")
+                    .annotate(n=Count("pk")).values_list("day", "status", "n"))
+    call_counts = (calls.annotate(day=TruncDate("created_at")).values("day", "status_class")
+                   .annotate(n=Count("pk")).values_list("day", "status_class", "n"))
+    day_list = [(start + timedelta(days=i)).date() for i in range(days)]
+    event_legend = [(s.value, s.label, STATUS_COLOURS[s]) for s in EventStatus]
+    call_legend = [(c.value, c.label, STATUS_CLASS_COLOURS[c]) for c in StatusClass]
+    return {
+        "event_rows": _rows(day_list, event_counts, event_legend),
+        "call_rows": _rows(day_list, call_counts, call_legend),
+        "event_legend": event_legend,
+        "call_legend": call_legend,
+    }
+
+
+def _rows(day_list, counts, legend) -> list[dict]:
+    table: dict = {}
+    for day, key, n in counts:
+        table.setdefault(day, {})[key] = n
+    peak = max([sum(v.values()) for v in table.values()] or [0]) or 1
+    rows = []
+    for day in reversed(day_list):
+        per_key = table.get(day, {})
+        segments = [{"label": label, "count": per_key[key], "colour": colour,
+                     "percent": round(per_key[key] * 100 / peak, 2)}
+                    for key, label, colour in legend if per_key.get(key)]
+        rows.append({"day": day, "total": sum(per_key.values()), "segments": segments})
+    return rows

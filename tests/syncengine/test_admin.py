@@ -1,0 +1,208 @@
+"""The read-only history admin: smoke test of every page, replay, the activity chart, the inlines."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+from django.utils import timezone
+
+from syncengine.admin import RecentInboundEventsInline, RecentOutboundCallsInline, activity, integration_inlines
+from syncengine.models import EventStatus, InboundEvent, OutboundCall
+from tests.syncengine.conftest import fixture_json
+
+
+@pytest.fixture
+def history(integration, sign_xurrent, post_xurrent, post_zenduty, outbound):
+    """A verified webhook, a request event, a rejected delivery, a Zenduty event, and their calls."""
+    from tests.syncengine.conftest import fixture_bytes
+
+    post_xurrent(integration, sign_xurrent("webhook.verify"), HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz")
+    post_xurrent(integration, sign_xurrent("request.update"))
+    post_xurrent(integration, b'{"jwt": "not.a.token"}')
+    post_zenduty(integration, fixture_bytes("zenduty/resolved.json"))
+    return {e.event_type or "rejected": e for e in InboundEvent.objects.all()}
+
+
+@pytest.mark.django_db
+class TestPages:
+    def test_every_page_renders(self, admin_client, history, integration):
+        urls = [reverse("admin:syncengine_inboundevent_changelist"),
+                reverse("admin:syncengine_outboundcall_changelist"),
+                reverse("admin:syncengine_activity"),
+                reverse("admin:syncengine_activity") + f"?integration={integration.pk}",
+                reverse("admin:syncengine_inboundevent_changelist") + "?status__exact=rejected&source__exact=xurrent",
+                reverse("admin:syncengine_outboundcall_changelist") + "?status_class__exact=2xx",
+                reverse("admin:syncengine_inboundevent_changelist") + "?q=request.update"]
+        urls += [reverse("admin:syncengine_inboundevent_change", args=[e.pk]) for e in InboundEvent.objects.all()]
+        urls += [reverse("admin:syncengine_outboundcall_change", args=[c.pk]) for c in OutboundCall.objects.all()]
+        for url in urls:
+            response = admin_client.get(url)
+            assert response.status_code == 200, url
+
+    def test_history_cannot_be_added_edited_or_deleted(self, admin_client, history):
+        event = history["webhook.verify"]
+        assert admin_client.get(reverse("admin:syncengine_inboundevent_add")).status_code == 403
+        assert admin_client.get(reverse("admin:syncengine_inboundevent_delete", args=[event.pk])).status_code == 403
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+        assert 'name="_save"' not in page
+
+    def test_the_detail_shows_headers_body_and_decoded_claims_but_no_credentials(self, admin_client, history):
+        event = history["webhook.verify"]
+
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+
+        assert "x-xurrent-delivery" in page
+        assert "verified on receipt" in page and "zenduty-xurrent-portal:test" in page  # the aud claim
+        assert "https://wdc.xurrent.com/webhooks/4711/verify" in page  # the call made for it (inline)
+        assert "dXNlcjpwYXNz" not in page
+        assert "&quot;authorization&quot;" not in page.lower()
+
+    def test_a_rejected_token_is_labelled_unverified(self, admin_client, history):
+        event = history["rejected"]
+
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+
+        assert "no readable JWT" in page or "NOT verified" in page
+
+    def test_the_list_shows_a_coloured_status_badge(self, admin_client, history):
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_changelist")).content.decode()
+        assert "background:#198754" in page  # processed
+        assert "background:#d63384" in page  # rejected
+
+
+@pytest.mark.django_db
+class TestReplay:
+    def test_the_action_replays_failed_events(self, admin_client, integration, outbound, history,
+                                              django_capture_on_commit_callbacks):
+        event = history["request.update"]
+        InboundEvent.objects.filter(pk=event.pk).update(status=EventStatus.FAILED)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(reverse("admin:syncengine_inboundevent_changelist"),
+                                         {"action": "replay_events", "_selected_action": [event.pk]}, follow=True)
+
+        assert "1 event queued again." in response.content.decode()
+        event.refresh_from_db()
+        assert event.status == EventStatus.IGNORED and event.attempts == 1  # back through the job
+
+    def test_the_action_refuses_the_whole_batch_when_one_cannot_be_replayed(self, admin_client, history):
+        ids = [history["request.update"].pk, history["rejected"].pk]
+
+        response = admin_client.post(reverse("admin:syncengine_inboundevent_changelist"),
+                                     {"action": "replay_events", "_selected_action": ids}, follow=True)
+
+        assert "Nothing replayed" in response.content.decode()
+        assert InboundEvent.objects.get(pk=ids[0]).reason.startswith("event stored")
+
+    def test_the_button_replays_one_event(self, admin_client, history, django_capture_on_commit_callbacks):
+        event = history["request.update"]
+        change_url = reverse("admin:syncengine_inboundevent_change", args=[event.pk])
+        assert "Replay</button>" in admin_client.get(change_url).content.decode()
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(reverse("admin:syncengine_inboundevent_replay", args=[event.pk]))
+
+        assert response.status_code == 302 and response["Location"] == change_url
+        event.refresh_from_db()
+        assert event.attempts == 1 and event.status == EventStatus.IGNORED
+
+    def test_no_button_for_rejected_events_and_get_is_refused(self, admin_client, history):
+        event = history["rejected"]
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+        assert "Replay</button>" not in page
+        assert admin_client.get(reverse("admin:syncengine_inboundevent_replay", args=[event.pk])).status_code == 405
+
+    def test_viewers_without_change_permission_cannot_replay(self, client, django_user_model, history):
+        viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_inboundevent"))
+        client.force_login(viewer)
+        event = history["request.update"]
+
+        assert client.get(reverse("admin:syncengine_inboundevent_changelist")).status_code == 200
+        assert client.post(reverse("admin:syncengine_inboundevent_replay", args=[event.pk])).status_code == 403
+        page = client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+        assert "Replay</button>" not in page
+
+
+@pytest.mark.django_db
+class TestActivity:
+    def test_it_counts_events_by_status_and_calls_by_class_per_day(self, integration):
+        now = timezone.now()
+        for status, days_ago in [("processed", 0), ("processed", 0), ("failed", 0), ("rejected", 2)]:
+            InboundEvent.objects.create(source="xurrent", integration=integration, status=status,
+                                        received_at=now - timedelta(days=days_ago))
+        InboundEvent.objects.create(source="xurrent", status="rejected")  # another integration's (none)
+        for status in (200, 201, 503, None):
+            OutboundCall.objects.create(service="xurrent", method="GET", url="https://x", status=status,
+                                        status_class={200: "2xx", 201: "2xx", 503: "5xx"}.get(status, "none"),
+                                        integration=integration)
+
+        data = activity(integration, now=now)
+
+        today = data["event_rows"][0]
+        assert today["total"] == 3
+        assert [(s["label"], s["count"], s["percent"]) for s in today["segments"]] == \
+               [("Processed", 2, 66.67), ("Failed", 1, 33.33)]
+        assert data["event_rows"][2]["total"] == 1 and len(data["event_rows"]) == 14
+        assert [(s["label"], s["count"]) for s in data["call_rows"][0]["segments"]] == \
+               [("2xx", 2), ("5xx", 1), ("No response", 1)]
+        assert activity(None, now=now)["event_rows"][0]["total"] == 4
+
+    def test_the_page_draws_css_bars_without_javascript(self, admin_client, history, integration):
+        page = admin_client.get(reverse("admin:syncengine_activity") + f"?integration={integration.pk}")
+        html = page.content.decode()
+        assert 'class="sync-bar"' in html and "width:" in html
+        assert "<script" not in html.split('id="content-main"')[1]
+
+
+@pytest.mark.django_db
+class TestIntegrationInlines:
+    def _request(self, integration):
+        request = RequestFactory().get(f"/admin/integrations/outgoingintegration/{integration.pk}/change/")
+        request.resolver_match = resolve(f"/admin/integrations/outgoingintegration/{integration.pk}/change/")
+        return request
+
+    def test_the_helper_offers_the_two_inlines(self):
+        assert integration_inlines() == [RecentInboundEventsInline, RecentOutboundCallsInline]
+
+    def test_the_inline_shows_only_the_latest_events_of_that_integration(self, integration, admin_user):
+        from django.contrib import admin as django_admin
+
+        from integrations.models import OutgoingIntegration
+
+        now = timezone.now()
+        for i in range(12):
+            InboundEvent.objects.create(source="zenduty", integration=integration, event_type=f"e{i}",
+                                        received_at=now - timedelta(minutes=i))
+        InboundEvent.objects.create(source="zenduty", event_type="elsewhere", received_at=now)
+        inline = RecentInboundEventsInline(OutgoingIntegration, django_admin.site)
+        request = self._request(integration)
+        request.user = admin_user
+
+        rows = list(inline.get_queryset(request))
+
+        assert [e.event_type for e in rows] == [f"e{i}" for i in range(10)]
+
+    def test_the_inline_is_empty_on_the_add_page(self, integration, admin_user):
+        from django.contrib import admin as django_admin
+
+        from integrations.models import OutgoingIntegration
+
+        InboundEvent.objects.create(source="zenduty", integration=integration)
+        request = RequestFactory().get("/admin/integrations/outgoingintegration/add/")
+        request.resolver_match = resolve("/admin/integrations/outgoingintegration/add/")
+        request.user = admin_user
+
+        assert list(RecentOutboundCallsInline(OutgoingIntegration, django_admin.site).get_queryset(request)) == []
+
+
+def test_fixture_files_are_valid_deliveries():
+    for name in ("webhook.verify", "request.create", "request.update", "request.status-changed",
+                 "request.note-added", "problem.create"):
+        message = fixture_json(f"xurrent/{name}.json")
+        assert message["event"] == name and "payload" in message
+    for name in ("triggered", "acknowledged", "resolved"):
+        assert fixture_json(f"zenduty/{name}.json")["payload"]["event_type"] == name
