@@ -57,6 +57,9 @@ def make_account(account_id: str, client_id: str, client_secret: str, *, name: s
     person = Person.objects.filter(account=account, name=person_name).first() or Person.objects.create(
         account=account, name=person_name, primary_email=f"integration@{account_id}.example")
     team, _ = Team.objects.get_or_create(account=account, name=team_name)
+    if account.service_desk_team_id is None:
+        account.service_desk_team = team
+        account.save(update_fields=["service_desk_team", "updated_at"])
     app = OAuthApplication.objects.filter(client_id=client_id).first()
     if app is None:
         app = OAuthApplication(account=account, client_id=client_id, person=person, name="Zenduty portal")

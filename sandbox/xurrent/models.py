@@ -74,6 +74,9 @@ class Account(NodeMixin, models.Model):
 
     account_id = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # Requests without a service instance (or whose instance has no team) go to this team.
+    service_desk_team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -153,8 +153,11 @@ def _check_request(account: Account, data: Any, existing: Request | None) -> tup
         check.error("completion_reason", "can't be blank")
     if existing is None and values.get("team") is None and "team" not in [e[0] for e in check.errors]:
         instance = values.get("service_instance")
-        # The team defaults to the service instance's first-line team, else its support team (§3.2).
-        default_team = instance and (instance.first_line_team or instance.support_team)
+        # The team defaults to the service instance's first-line team, else its support team (§3.2);
+        # without either, to the account's service desk team (inference: the docs' 422 example
+        # for an empty request names only subject and category).
+        default_team = (instance and (instance.first_line_team or instance.support_team)) \
+            or account.service_desk_team
         if default_team is None:
             check.error("team", "can't be blank")
         else:
