@@ -48,6 +48,14 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def compact_time(value):
+    """``2026-11-22 19:24:05`` in the current time zone, on one line (history lists are wide)."""
+    if value is None:
+        return "—"
+    return format_html('<span style="white-space:nowrap">{}</span>',
+                       timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"))
+
+
 def pre(text: str):
     return format_html('<pre style="white-space:pre-wrap;max-height:32em;overflow:auto;margin:0">{}</pre>', text)
 
@@ -67,9 +75,9 @@ class ReadOnlyAdminMixin:
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("received_at", "source", "integration", "event_type", "object_id", "status_badge",
-                    "attempts", "short_reason")
-    list_display_links = ("received_at", "event_type")
+    list_display = ("received", "source", "integration", "event_type", "object_id", "status_badge", "attempts",
+                    "short_reason")
+    list_display_links = ("received", "event_type")
     list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
                    "signature_ok")
     list_select_related = ("integration",)
@@ -97,9 +105,14 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def status_badge(self, obj: InboundEvent):
         return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
 
+    @admin.display(description="received at", ordering="received_at")
+    def received(self, obj: InboundEvent):
+        return compact_time(obj.received_at)
+
     @admin.display(description="reason")
     def short_reason(self, obj: InboundEvent):
-        return Truncator(obj.reason).chars(90)
+        return format_html('<span title="{}" style="display:inline-block;min-width:18em">{}</span>', obj.reason,
+                           Truncator(obj.reason).chars(80))
 
     @admin.display(description="message (trusted)")
     def message(self, obj: InboundEvent):
@@ -193,8 +206,9 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(OutboundCall)
 class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "service", "method", "short_url", "status_badge", "duration_ms", "attempt",
+    list_display = ("created", "service", "method", "short_url", "status_badge", "duration_ms", "attempt",
                     "error_kind", "integration", "event_link")
+    list_display_links = ("created",)
     list_filter = ("service", "status_class", ("error_kind", admin.AllValuesFieldListFilter), "integration")
     list_select_related = ("integration", "inbound_event")
     search_fields = ("url", "error")
@@ -204,6 +218,10 @@ class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ("created_at", "service", "method", "url", "status", "status_class", "duration_ms", "attempt", "error",
               "error_kind", "integration", "inbound_event")
     readonly_fields = fields
+
+    @admin.display(description="at", ordering="created_at")
+    def created(self, obj: OutboundCall):
+        return compact_time(obj.created_at)
 
     @admin.display(description="URL", ordering="url")
     def short_url(self, obj: OutboundCall):

@@ -132,7 +132,7 @@ class OutboundCall(models.Model):
     them empty unless the caller set a context.
     """
 
-    service = models.CharField(max_length=16)
+    service = models.CharField(max_length=16, choices=Source.choices)
     method = models.CharField(max_length=8)
     url = models.CharField("URL", max_length=500)
     status = models.PositiveSmallIntegerField(null=True, blank=True)
