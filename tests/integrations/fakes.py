@@ -20,13 +20,10 @@ class FakeXurrent:
         self.instances = [{"id": 1, "name": "Website (Production)"}, {"id": 2, "name": "Mail"}]
         self.calls: list[tuple] = []
         self.fail: dict[str, int] = {}  # method -> fail on the n-th next call (1 = next)
-        self.broken = False
         self.session = None
 
     def _call(self, name, *args):
         self.calls.append((name, *args))
-        if self.broken:
-            raise errors.NetworkError("cannot reach api.xurrent.test (ConnectionError)", service="xurrent")
         if name in self.fail:
             self.fail[name] -= 1
             if self.fail[name] <= 0:
@@ -122,12 +119,9 @@ class FakeZenduty:
         self.integrations: dict[tuple, dict] = {}
         self.calls: list[tuple] = []
         self.session = None
-        self.broken = False
 
     def list_teams(self):
         self.calls.append(("list_teams",))
-        if self.broken:
-            raise errors.AuthenticationError("Invalid token.", status=401, service="zenduty")
         return list(self.teams)
 
     def list_services(self, team_id):

@@ -1,0 +1,183 @@
+"""Provisioning end to end: the portal's clients against the simulators over real HTTP."""
+import pytest
+
+from connections import errors
+from integrations import provisioning
+from integrations.models import XURRENT_EVENTS, Direction, ProvisioningStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_it_creates_the_policy_and_four_webhooks_in_xurrent(sim):
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+
+    result = provisioning.provision(integration.pk)
+
+    assert result.provisioning_status == ProvisioningStatus.VERIFYING, result.provisioning_error
+    hooks = sim.remote_webhooks(result)
+    assert sorted(h["event"] for h in hooks) == sorted(XURRENT_EVENTS)
+    uri = f"{sim.live_server.url}/webhooks/xurrent/{integration.public_id}/"
+    assert {h["uri"] for h in hooks} == {uri}
+    assert {str(sim.policy_of(h)) for h in hooks} == {result.xurrent_policy_id}
+    assert not any(h.get("disabled") for h in hooks)
+    policy = sim.xurrent.get_webhook_policy(result.xurrent_policy_id)
+    assert policy["jwt_alg"] == "rs256"
+    assert policy["jwt_audience"] == f"zenduty-xurrent-portal:{integration.public_id}" == result.xurrent_policy_audience
+    assert "public_key_pem" not in policy or not policy["public_key_pem"]  # shown only once...
+    assert "BEGIN PUBLIC KEY" in result.xurrent_policy_public_key           # ...and kept by the portal
+    assert {h["id"] for h in hooks} == {int(v["id"]) if str(v["id"]).isdigit() else v["id"]
+                                        for v in result.xurrent_webhooks.values()}
+    assert not any(v["verified"] for v in result.xurrent_webhooks.values())
+
+
+def test_provisioning_twice_creates_nothing_new(sim):
+    integration = sim.integration(direction=Direction.BIDIRECTIONAL)
+    first = provisioning.provision(integration.pk)
+    before = sim.counts()
+
+    second = provisioning.provision(integration.pk)
+
+    assert sim.counts() == before
+    assert before["webhooks"] == 4 and before["policies"] == 1 and before["zenduty_integrations"] == 1
+    assert second.xurrent_webhooks == first.xurrent_webhooks
+    assert second.xurrent_policy_id == first.xurrent_policy_id
+    assert second.zenduty_integration_id == first.zenduty_integration_id
+
+
+def test_a_xurrent_500_half_way_is_recorded_and_a_retry_completes_without_duplicates(sim):
+    from sandbox import faults
+
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    sim.fail_xurrent_creates_after(2)  # policy and two webhooks go through, the third create fails
+
+    failed = provisioning.provision(integration.pk)
+
+    assert failed.provisioning_status == ProvisioningStatus.FAILED
+    assert failed.provisioning_error.startswith("Could not create the Xurrent webhook for request.status-changed.")
+    assert "server error" in failed.provisioning_error and "HTTP 500" in failed.provisioning_error
+    assert "demo-client-secret" not in failed.provisioning_error
+    assert failed.xurrent_policy_id and failed.xurrent_policy_public_key
+    assert sorted(failed.xurrent_webhooks) == sorted(XURRENT_EVENTS[:2])
+    assert sim.counts()["webhooks"] == 2  # everything that exists is recorded
+
+    faults.clear()
+    done = provisioning.provision(integration.pk)
+
+    assert done.provisioning_status == ProvisioningStatus.VERIFYING, done.provisioning_error
+    assert done.provisioning_error == ""
+    assert sim.counts() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 0}
+    assert {str(h["id"]) for h in sim.remote_webhooks(done)} == {str(v["id"]) for v in done.xurrent_webhooks.values()}
+
+
+def test_disabling_disables_the_webhooks_in_xurrent(sim):
+    integration = sim.integration(direction=Direction.BIDIRECTIONAL)
+    provisioning.provision(integration.pk)
+
+    result = provisioning.set_enabled(integration.pk, False)
+
+    assert result.provisioning_status == ProvisioningStatus.DISABLED
+    assert [h["disabled"] for h in sim.remote_webhooks(result)] == [True] * 4
+    result = provisioning.set_enabled(integration.pk, True)
+    assert [h["disabled"] for h in sim.remote_webhooks(result)] == [False] * 4
+    assert result.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
+
+
+def test_receiving_from_zenduty_creates_the_outgoing_webhooks_integration(sim):
+    integration = sim.integration(direction=Direction.ZENDUTY_TO_XURRENT, sync_notes=False)
+
+    result = provisioning.provision(integration.pk)
+
+    assert result.provisioning_status == ProvisioningStatus.ACTION_REQUIRED, result.provisioning_error
+    (record,) = sim.remote_zenduty_integrations(result)
+    assert str(record["unique_id"]) == result.zenduty_integration_id
+    assert sim.application_name(record) == "Outgoing Webhooks"
+    assert sim.counts()["webhooks"] == 0  # neither requests nor notes come from Xurrent
+
+
+def test_deleting_removes_the_webhooks_the_policy_and_the_zenduty_integration(sim):
+    integration = sim.integration(direction=Direction.BIDIRECTIONAL)
+    result = provisioning.provision(integration.pk)
+    policy_id = result.xurrent_policy_id
+
+    provisioning.deprovision(result)
+
+    assert sim.counts() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 0}
+    with pytest.raises(errors.NotFoundError):
+        sim.xurrent.get_webhook_policy(policy_id)
+    result.refresh_from_db()
+    assert result.xurrent_webhooks == {} and result.xurrent_policy_id == "" and result.zenduty_integration_id == ""
+    provisioning.deprovision(result)  # already gone: fine
+
+
+def test_a_service_error_is_a_readable_sentence(sim):
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    sim.tenant.client_secret = "revoked-secret"
+    sim.tenant.save()
+
+    result = provisioning.provision(integration.pk)
+
+    assert result.provisioning_status == ProvisioningStatus.FAILED
+    assert result.provisioning_error.startswith("Could not create the Xurrent webhook policy. Xurrent did not accept")
+    assert "revoked-secret" not in result.provisioning_error
+
+
+def test_xurrent_verifies_the_webhooks_through_the_portals_receiver(sim):
+    from sandbox import deliveries
+    from sandbox.xurrent.models import Webhook
+
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    provisioning.provision(integration.pk)
+    assert Webhook.objects.filter(verified=False).count() == 4
+
+    sent = deliveries.flush(service="xurrent")  # webhook.verify → the receiver → callback → mark_webhook_verified
+
+    assert [d.last_status for d in sent] == [200] * 4
+    assert Webhook.objects.filter(verified=True).count() == 4
+    integration.refresh_from_db()
+    assert all(integration.xurrent_webhooks[event]["verified"] for event in XURRENT_EVENTS)
+    assert integration.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_a_retry_after_some_webhooks_were_verified_ends_fully_verified(sim):
+    # Xurrent asks no verification of a webhook whose address is already verified.
+    from sandbox import deliveries, faults
+    from sandbox.xurrent.models import Webhook
+
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    sim.fail_xurrent_creates_after(2)
+    assert provisioning.provision(integration.pk).provisioning_status == ProvisioningStatus.FAILED
+    deliveries.flush(service="xurrent")
+    faults.clear()
+
+    result = provisioning.provision(integration.pk)
+    deliveries.flush(service="xurrent")
+
+    assert Webhook.objects.filter(verified=True).count() == 4
+    result.refresh_from_db()
+    assert all(h["verified"] for h in result.xurrent_webhooks.values())
+    assert result.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_the_manual_zenduty_step_as_shown_completes_the_integration(sim):
+    # Doing in the simulated Zenduty what the change page tells the admin to do:
+    # the URL and signing key on the Outgoing Webhooks integration the portal made.
+    from sandbox import deliveries
+    from sandbox.zenduty import demo, engine
+    from sandbox.zenduty.models import Integration, Service
+
+    integration = sim.integration(direction=Direction.BIDIRECTIONAL)
+    result = provisioning.provision(integration.pk)
+    deliveries.flush(service="xurrent")
+    result.refresh_from_db()
+    assert result.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
+
+    service = Service.objects.get(unique_id=result.zenduty_service_id)
+    demo.configure_outgoing_webhook(service, provisioning.zenduty_webhook_url(result), result.zenduty_signing_secret,
+                                    integration=Integration.objects.get(unique_id=result.zenduty_integration_id))
+    engine.create_incident(service=service, title="Checkout error rate high")
+    sent = deliveries.flush(service="zenduty")
+
+    assert [d.last_status for d in sent] == [200]
+    result.refresh_from_db()
+    assert result.zenduty_step_confirmed_at is not None
+    assert result.provisioning_status == ProvisioningStatus.PROVISIONED
