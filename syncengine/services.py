@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -38,7 +39,7 @@ from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from integrations.services import describe_api_error
 from syncengine.context import sync_context
 from syncengine.intake import VERIFY_EVENT
-from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, Source
+from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, OutboundCall, Source
 
 logger = logging.getLogger("syncengine.services")
 
@@ -276,6 +277,31 @@ def recover_stalled_events(now=None) -> int:
     if ids:
         logger.warning("syncengine.recovered %d events", len(ids))
     return len(ids)
+
+
+def prune_history(*, days: int | None = None, now=None, batch: int = 5000) -> tuple[int, int]:
+    """Delete finished events and outbound calls older than ``days``
+    (``settings.SYNC_HISTORY_RETENTION_DAYS``, default 90), in batches.
+
+    Events still waiting or running are kept whatever their age. Returns
+    (events deleted, calls deleted). Run daily (schedule created by migration 0004).
+    """
+    days = days if days is not None else getattr(settings, "SYNC_HISTORY_RETENTION_DAYS", 90)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    finished = [EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.FAILED]
+    calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch)
+    events = _delete_in_batches(InboundEvent.objects.filter(received_at__lt=cutoff, status__in=finished), batch)
+    if events or calls:
+        logger.info("syncengine.pruned %d events and %d calls older than %d days", events, calls, days)
+    return events, calls
+
+
+def _delete_in_batches(queryset, batch: int) -> int:
+    total = 0
+    while ids := list(queryset.values_list("pk", flat=True)[:batch]):
+        # Short statements: no long lock on a table the receivers write to.
+        total += queryset.model.objects.filter(pk__in=ids).delete()[0]
+    return total
 
 
 def _clean(text: str) -> str:

@@ -12,3 +12,8 @@ def process_inbound_event(event_id: int) -> str | None:
 def recover_stalled_events() -> int:
     """Queue events left behind by a lost enqueue, a lost schedule or a dead worker."""
     return services.recover_stalled_events()
+
+
+def prune_history() -> tuple[int, int]:
+    """Delete finished events and calls older than the retention period (daily)."""
+    return services.prune_history()

@@ -315,3 +315,23 @@ class TestHistory:
         services.process_inbound_event(stored_event(integration).pk)
 
         assert context.current() is None
+
+
+@pytest.mark.django_db
+class TestPruning:
+    def test_it_deletes_old_finished_history_and_keeps_the_rest(self, integration):
+        old = timezone.now() - timedelta(days=120)
+        for status in (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.FAILED):
+            stored_event(integration, status=status, received_at=old)
+        waiting = stored_event(integration, status=EventStatus.RETRY_SCHEDULED, received_at=old)
+        recent = stored_event(integration, status=EventStatus.PROCESSED)
+        OutboundCall.objects.create(service="xurrent", method="GET", url="https://x/old", created_at=old)
+        kept_call = OutboundCall.objects.create(service="xurrent", method="GET", url="https://x/new")
+
+        assert services.prune_history(days=90, batch=2) == (4, 1)
+
+        assert set(InboundEvent.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
+        assert list(OutboundCall.objects.values_list("pk", flat=True)) == [kept_call.pk]
+
+    def test_the_daily_schedule_exists(self, db):
+        assert Schedule.objects.get(func="syncengine.tasks.prune_history").schedule_type == Schedule.DAILY
