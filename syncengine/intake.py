@@ -117,9 +117,10 @@ def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
 
 def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery) -> Intake:
     """Check, store and queue one delivery for ``integration``; see the module docstring."""
-    headers = filtered_headers(delivery.headers)
-    base = {"source": source, "integration": integration, "headers": headers, "body_size": delivery.size,
-            "delivery_id": _first_header(headers, DELIVERY_HEADERS)[:128]}
+    # Lookups use every header; the stored copy is filtered and capped.
+    headers = {name.lower(): str(value) for name, value in delivery.headers.items()}
+    base = {"source": source, "integration": integration, "headers": filtered_headers(headers),
+            "body_size": delivery.size, "delivery_id": _first_header(headers, DELIVERY_HEADERS)[:128]}
     if delivery.body is None:
         return _reject(base, _Refused(
             413, f"The body has {delivery.size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
