@@ -158,6 +158,7 @@ class WebhookForm(forms.Form):
     """The Outgoing Webhooks configuration screen of one integration."""
 
     url = forms.CharField(label="Webhook URL", max_length=1000, required=False,
+                          widget=forms.TextInput(attrs={"size": 80}),
                           help_text="Where Zenduty POSTs triggered / acknowledged / resolved events.")
     is_enabled = forms.BooleanField(required=False, label="Enabled")
     auth_type = forms.ChoiceField(choices=WebhookAuth.choices, label="Authentication")
