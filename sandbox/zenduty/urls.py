@@ -5,6 +5,7 @@ https://www.zenduty.com/integration/… (trailing slashes as Zenduty uses);
 ``ui/…`` is the by-hand page standing in for Zenduty's own screens.
 """
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from sandbox.zenduty import api, views
 
@@ -40,6 +41,7 @@ urlpatterns = [
     path("api/alert/status/<str:trace_id>/", api.AlertStatus.as_view()),
     re_path(r"^api/(?P<unmatched>.*/)$", api.not_found_view),
     # The by-hand UI.
+    path("", RedirectView.as_view(pattern_name="zenduty-ui", permanent=False)),
     path("ui/", views.incident_list, name="zenduty-ui"),
     path("ui/incidents/<int:pk>/", views.incident_detail, name="zenduty-ui-incident"),
     path("ui/services/", views.service_list, name="zenduty-ui-services"),

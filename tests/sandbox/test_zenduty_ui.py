@@ -103,3 +103,8 @@ def test_services_and_settings_pages(client, world):
     client.post(reverse("zenduty-ui-settings"), {"per_second_limits": "on"})
     row = SimulatorSettings.load()
     assert row.rate_limits is False and row.per_second_limits is True
+
+
+def test_the_simulator_root_leads_to_the_ui(client):
+    response = client.get("/sandbox/zenduty/")
+    assert response.status_code == 302 and response["Location"] == reverse("zenduty-ui")
