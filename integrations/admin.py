@@ -115,6 +115,12 @@ class OutgoingIntegrationAdmin(admin.ModelAdmin):
                                                             "classes": ("collapse",)}))
         return fieldsets
 
+    def get_inlines(self, request, obj):
+        # The latest events received and calls made for this integration (read-only).
+        from syncengine.admin import integration_inlines
+
+        return integration_inlines() if obj is not None else []
+
     def get_readonly_fields(self, request, obj=None):
         return ("zenduty_service_display", "tenant") if obj is not None else ()
 

@@ -41,6 +41,7 @@ from connections import errors
 from connections.zenduty import constants as zenduty_constants
 from integrations import services
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+from syncengine.context import sync_context
 
 logger = logging.getLogger("integrations.provisioning")
 
@@ -250,7 +251,8 @@ def provision(integration_id: int, *, resend_verification: bool = False) -> Outg
     Failures are recorded on the integration, not raised.
     """
     _require_no_transaction("provision()")
-    with _exclusive(integration_id) as acquired:
+    # sync_context: the calls show up in the integration's history.
+    with _exclusive(integration_id) as acquired, sync_context(integration_id=integration_id):
         integration = (OutgoingIntegration.objects.select_related("tenant", "zenduty_account")
                        .filter(pk=integration_id).first())
         if integration is None:
@@ -517,7 +519,7 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
     """
     _require_no_transaction("deprovision()")
     integration_id = integration if isinstance(integration, int) else integration.pk
-    with _exclusive(integration_id):
+    with _exclusive(integration_id), sync_context(integration_id=integration_id):
         integration = (OutgoingIntegration.objects.select_related("tenant", "zenduty_account")
                        .filter(pk=integration_id).first())
         if integration is None:

@@ -25,6 +25,13 @@ def mapping_fields(world, team, impacts):
     return {f"priority_mapping__{pid}": impact for pid, impact in zip(world.priority_ids(team), impacts)}
 
 
+def post_change(admin_client, url, data):
+    """Post the change form as a browser would: with the read-only inlines' management forms."""
+    page = admin_client.get(url).content.decode()
+    management = dict(re.findall(r'name="([\w-]+-(?:TOTAL|INITIAL|MIN_NUM|MAX_NUM)_FORMS)"[^>]*value="(\d*)"', page))
+    return admin_client.post(url, {**management, **data})
+
+
 def errors_of(response):
     form = response.context["adminform"].form if "adminform" in response.context else response.context["form"]
     return form.errors
@@ -181,7 +188,7 @@ def test_form_errors_never_echo_secrets(admin_client, world):
     integration = OutgoingIntegration.objects.get()
     change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
     data = step2_data(world, service_instance_id="", new_zenduty_signing_secret="pasted-zenduty-signing-key-123")
-    response = admin_client.post(change, data)
+    response = post_change(admin_client, change, data)
     assert response.status_code == 200 and errors_of(response)["service_instance_id"]
     html = response.content.decode()
     assert "pasted-zenduty-signing-key-123" not in html
@@ -198,7 +205,7 @@ def test_a_pasted_zenduty_signing_key_replaces_the_generated_one(admin_client, w
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
     integration = OutgoingIntegration.objects.get()
     change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
-    response = admin_client.post(change, step2_data(world, new_zenduty_signing_secret="key-from-zenduty"))
+    response = post_change(admin_client, change, step2_data(world, new_zenduty_signing_secret="key-from-zenduty"))
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()
     assert integration.zenduty_signing_secret == "key-from-zenduty"
@@ -289,3 +296,35 @@ def test_a_failed_listing_is_shown_as_a_message(admin_client, world):
     page = admin_client.get(ADD).content.decode()
     assert "Could not list the teams and services of Zenduty account" in page
     assert ConnectionStatus.FAILED in page or "failed" in page
+
+
+def test_editing_the_direction_adds_and_removes_what_it_needs(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world, direction=Direction.XURRENT_TO_ZENDUTY)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    assert world.remote_state() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 0}
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+
+    response = post_change(admin_client, change, step2_data(world, direction=Direction.ZENDUTY_TO_XURRENT,
+                                                            sync_notes=None, enabled="on"))
+
+    assert response.status_code == 302, errors_of(response)
+    assert world.remote_state() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 1}
+    integration.refresh_from_db()
+    assert integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
+    page = admin_client.get(change).content.decode()
+    assert "Latest outbound calls" in page and "webhook_policies" in page  # the sync engine's history inline
+    assert "Not needed: this integration neither receives requests from Xurrent nor syncs notes." in page
+
+
+def test_saving_without_relevant_changes_calls_no_api(admin_client, world, monkeypatch):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    calls = []
+    monkeypatch.setattr("integrations.provisioning.provision", lambda *a, **k: calls.append(a))
+
+    response = post_change(admin_client, change, step2_data(world, default_impact="high", enabled="on"))
+
+    assert response.status_code == 302, errors_of(response)
+    integration.refresh_from_db()
+    assert integration.default_impact == "high" and calls == []
