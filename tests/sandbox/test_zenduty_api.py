@@ -21,12 +21,25 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
+_open_sessions: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions():
+    """Close keep-alive connections before the live server's test ends, or its
+    request threads close the shared database connection after it."""
+    yield
+    while _open_sessions:
+        _open_sessions.pop().close()
+
+
 class Api:
     """requests against the simulator, as a Zenduty client would send them."""
 
     def __init__(self, base: str, token: str | None = TOKEN, keyword: str = "Token"):
         self.base = base + "/sandbox/zenduty"
         self.session = requests.Session()
+        _open_sessions.append(self.session)
         self.session.headers["Content-Type"] = "application/json"
         if token is not None:
             self.session.headers["Authorization"] = f"{keyword} {token}"

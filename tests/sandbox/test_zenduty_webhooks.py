@@ -58,7 +58,8 @@ def api(sandbox, world):
     session = requests.Session()
     session.headers.update({"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
     session.base = sandbox.url + "/sandbox/zenduty/api"
-    return session
+    yield session
+    session.close()  # no keep-alive connection outlives the test's live server
 
 
 def expected_signature(raw: bytes) -> str:
