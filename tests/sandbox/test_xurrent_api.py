@@ -127,6 +127,12 @@ def test_service_instance_filters_predefined_sort_fields_and_detail(api):
     assert names("/v1/service_instances", status="being_prepared,discontinued") == ["Intranet (Legacy)",
                                                                                     "Website (Staging)"]
     assert names("/v1/service_instances", status="!in_production") == ["Intranet (Legacy)", "Website (Staging)"]
+    assert names("/v1/service_instances", **{"status!": "in_production,being_prepared"}) == ["Intranet (Legacy)"]
+    assert len(names("/v1/service_instances", created_at=">2020-01-01T00:00:00Z<2999-01-01T00:00:00Z")) == 5
+    assert names("/v1/service_instances", created_at="<2020-01-01") == []
+    assert names("/v1/service_instances", sourceID="") == names("/v1/service_instances")  # empty = blank
+    assert names("/v1/service_instances", sourceID="!") == []  # present
+    assert api.get("/v1/service_instances", params={"id": "abc"}).status_code == 400
     assert names("/v1/service_instances/inactive") == ["Intranet (Legacy)"]
     assert "Intranet (Legacy)" not in names("/v1/service_instances/active")
     website = instance_id("Website (Production)")
