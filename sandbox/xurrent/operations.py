@@ -147,6 +147,8 @@ def _check_request(account: Account, data: Any, existing: Request | None) -> tup
         check.error("category", "can't be blank")
     if category == "incident" and not state("impact") and not any(e[0] == "impact" for e in check.errors):
         check.error("impact", "can't be blank")
+    if existing is not None and "status" in values and values["status"] is None:
+        check.error("status", "can't be blank")
     if state("status", "assigned") == "completed" and not state("completion_reason") \
             and not any(e[0] == "completion_reason" for e in check.errors):
         # Clients send the reason with status completed; the simulator requires it (§3.2, inference).

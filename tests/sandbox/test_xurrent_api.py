@@ -245,6 +245,8 @@ def test_patch_changes_fields_and_adds_notes(api):
     assert completed["completed_at"] is not None and completed["next_target_at"] is None
     reopened = api.patch(f"/v1/requests/{created['id']}", json={"status": "in_progress"}).json()
     assert reopened["completion_reason"] is None and reopened["reopen_count"] == 1
+    assert api.patch(f"/v1/requests/{created['id']}", json={"status": None}).json()["errors"] == [
+        ["status", "Status can't be blank"]]
     bad = api.patch(f"/v1/requests/{created['id']}", json={"status": "finished"})
     assert bad.status_code == 422 and bad.json()["errors"] == [["status", "Status is not included in the list"]]
 

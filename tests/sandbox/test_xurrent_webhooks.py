@@ -368,3 +368,18 @@ def test_failed_deliveries_are_retried_with_a_new_delivery_id(api, receiver):
     assert first.body == second.body
     assert second.headers["x-xurrent-delivery"] != first.headers["x-xurrent-delivery"]
     assert second.headers["x-xurrent-delivery-origin"] == first.headers["x-xurrent-delivery"]
+
+
+def test_an_update_that_changes_nothing_fires_nothing(api, receiver):
+    make_webhook(api, "request.update", f"{receiver.url}/quiet")
+    deliveries.flush()
+    requests.get(bodies(receiver)[0]["payload"]["callback"], timeout=10)
+    created = api.post("/v1/requests", json=incident()).json()
+
+    api.patch(f"/v1/requests/{created['id']}", json={"impact": created["impact"], "subject": created["subject"]})
+    deliveries.flush()
+    assert len(receiver.received) == 1
+
+    api.patch(f"/v1/requests/{created['id']}", json={"impact": "low"})
+    deliveries.flush()
+    assert [b["event"] for b in bodies(receiver)] == ["webhook.verify", "request.update"]
