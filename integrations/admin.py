@@ -216,6 +216,7 @@ class OutgoingIntegrationAdmin(admin.ModelAdmin):
             "xurrent_url": provisioning.xurrent_webhook_url(obj),
             "zenduty_url": provisioning.zenduty_webhook_url(obj),
             "zenduty_pending": provisioning.zenduty_step_pending(obj),
+            "address_warning": provisioning.unreachable_address_warning(),
             "urls": {name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
                      for name in ("provision", "enable", "disable", "zenduty_step_done")},
         }

@@ -95,6 +95,9 @@ class ChooseServiceForm(forms.Form):
                     groups.append((f"Team: {label}", options))
         self.fields["zenduty_service"].choices = [("", "— choose a service —"), *groups]
         self.fields["tenant"].label_from_instance = self._tenant_label
+        tenants = list(XurrentTenant.objects.values_list("pk", flat=True)[:2])
+        if len(tenants) == 1:
+            self.fields["tenant"].initial = tenants[0]
         self.has_accounts = bool(accounts)
         self.has_tenants = XurrentTenant.objects.exists()
         self.known_failed = [*ZendutyAccount.objects.filter(status=ConnectionStatus.FAILED),

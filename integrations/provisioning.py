@@ -31,6 +31,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -74,6 +75,19 @@ def zenduty_webhook_url(integration: OutgoingIntegration) -> str:
 def audience_for(integration: OutgoingIntegration) -> str:
     """The JWT ``aud`` of the integration's policy: a token for one integration fails on another."""
     return f"{AUDIENCE_PREFIX}:{integration.public_id}"
+
+
+def unreachable_address_warning() -> str:
+    """Why Xurrent and Zenduty may be unable to deliver to PORTAL_BASE_URL ('' when it looks fine)."""
+    if settings.SANDBOX_API_URL:
+        return ""  # the simulators run beside the portal
+    parts = urlsplit(settings.PORTAL_BASE_URL)
+    if parts.hostname in ("localhost", "127.0.0.1", "::1") or (parts.hostname or "").endswith(".local"):
+        return (f"PORTAL_BASE_URL is {settings.PORTAL_BASE_URL}, which Xurrent and Zenduty cannot reach. Set it "
+                f"to the portal's public https address and retry provisioning.")
+    if parts.scheme != "https":
+        return f"PORTAL_BASE_URL ({settings.PORTAL_BASE_URL}) is not https; webhooks should be sent over https."
+    return ""
 
 
 def _marker(integration: OutgoingIntegration) -> str:
@@ -275,7 +289,8 @@ def provision(integration_id: int, *, resend_verification: bool = False) -> Outg
         except Exception as exc:  # noqa: BLE001 - recorded for the admin, never half-hidden
             if not isinstance(exc, (errors.ApiError, ProvisioningError)):
                 logger.exception("provisioning.crashed %r during %s", integration, step.action)
-            _fail(integration, _explain(exc, step.action, connection_in_use))
+            _fail(integration, f"{_explain(exc, step.action, connection_in_use)} Everything created until then "
+                               f"is recorded; “Retry provisioning” continues from there.")
             return OutgoingIntegration.objects.filter(pk=integration_id).first()
         with _locked_row(integration_id) as row:
             if row is not None:

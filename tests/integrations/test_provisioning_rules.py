@@ -302,3 +302,13 @@ def test_resending_verification_updates_unverified_webhooks_or_replaces_those_be
     assert all(result.xurrent_webhooks[e]["id"] != ids[e] for e in ids if e != "request.create")
     assert len(xurrent.webhooks) == 4
     assert result.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_an_address_the_services_cannot_reach_is_pointed_out(settings):
+    settings.SANDBOX_API_URL = ""
+    settings.PORTAL_BASE_URL = "http://127.0.0.1:8000"
+    assert "cannot reach" in provisioning.unreachable_address_warning()
+    settings.PORTAL_BASE_URL = "http://portal.example.com"
+    assert "not https" in provisioning.unreachable_address_warning()
+    settings.PORTAL_BASE_URL = "https://portal.example.com"
+    assert provisioning.unreachable_address_warning() == ""
