@@ -297,7 +297,8 @@ class OutgoingIntegrationAdmin(admin.ModelAdmin):
                 except provisioning.ProvisioningError as exc:
                     if not request.POST.get("delete_anyway"):
                         messages.error(request, f"Nothing was deleted. {exc.message} Fix the cause and delete "
-                                                f"again, or tick “Delete anyway” to remove it from the portal only.")
+                                                f"again, or tick “Delete anyway” to remove it from the portal "
+                                                f"only.")
                         return HttpResponseRedirect(request.get_full_path())
                     messages.warning(request, f"Deleted from the portal only. {exc.message} Remove the "
                                               f"remaining webhooks in Xurrent and Zenduty by hand.")
