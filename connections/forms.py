@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django import forms
 
-from connections.models import XurrentEnvironment, XurrentRegion, XurrentTenant, ZendutyAccount
+from connections.models import XurrentEnvironment, XurrentRegion, XurrentTenant, ZendutyAccount, account_id_validator
 from connections.services import ConnectionCheckError, check_xurrent, check_zenduty
 
 
@@ -96,7 +96,11 @@ class XurrentTenantForm(LiveCheckedForm):
         fields = ["name", "account_id", "client_id", "client_secret", "region", "environment"]
 
     def clean_account_id(self):
-        return (self.cleaned_data.get("account_id") or "").strip()
+        account_id = (self.cleaned_data.get("account_id") or "").strip()
+        # Model validators run only after clean(); check the format here so
+        # that a malformed ID never reaches Xurrent.
+        account_id_validator(account_id)
+        return account_id
 
     def clean_environment(self):
         environment = self.cleaned_data.get("environment")

@@ -1,0 +1,122 @@
+"""The connection admin forms, checked live against the sandbox over HTTP."""
+import pytest
+
+from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ADD_TENANT = "/admin/connections/xurrenttenant/add/"
+ADD_ZENDUTY = "/admin/connections/zendutyaccount/add/"
+
+
+@pytest.fixture
+def demo(sandbox):
+    from sandbox.xurrent import demo as xurrent_demo
+    from sandbox.zenduty import demo as zenduty_demo
+
+    xurrent_demo.seed()
+    zenduty_demo.seed()
+    return sandbox
+
+
+def tenant_form(**overrides):
+    data = {"name": "Widget Data Center", "account_id": "wdc", "client_id": "demo-client-id",
+            "client_secret": "demo-client-secret", "region": "global", "environment": "production"}
+    data.update(overrides)
+    return data
+
+
+def test_it_saves_a_working_tenant_as_active(admin_client, demo):
+    response = admin_client.post(ADD_TENANT, tenant_form())
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant = XurrentTenant.objects.get()
+    assert tenant.status == ConnectionStatus.ACTIVE
+    assert tenant.client_secret == "demo-client-secret"
+    assert tenant.last_checked_at is not None
+
+
+def test_a_wrong_secret_is_refused_with_a_field_error_and_nothing_stored(admin_client, demo):
+    response = admin_client.post(ADD_TENANT, tenant_form(client_secret="not-the-right-secret"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "did not accept this client ID and secret" in " ".join(errors["client_secret"])
+    assert XurrentTenant.objects.count() == 0
+    assert b"not-the-right-secret" not in response.content
+
+
+def test_a_wrong_account_id_is_blamed_on_the_account_id(admin_client, demo):
+    response = admin_client.post(ADD_TENANT, tenant_form(account_id="no-such-account"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "account_id" in errors
+    assert "no-such-account" in " ".join(errors["account_id"])
+    assert XurrentTenant.objects.count() == 0
+
+
+def test_an_unreachable_host_is_explained(admin_client, demo, settings):
+    settings.SANDBOX_API_URL = "http://127.0.0.1:9"  # discard port: nothing listens
+    response = admin_client.post(ADD_TENANT, tenant_form())
+    errors = response.context["adminform"].form.errors
+    assert "Cannot reach Xurrent" in " ".join(errors["region"])
+    assert XurrentTenant.objects.count() == 0
+
+
+def test_account_id_format_is_validated_before_any_call(admin_client, demo):
+    response = admin_client.post(ADD_TENANT, tenant_form(account_id="WDC Corp"))
+    assert "lowercase letters, digits and dashes" in " ".join(response.context["adminform"].form.errors["account_id"])
+
+
+def test_demo_environment_only_exists_in_the_global_region(admin_client, demo):
+    response = admin_client.post(ADD_TENANT, tenant_form(region="au", environment="demo"))
+    assert "only in the Global region" in " ".join(response.context["adminform"].form.errors["environment"])
+
+
+def test_a_duplicate_tenant_is_refused(admin_client, demo):
+    assert admin_client.post(ADD_TENANT, tenant_form()).status_code == 302
+    response = admin_client.post(ADD_TENANT, tenant_form(name="Again"))
+    assert "already connected" in " ".join(response.context["adminform"].form.errors["account_id"])
+
+
+def test_the_secret_is_write_only_and_blank_keeps_it(admin_client, demo):
+    admin_client.post(ADD_TENANT, tenant_form())
+    tenant = XurrentTenant.objects.get()
+    url = f"/admin/connections/xurrenttenant/{tenant.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert b"demo-client-secret" not in page.content
+    response = admin_client.post(url, tenant_form(name="Renamed", client_secret=""))
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.name == "Renamed" and tenant.client_secret == "demo-client-secret"
+
+
+def test_the_test_action_records_a_failure(admin_client, demo):
+    admin_client.post(ADD_TENANT, tenant_form())
+    tenant = XurrentTenant.objects.get()
+    XurrentTenant.objects.filter(pk=tenant.pk).update(client_id="revoked-client")
+    response = admin_client.post("/admin/connections/xurrenttenant/",
+                                 {"action": "test_connections", "_selected_action": [tenant.pk]}, follow=True)
+    assert response.status_code == 200
+    tenant.refresh_from_db()
+    assert tenant.status == ConnectionStatus.FAILED
+    assert "did not accept" in tenant.last_error
+
+
+def test_zenduty_account_good_and_bad_token(admin_client, demo):
+    bad = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "wrong-token-value",
+                                          "base_url": "https://www.zenduty.com"})
+    assert "did not accept this API token" in " ".join(bad.context["adminform"].form.errors["api_token"])
+    assert b"wrong-token-value" not in bad.content
+    assert ZendutyAccount.objects.count() == 0
+    good = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "demo-zenduty-token",
+                                           "base_url": "https://www.zenduty.com"})
+    assert good.status_code == 302
+    assert ZendutyAccount.objects.get().status == ConnectionStatus.ACTIVE
+
+
+@pytest.mark.parametrize("url", [
+    "/admin/", "/admin/connections/xurrenttenant/", ADD_TENANT,
+    "/admin/connections/zendutyaccount/", ADD_ZENDUTY,
+])
+def test_admin_pages_render(admin_client, url):
+    assert admin_client.get(url).status_code == 200
