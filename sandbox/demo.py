@@ -110,4 +110,29 @@ def ensure_integration(tenant, account) -> str:
     if existing.provisioning_status in ("pending", "failed"):
         provisioning.provision(existing.pk)
         existing.refresh_from_db()
+    if provisioning.zenduty_step_pending(existing):
+        configure_zenduty_side(existing)
+        existing.refresh_from_db()
     return f"Integration {existing}: {existing.get_provisioning_status_display()}"
+
+
+def configure_zenduty_side(integration) -> bool:
+    """Do, in the Zenduty simulator, the step Zenduty leaves to a person.
+
+    Zenduty's API cannot set an Outgoing Webhooks integration's URL and
+    signing key (zenduty-api.md), so the admin copies them from the
+    integration page. For the demo we fill them in as that person would and
+    confirm the step, so the demo integration is complete on first start.
+    """
+    from integrations import provisioning
+    from sandbox.zenduty.demo import configure_outgoing_webhook
+    from sandbox.zenduty.models import Integration as SimulatedIntegration
+
+    simulated = (SimulatedIntegration.objects.select_related("service")
+                 .filter(unique_id=integration.zenduty_integration_id).first())
+    if simulated is None:
+        return False
+    configure_outgoing_webhook(simulated.service, provisioning.zenduty_webhook_url(integration),
+                               integration.zenduty_signing_secret, integration=simulated)
+    provisioning.confirm_zenduty_step(integration.pk)
+    return True
