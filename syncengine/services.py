@@ -286,7 +286,7 @@ def prune_history(*, days: int | None = None, now=None, batch: int = 5000) -> tu
     Events still waiting or running are kept whatever their age. Returns
     (events deleted, calls deleted). Run daily (schedule created by migration 0004).
     """
-    days = days if days is not None else getattr(settings, "SYNC_HISTORY_RETENTION_DAYS", 90)
+    days = days if days is not None else settings.SYNC_HISTORY_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     finished = [EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.FAILED]
     calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch)
