@@ -128,9 +128,14 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server and the qcluster read while the other writes;
     # the timeout turns short write contention into waiting instead of
-    # "database is locked".
+    # "database is locked". IMMEDIATE transactions take the write lock at
+    # BEGIN: a DEFERRED one that reads first and writes later cannot wait
+    # for a lock another process took meanwhile and fails at once with
+    # "database is locked" (seen with gunicorn threads + qcluster + the
+    # sandbox's delivery thread). https://www.sqlite.org/lang_transaction.html
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)

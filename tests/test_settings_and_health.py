@@ -92,3 +92,47 @@ def test_healthz_reports_a_long_queue(client, settings):
     body = client.get("/healthz").json()
     assert body["worker"]["queue_length"] == 3
     assert body["status"] == "unhealthy"
+
+
+CONCURRENT_WRITERS = """
+import threading, time
+import django
+django.setup()
+from django.db import connection, connections, transaction
+
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE counter (n INTEGER)")
+errors = []
+
+def writer():
+    try:
+        # Read first, write later: the pattern of get_or_create, select_for_update, etc.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM counter")
+            time.sleep(0.05)
+            cursor.execute("INSERT INTO counter VALUES (1)")
+    except Exception as exc:
+        errors.append(str(exc))
+    finally:
+        connections.close_all()
+
+threads = [threading.Thread(target=writer) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+with connection.cursor() as cursor:
+    cursor.execute("SELECT count(*) FROM counter")
+    print(cursor.fetchone()[0], errors)
+"""
+
+
+def test_the_default_sqlite_database_lets_concurrent_writers_wait_instead_of_failing(tmp_path):
+    # Web threads, the worker and the sandbox's delivery thread write to one
+    # SQLite file; a transaction that reads before it writes must wait for the
+    # lock, not fail with "database is locked".
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}"})
+    result = subprocess.run([sys.executable, "-c", "import environ; environ.Env.read_env=lambda *a, **k: None\n"
+                             + CONCURRENT_WRITERS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "6 []"
