@@ -86,3 +86,62 @@ def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server,
     page.wait_for_selector("text=Noted: Zenduty")
     integration.refresh_from_db()
     assert integration.zenduty_step_confirmed_at is not None
+
+    # Xurrent's verification messages reach the portal; the page then says Provisioned.
+    from sandbox import deliveries
+
+    deliveries.flush(service="xurrent")
+    page.reload()
+    assert page.inner_text(".provisioning-badge").strip() == "Provisioned"
+    assert page.locator("#provisioning").inner_text().count("verified") >= 4
+    remote = world.remote_webhooks(integration)
+    assert len(remote) == 4 and not any(h["disabled"] for h in remote)
+    assert world.counts() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 1}
+
+    # Deleting, as a person would, removes what was provisioned on both sides.
+    page.click("a.deletelink")
+    assert "4 Xurrent webhook(s)" in page.inner_text("#content")
+    page.click("input[type=submit][value*='sure']")
+    page.wait_for_selector(".messagelist")
+    assert not OutgoingIntegration.objects.exists()
+    assert world.counts() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 0}
+
+
+def test_a_team_with_three_priorities_gets_no_mapping_table_in_the_browser(browser_page, world, live_server,
+                                                                           admin_user, settings):
+    settings.PORTAL_BASE_URL = live_server.url
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/integrations/outgoingintegration/add/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "password")
+    page.click("input[type=submit]")
+
+    team_id, service_id = world.service(world.platform_service)
+    page.select_option("#id_zenduty_service", f"{world.account.pk}:{team_id}:{service_id}")
+    page.select_option("#id_tenant", str(world.tenant.pk))
+    page.click("text=Next: service instance and options")
+
+    page.wait_for_selector(".integration-summary")
+    message = page.inner_text(".priority-mapping-message")
+    assert "has 3 priorities; custom mapping needs at least 4" in message
+    assert page.locator(".priority-mapping select").count() == 0
+    page.fill(".service-instance-search", "email")
+    page.wait_for_function("document.querySelector('.service-instance-status').textContent.includes('found')")
+    page.select_option("#id_service_instance_id", label=world.other_instance)
+    page.check("#id_direction_0")  # Xurrent → Zenduty
+    # Ticking the mapping anyway is refused with the same explanation...
+    page.check("#id_use_custom_mapping")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".errorlist")
+    assert "custom mapping needs at least 4" in page.inner_text(".errorlist")
+    assert not OutgoingIntegration.objects.exists()
+
+    # ...and without it the integration is saved with the default impact.
+    page.uncheck("#id_use_custom_mapping")
+    page.select_option("#id_default_impact", "high")
+    page.click("input[name=_save]")
+    page.wait_for_selector("#provisioning")
+    integration = OutgoingIntegration.objects.get()
+    assert (integration.use_custom_mapping, integration.default_impact) == (False, "high")
+    assert integration.direction == "xurrent_to_zenduty"
+    assert integration.provisioning_status == ProvisioningStatus.VERIFYING, integration.provisioning_error
