@@ -6,6 +6,7 @@ https://<account>.<domain> (verification callbacks, canonical links).
 Trailing slashes are tolerated on API paths.
 """
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from sandbox.xurrent import ui, views
 
@@ -38,6 +39,8 @@ urlpatterns = [
     re_path(rf"^v1/webhook_policies/{ID}/?$", views.WebhookPolicyDetail.as_view()),
     re_path(r"^v1/.*$", views.NotFound.as_view()),
     # By-hand UI
+    # The account host's root leads a person to the by-hand UI.
+    path("", RedirectView.as_view(pattern_name="sandbox-xurrent-ui", permanent=False)),
     path("ui/", ui.index, name="sandbox-xurrent-ui"),
     path("ui/requests/<int:request_id>/", ui.request_detail, name="sandbox-xurrent-ui-request"),
     path("ui/webhooks/<int:webhook_id>/", ui.webhook_action, name="sandbox-xurrent-ui-webhook"),

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import requests
+from django.urls import reverse
 
 from sandbox import deliveries
 from sandbox.xurrent import demo
@@ -104,3 +105,8 @@ def test_simulator_settings_can_be_changed_by_hand(client, wired):
                      "burst_limit": 0, "burst_window_seconds": 2})
     knobs = Account.objects.get(account_id="wdc").simulator_settings()
     assert knobs.rate_limit == 5 and knobs.strict_account_header is False  # unchecked box
+
+
+def test_the_simulator_root_leads_to_the_ui(client):
+    response = client.get("/sandbox/xurrent/")
+    assert response.status_code == 302 and response["Location"] == reverse("sandbox-xurrent-ui")
