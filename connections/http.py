@@ -122,14 +122,19 @@ class BaseClient:
 
     # -- the call -----------------------------------------------------------
     def request(self, method: str, url: str, *, params: dict | None = None, json: Any = None,
-                data: Any = None, headers: dict | None = None, authenticate: bool = True) -> requests.Response:
+                data: Any = None, headers: dict | None = None, authenticate: bool = True,
+                idempotent: bool | None = None) -> requests.Response:
         """Send a call and return the 2xx response, or raise an ApiError.
 
         Retries, bounded by ``max_retries``: a 429 whose Retry-After fits in
-        ``max_inline_wait``; a 5xx or network failure for idempotent methods
+        ``max_inline_wait``; a 5xx or network failure for idempotent calls
         (after a short backoff); a 401 once when :meth:`on_auth_failure` says so.
+        ``idempotent`` overrides the guess from the method, for reads sent as
+        POST (Zenduty's incident filter).
         """
         method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
         attempt = 0
         refreshed = False
         while True:
@@ -160,7 +165,7 @@ class BaseClient:
             self._record(method, url, response.status_code if response is not None else None,
                          duration_ms, attempt, error)
 
-            wait = self._retry_wait(method, error, attempt)
+            wait = self._retry_wait(idempotent, error, attempt)
             if isinstance(error, errors.AuthenticationError) and not refreshed and authenticate:
                 refreshed = True
                 if self.on_auth_failure():
@@ -171,7 +176,7 @@ class BaseClient:
                         urlsplit(url).path, error.kind, wait, attempt)
             self._sleep(wait)
 
-    def _retry_wait(self, method: str, error: errors.ApiError, attempt: int) -> float | None:
+    def _retry_wait(self, idempotent: bool, error: errors.ApiError, attempt: int) -> float | None:
         if attempt > self.max_retries:
             return None
         if isinstance(error, errors.RateLimitedError):
@@ -179,7 +184,7 @@ class BaseClient:
             if wait is None or wait > self.max_inline_wait:
                 return None  # the job layer reschedules; no worker sleeps for minutes
             return wait
-        if isinstance(error, (errors.ServerError, errors.NetworkError)) and method in IDEMPOTENT_METHODS:
+        if isinstance(error, (errors.ServerError, errors.NetworkError)) and idempotent:
             return min(0.5 * (2 ** (attempt - 1)), self.max_inline_wait)
         return None
 

@@ -158,7 +158,8 @@ class ZendutyClient(BaseClient):
         """
         url, query = self._url(*path), params
         for _ in range(self.max_pages):
-            response = self.request(method, url, params=query, json=json)
+            # Listing is a read even when sent as POST (the filter): safe to retry.
+            response = self.request(method, url, params=query, json=json, idempotent=True)
             page = safe_json(response)
             if isinstance(page, list):
                 yield from page

@@ -128,6 +128,12 @@ def test_client_retries_a_get_after_a_500_but_never_an_incident_post(client, wor
     assert client.create_incident(title="x", service=str(world.website.unique_id))["incident_number"] == 1
 
 
+def test_client_retries_the_incident_filter_after_a_500_because_it_only_reads(client, world):
+    client.create_incident(title="listed", service=str(world.website.unique_id))
+    faults.inject("zenduty", FaultKind.ERROR_500, path_prefix="/api/incidents/filter/", method="POST")
+    assert [i["title"] for i in client.iter_incidents()] == ["listed"]
+
+
 def test_provisioned_integration_delivers_once_configured_by_hand(client, world):
     """The portal creates the integration through the API; a person sets URL and key in Zenduty's screens."""
     team, service = str(world.operations.unique_id), str(world.website.unique_id)
