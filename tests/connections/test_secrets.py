@@ -86,6 +86,24 @@ def test_log_filter_masks_known_secrets(caplog):
     assert record.getMessage() == f"token={secrets.MASK}"
 
 
+def test_remembered_secrets_are_bounded_and_the_ones_in_use_stay_masked(monkeypatch):
+    monkeypatch.setattr(secrets, "MAX_REMEMBERED_SECRETS", 50)
+    monkeypatch.setattr(secrets, "_known_secrets", type(secrets._known_secrets)())
+    secrets.remember("client-secret-in-use")
+    for n in range(100):
+        secrets.remember(f"expired-access-token-{n:03d}")
+        secrets.remember("client-secret-in-use")  # decrypted again for every call
+    assert len(secrets._known_secrets) == 50
+    text = "client-secret-in-use expired-access-token-000 expired-access-token-099"
+    assert secrets.redact(text) == f"{secrets.MASK} expired-access-token-000 {secrets.MASK}"
+
+
+def test_a_secret_inside_a_longer_one_does_not_leave_the_rest_visible():
+    secrets.remember("abcdef-123456")
+    secrets.remember("abcdef-123456-and-more")
+    assert secrets.redact("x abcdef-123456-and-more y") == f"x {secrets.MASK} y"
+
+
 def test_serialisation_never_carries_the_secret():
     field = XurrentTenant._meta.get_field("client_secret")
     tenant = XurrentTenant(client_secret=SECRET)
