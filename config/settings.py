@@ -60,6 +60,12 @@ SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="").rstrip("/")
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)
+# The simulated Xurrent disables a webhook after this many consecutive failed
+# delivery attempts, once the first of them is older than this many seconds
+# (Xurrent: 20 failures over more than a week). Tests shorten both.
+SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES = env.int("SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS = env.int("SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS",
+                                                        default=7 * 24 * 3600)
 
 # Outbound HTTP: (connect, read) timeouts in seconds for every API call.
 EXTERNAL_API_CONNECT_TIMEOUT = env.float("EXTERNAL_API_CONNECT_TIMEOUT", default=5.0)

@@ -9,12 +9,17 @@ failures with backoff up to ``max_attempts``. Tests turn the thread off
 
 Delivery faults (sandbox.faults): drop, duplicate, or hold back a delivery so
 that a later one overtakes it.
+
+A simulated service that needs to know how its deliveries fare (the simulated
+Xurrent disables a webhook after a streak of failures) registers a listener
+with :func:`on_attempt`; it is told the outcome of every attempt.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import requests
@@ -29,6 +34,33 @@ from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
 logger = logging.getLogger("sandbox.deliveries")
 
 MAX_BACKOFF_SECONDS = 300
+
+AttemptListener = Callable[[OutboundDelivery, bool], None]
+# Per service: called after each attempt has been recorded. Registered from
+# the service app's ready(), so the outbox needs no knowledge of webhooks.
+_attempt_listeners: dict[str, list[AttemptListener]] = {}
+
+
+def on_attempt(service: str, listener: AttemptListener) -> None:
+    """Have ``listener(delivery, ok)`` called after each attempt of a ``service`` delivery.
+
+    ``ok`` is True for a 2xx; ``delivery`` carries ``attempts``, ``last_status``,
+    ``last_error`` and the ``meta`` given to :func:`enqueue`. Registering the
+    same listener twice has no effect.
+    """
+    listeners = _attempt_listeners.setdefault(service, [])
+    if listener not in listeners:
+        listeners.append(listener)
+
+
+def _tell_listeners(delivery: OutboundDelivery, ok: bool) -> None:
+    for listener in _attempt_listeners.get(delivery.service, ()):
+        try:
+            listener(delivery, ok)
+        except Exception:
+            # The attempt is already recorded; a listener's bug must not stop
+            # the outbox from sending the rest.
+            logger.exception("sandbox.delivery-listener-failed %s %s", delivery.service, delivery.pk)
 
 
 def enqueue(service: str, url: str, body: str, *, headers: dict | None = None, fresh_id_header: str = "",
@@ -59,7 +91,7 @@ def _claim(delivery_id: int) -> bool:
 
 
 def send_one(delivery: OutboundDelivery) -> bool:
-    """Send one claimed delivery; record the outcome. Returns True on a 2xx."""
+    """Send one claimed delivery; record the outcome and tell the service's listeners. Returns True on a 2xx."""
     headers = dict(delivery.headers)
     if delivery.attempts and delivery.fresh_id_header:
         # Each retry is a new delivery id; the first one is named as origin.
@@ -93,6 +125,7 @@ def send_one(delivery: OutboundDelivery) -> bool:
                                  "next_attempt_at"])
     logger.info("sandbox.delivery %s %s attempt %d -> %s", delivery.service, delivery.description,
                 delivery.attempts, status or error)
+    _tell_listeners(delivery, not error)
     return not error
 
 

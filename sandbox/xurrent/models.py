@@ -385,6 +385,15 @@ class Webhook(NodeMixin, models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     verification_code_hash = models.CharField(max_length=64, blank=True, default="")
     verification_expires_at = models.DateTimeField(null=True, blank=True)
+    # Delivery health (§6.4): Xurrent disables a webhook after 20 consecutive
+    # failures over more than a week and keeps its last_error. Every failed
+    # attempt (retries included) extends the streak; a 2xx ends it.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(null=True, blank=True, help_text="First failure of the current streak.")
+    last_error = models.CharField(max_length=200, blank=True, default="",
+                                  help_text='The latest failure as the API shows it, e.g. "404 Not Found".')
+    auto_disabled_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="When the failure streak disabled it (cleared on re-enable).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -393,6 +402,11 @@ class Webhook(NodeMixin, models.Model):
 
     def __str__(self) -> str:
         return f"webhook {self.pk} {self.event} → {self.uri}"
+
+    def reset_failures(self) -> list[str]:
+        """Forget the failure streak (``last_error`` stays); returns the fields changed, for ``update_fields``."""
+        self.consecutive_failures, self.first_failure_at, self.auto_disabled_at = 0, None, None
+        return ["consecutive_failures", "first_failure_at", "auto_disabled_at"]
 
     def check_verification_code(self, code: str) -> bool:
         """Whether ``code`` is the current verification code (constant-time comparison)."""

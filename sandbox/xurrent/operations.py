@@ -307,12 +307,21 @@ def create_webhook(account: Account, actor: Person, data: Any, origin: Origin) -
 @transaction.atomic
 def update_webhook(webhook: Webhook, actor: Person, data: Any, origin: Origin) -> Webhook:
     """Change a webhook (``PATCH /webhooks/:id``). A new URI, or any update of a
-    still unverified webhook, sends a fresh ``webhook.verify`` (§6.2)."""
+    still unverified webhook, sends a fresh ``webhook.verify`` (§6.2).
+
+    A new URI or a re-enable starts a fresh failure streak (§6.4), so a
+    webhook re-enabled after being disabled is not disabled again at once.
+    """
     values = _check_webhook(webhook.account, data, webhook)
     uri_changed = "uri" in values and values["uri"] != webhook.uri
+    reenabled = webhook.disabled and values.get("disabled") is False
     for field, value in values.items():
         setattr(webhook, field, value)
-    webhook.save()
+    fields = [*values, "updated_at"]
+    if uri_changed or reenabled:
+        fields += webhook.reset_failures()
+    # Only the changed fields: the outbox updates the failure streak concurrently.
+    webhook.save(update_fields=fields)
     if uri_changed or not webhook.verified:
         hooks.require_verification(webhook, actor, origin)
     return webhook

@@ -108,13 +108,14 @@ def note_json(note: Note) -> dict:
 
 
 def webhook_json(webhook: Webhook) -> dict:
-    """A webhook (§6.1). Its verification state is not part of the documented API."""
+    """A webhook (§6.1). Its verification state and failure streak are not part of the documented API."""
     return {
         "id": webhook.pk, "nodeID": webhook.node_id, "name": webhook.name or webhook.event,
         "event": webhook.event, "uri": webhook.uri, "description": _blank(webhook.description),
         "disabled": webhook.disabled, "mail_exceptions_to": _blank(webhook.mail_exceptions_to),
         "webhook_policy": ref(webhook.webhook_policy), "openid_connect_discovery": False,
-        "last_error": None, "source": _blank(webhook.source), "sourceID": _blank(webhook.sourceID),
+        "last_error": _blank(webhook.last_error), "source": _blank(webhook.source),
+        "sourceID": _blank(webhook.sourceID),
         "created_at": timestamp(webhook.created_at), "updated_at": timestamp(webhook.updated_at),
     }
 

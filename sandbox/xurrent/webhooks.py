@@ -11,6 +11,11 @@
 * A new webhook (or one whose URI changed) is inactive until the receiver
   calls back the URL in a ``webhook.verify`` message, valid for 24 hours,
   unless another verified webhook of the account has exactly that URI (§6.2).
+* The outbox tells :func:`record_attempt` how each attempt fared: failures
+  build a streak, kept with ``last_error``; a streak of
+  ``SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES`` (20) attempts whose first
+  is older than ``SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS`` (a week)
+  disables the webhook (§6.4).
 """
 from __future__ import annotations
 
@@ -19,14 +24,18 @@ import logging
 import secrets
 import time
 from datetime import timedelta
+from http import HTTPStatus
 from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from sandbox import deliveries
+from sandbox.models import OutboundDelivery
 from sandbox.xurrent import vocabulary as v
 from sandbox.xurrent.api import Origin
 from sandbox.xurrent.models import Account, Note, Person, Request, Webhook, WebhookPolicy, token_digest
@@ -220,3 +229,58 @@ def send_test(webhook: Webhook, actor: Person | None, origin: Origin) -> bool:
     deliver(webhook, data, links=[(f"{origin.account_url}/webhooks/{webhook.pk}", "canonical")], origin=origin,
             description=f"{webhook.event} test #{webhook.pk}", meta={"test": True})
     return True
+
+
+# -- delivery health (§6.4) ------------------------------------------------------------------------------------
+def error_text(status: int | None, error: str) -> str:
+    """``last_error`` as the API shows it: ``"404 Not Found"`` for an HTTP answer, else the transport error."""
+    if status is None:
+        return error[:200]
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:  # a status code Python does not name
+        return str(status)
+
+
+def record_attempt(delivery: OutboundDelivery, ok: bool) -> None:
+    """Outbox listener: count one attempt of a delivery to a webhook; disable the webhook when the streak is due.
+
+    A 2xx ends the streak. A failure extends it and becomes ``last_error``.
+    The webhook is disabled once the streak has at least
+    ``SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES`` failures and began more
+    than ``SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS`` ago (§6.4: "20
+    consecutive failures over a period longer than a week").
+
+    Attempts are ignored for a deleted webhook, for a message sent to an
+    address the webhook no longer has, and, for the streak, while the webhook
+    is disabled (its /test messages and leftover retries): the streak that
+    disabled it stays on record until it is re-enabled.
+    """
+    webhook_id = delivery.meta.get("webhook_id")
+    if webhook_id is None:
+        return
+    with transaction.atomic():
+        # Locked: the background sender and a test's flush() may report at once.
+        webhook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
+        now = timezone.now()
+        if webhook is None or webhook.uri != delivery.url:
+            return
+        if ok:
+            if webhook.consecutive_failures and not webhook.disabled:
+                webhook.save(update_fields=webhook.reset_failures())
+            return
+        webhook.last_error = error_text(delivery.last_status, delivery.last_error)
+        fields = ["last_error"]
+        if not webhook.disabled:
+            webhook.consecutive_failures += 1
+            webhook.first_failure_at = webhook.first_failure_at or now
+            fields += ["consecutive_failures", "first_failure_at"]
+            if (webhook.consecutive_failures >= settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES
+                    and (now - webhook.first_failure_at).total_seconds()
+                    > settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS):
+                webhook.disabled, webhook.auto_disabled_at = True, now
+                fields += ["disabled", "auto_disabled_at", "updated_at"]
+                # The webhook's id only: its URI may carry basic-auth credentials (§6.1).
+                logger.warning("sandbox.xurrent.webhook-disabled webhook=%s failures=%d", webhook.pk,
+                               webhook.consecutive_failures)
+        webhook.save(update_fields=fields)

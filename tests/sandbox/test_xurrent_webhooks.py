@@ -383,3 +383,119 @@ def test_an_update_that_changes_nothing_fires_nothing(api, receiver):
     api.patch(f"/v1/requests/{created['id']}", json={"impact": "low"})
     deliveries.flush()
     assert [b["event"] for b in bodies(receiver)] == ["webhook.verify", "request.update"]
+
+
+# -- automatic disabling (§6.4: 20 consecutive failures over more than a week; last_error kept) -------------
+@pytest.fixture
+def compressed(settings):
+    """Time-compressed auto-disabling: 3 failed attempts, the first over an hour ago."""
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES = 3
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS = 3600
+    return settings
+
+
+def verified_webhook(api, receiver, event="request.create", path="/health"):
+    hook = make_webhook(api, event, f"{receiver.url}{path}")
+    deliveries.flush()
+    requests.get(bodies(receiver)[-1]["payload"]["callback"], timeout=10)
+    return hook
+
+
+def test_a_failing_webhook_is_disabled_after_the_streak_and_receives_nothing_more(api, client, receiver,
+                                                                                   compressed):
+    hook = verified_webhook(api, receiver)
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] is None
+    receiver.statuses = [500] * 10
+
+    api.post("/v1/requests", json=incident())
+    deliveries.flush(rounds=5)  # one message, five failed attempts
+
+    # Enough failures, but the streak is younger than the period: still enabled.
+    row = Webhook.objects.get(pk=hook["id"])
+    assert len(receiver.received) == 1 + 5
+    assert row.consecutive_failures == 5 and not row.disabled and row.auto_disabled_at is None
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "500 Internal Server Error"
+
+    Webhook.objects.filter(pk=hook["id"]).update(first_failure_at=timezone.now() - timedelta(hours=2))
+    api.post("/v1/requests", json=incident())
+    deliveries.flush()  # the first attempt of the second message fails: the streak is now due
+
+    fetched = api.get(f"/v1/webhooks/{hook['id']}").json()
+    assert fetched["disabled"] is True and fetched["last_error"] == "500 Internal Server Error"
+    assert [w["id"] for w in api.get("/v1/webhooks/disabled").json()] == [hook["id"]]
+    assert Webhook.objects.get(pk=hook["id"]).consecutive_failures == 6
+
+    deliveries.flush(rounds=5)  # leftover retries already queued still run out, the streak stays as it was
+    sent = len(receiver.received)
+    assert sent == 1 + 5 + 5 and Webhook.objects.get(pk=hook["id"]).consecutive_failures == 6
+    receiver.statuses = []  # the receiver is healthy again, but the webhook is off
+    created = api.post("/v1/requests", json=incident()).json()
+    api.patch(f"/v1/requests/{created['id']}", json={"impact": "low"})
+    deliveries.flush(rounds=5)
+    assert len(receiver.received) == sent
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "500 Internal Server Error"  # kept
+
+    page = client.get("/sandbox/xurrent/ui/", {"account": "acme"}).content.decode()
+    assert "disabled after 6 failures" in page and "500 Internal Server Error" in page
+
+
+def test_a_success_ends_the_streak_and_keeps_last_error(api, receiver, settings):
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES = 3
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS = 0
+    hook = verified_webhook(api, receiver)
+    receiver.statuses = [500, 500, 200, 503, 503]
+
+    api.post("/v1/requests", json=incident())
+    deliveries.flush(rounds=5)  # 500, 500, then delivered
+
+    row = Webhook.objects.get(pk=hook["id"])
+    assert row.consecutive_failures == 0 and row.first_failure_at is None and not row.disabled
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "500 Internal Server Error"
+
+    api.post("/v1/requests", json=incident())
+    deliveries.flush(rounds=2)  # 503, 503: two in a row, not four
+    row = Webhook.objects.get(pk=hook["id"])
+    assert row.consecutive_failures == 2 and not row.disabled
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "503 Service Unavailable"
+
+    receiver.statuses = [502]
+    deliveries.flush()  # the third in a row
+    fetched = api.get(f"/v1/webhooks/{hook['id']}").json()
+    assert fetched["disabled"] is True and fetched["last_error"] == "502 Bad Gateway"
+
+
+def test_re_enabling_starts_a_fresh_streak(api, receiver, settings):
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES = 2
+    settings.SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS = 0
+    hook = verified_webhook(api, receiver)
+    receiver.statuses = [500, 500]
+    api.post("/v1/requests", json=incident())
+    deliveries.flush(rounds=2)
+    assert Webhook.objects.get(pk=hook["id"]).auto_disabled_at is not None
+
+    enabled = api.patch(f"/v1/webhooks/{hook['id']}", json={"disabled": False}).json()
+
+    assert enabled["disabled"] is False and enabled["last_error"] == "500 Internal Server Error"
+    row = Webhook.objects.get(pk=hook["id"])
+    assert row.consecutive_failures == 0 and row.auto_disabled_at is None
+    receiver.statuses = [500]
+    deliveries.flush()  # the leftover retry fails once: one failure is not a streak of two
+    assert not Webhook.objects.get(pk=hook["id"]).disabled
+    deliveries.flush()  # delivered
+    created = api.post("/v1/requests", json=incident()).json()
+    deliveries.flush()
+    assert bodies(receiver)[-1]["object_id"] == created["id"]
+
+
+def test_an_unreachable_webhook_shows_the_transport_error(api, settings):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hook = make_webhook(api, "request.create", f"http://127.0.0.1:{port}/gone")
+
+    deliveries.flush()  # the webhook.verify message fails
+
+    assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "ConnectionError"
+    assert Webhook.objects.get(pk=hook["id"]).consecutive_failures == 1
