@@ -37,6 +37,12 @@ def browser_page(monkeypatch):
         page = context.new_page()
         page.set_default_timeout(15000)
         yield page
+        # Playwright's loop counts as "running" here, so Django keeps the test's
+        # connections apart from the ones pytest-django closes (asgiref's
+        # context-local storage); close them while that context is current.
+        from django.db import connections
+
+        connections.close_all()
         browser.close()
 
 
