@@ -332,6 +332,8 @@ def _ensure_policy(integration: OutgoingIntegration, client, step: _Steps) -> No
                     client.update_webhook_policy(integration.xurrent_policy_id, disabled=False)
     if integration.xurrent_policy_id:
         return
+    if integration.provisioning_status == ProvisioningStatus.FAILED:
+        _delete_stray_policies(integration, client, step)
     step("create the Xurrent webhook policy")
     audience = audience_for(integration)
     policy = client.create_webhook_policy(jwt_alg=JWT_ALG, jwt_audience=audience,
@@ -343,6 +345,21 @@ def _ensure_policy(integration: OutgoingIntegration, client, step: _Steps) -> No
         raise ProvisioningError(
             f"Xurrent created webhook policy {integration.xurrent_policy_id} but did not return its public key, "
             f"so deliveries could not be checked. 'Retry provisioning' replaces the policy.")
+
+
+def _delete_stray_policies(integration: OutgoingIntegration, client, step: _Steps) -> None:
+    """Delete this integration's policies that the portal has no record of.
+
+    A policy whose create answer was lost (timeout, crash) exists in Xurrent
+    but its public key, shown only in that answer, is gone: it can never be
+    used. It carries the integration's audience, which no other policy has.
+    """
+    audience = audience_for(integration)
+    step("look for Xurrent webhook policies left by an interrupted attempt")
+    for policy in client.list_webhook_policies():
+        if policy.get("jwt_audience") == audience and str(policy.get("id")) != integration.xurrent_policy_id:
+            step(f"delete the Xurrent webhook policy {policy.get('id')} left by an interrupted attempt")
+            _delete_quietly(client.delete_webhook_policy, policy.get("id"))
 
 
 def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verification: bool) -> None:
@@ -426,7 +443,9 @@ def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verif
 
 
 def _remove_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
-    if not (integration.xurrent_webhooks or integration.xurrent_policy_id):
+    # After a failed attempt a policy may exist that was never recorded.
+    interrupted = integration.provisioning_status == ProvisioningStatus.FAILED
+    if not (integration.xurrent_webhooks or integration.xurrent_policy_id or interrupted):
         return
     client = services.xurrent_client(integration.tenant)
     try:
@@ -438,6 +457,8 @@ def _remove_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
             step("delete the Xurrent webhook policy")
             _delete_quietly(client.delete_webhook_policy, integration.xurrent_policy_id)
             _save(integration, xurrent_policy_id="", xurrent_policy_public_key="", xurrent_policy_audience="")
+        if interrupted:
+            _delete_stray_policies(integration, client, step)
     finally:
         services._close(client)
 

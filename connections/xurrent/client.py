@@ -281,6 +281,14 @@ class XurrentClient(BaseClient):
         self.request("GET", callback_url, authenticate=False)
 
     # -- webhook policies ---------------------------------------------------------
+    def list_webhook_policies(self, fields: str = "id,name,disabled,jwt_alg,jwt_audience") -> list[dict]:
+        """All webhook policies of the account (never with their public keys).
+
+        Collections answer with their default fields only; ``fields`` asks for
+        the audience too (``?fields=`` selects collection fields, xurrent-api.md §3).
+        """
+        return list(self._paginate("webhook_policies", params={"fields": fields}))
+
     def create_webhook_policy(self, jwt_alg: str = "rs256", jwt_audience: str | None = None,
                               jwt_claim_expires_in: int | None = None, disabled: bool = False) -> dict:
         """Create a webhook policy (201).

@@ -48,6 +48,10 @@ class FakeXurrent:
         self._call("get_webhook_policy", policy_id)
         return dict(self._get(self.policies, policy_id))
 
+    def list_webhook_policies(self, fields=None):
+        self._call("list_webhook_policies")
+        return [dict(p) for p in self.policies.values()]
+
     def update_webhook_policy(self, policy_id, **fields):
         self._call("update_webhook_policy", policy_id)
         self._get(self.policies, policy_id).update(fields)

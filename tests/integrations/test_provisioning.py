@@ -181,3 +181,48 @@ def test_the_manual_zenduty_step_as_shown_completes_the_integration(sim):
     result.refresh_from_db()
     assert result.zenduty_step_confirmed_at is not None
     assert result.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def _lose_the_policy_create_answer(monkeypatch):
+    """Xurrent creates the policy, but its answer (with the only copy of the public key) never arrives."""
+    from connections.xurrent import XurrentClient
+
+    original = XurrentClient.create_webhook_policy
+
+    def create_webhook_policy(client, *args, **kwargs):
+        original(client, *args, **kwargs)
+        raise errors.TimeoutError_("no answer from the API host within 15 s", service="xurrent")
+
+    monkeypatch.setattr(XurrentClient, "create_webhook_policy", create_webhook_policy)
+
+
+def test_a_policy_whose_create_answer_was_lost_is_replaced_on_retry_not_left_behind(sim, monkeypatch):
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    with monkeypatch.context() as patch:
+        _lose_the_policy_create_answer(patch)
+        failed = provisioning.provision(integration.pk)
+    assert failed.provisioning_status == ProvisioningStatus.FAILED
+    assert failed.xurrent_policy_id == "" and sim.counts()["policies"] == 1  # exists in Xurrent, unknown here
+
+    done = provisioning.provision(integration.pk)
+
+    assert done.provisioning_status == ProvisioningStatus.VERIFYING, done.provisioning_error
+    policies = sim.xurrent.list_webhook_policies()
+    assert [str(p["id"]) for p in policies] == [done.xurrent_policy_id]  # the orphan is gone
+    assert "BEGIN PUBLIC KEY" in done.xurrent_policy_public_key
+
+
+def test_deleting_after_a_lost_policy_create_removes_the_unrecorded_policy(sim, monkeypatch):
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    other = sim.integration(service="Payments API", instance="Email (Production)",
+                            direction=Direction.XURRENT_TO_ZENDUTY)
+    provisioning.provision(other.pk)
+    with monkeypatch.context() as patch:
+        _lose_the_policy_create_answer(patch)
+        provisioning.provision(integration.pk)
+    assert sim.counts()["policies"] == 2
+
+    provisioning.deprovision(integration.pk)
+
+    other.refresh_from_db()
+    assert [str(p["id"]) for p in sim.xurrent.list_webhook_policies()] == [other.xurrent_policy_id]
