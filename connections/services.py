@@ -38,6 +38,17 @@ def _xurrent_client(tenant: XurrentTenant, *, shared_token: bool):
                          environment=tenant.environment)
 
 
+def _oauth_said(exc: errors.ApiError) -> str:
+    """What Xurrent's OAuth service answered (RFC 6749 ``error`` and ``error_description``), if anything.
+
+    Not ``exc.message``: that is already the client's own sentence about the
+    credentials, which the check's message would only repeat.
+    """
+    body = exc.body if isinstance(exc.body, dict) else {}
+    said = " – ".join(str(body[key])[:200] for key in ("error", "error_description") if body.get(key))
+    return f" Xurrent said: {said}" if said else ""
+
+
 def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
     """Get an OAuth token and read the account. Returns the account record.
 
@@ -58,7 +69,7 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
             raise ConnectionCheckError(
                 "client_secret",
                 f"Xurrent ({instance}) did not accept this client ID and secret. Check both, and that the "
-                f"region and environment are those of the account. Xurrent said: {exc.message}") from exc
+                f"region and environment are those of the account.{_oauth_said(exc)}") from exc
         raise ConnectionCheckError(
             "account_id",
             f"The credentials work, but Xurrent refused access to account '{tenant.account_id}'. "

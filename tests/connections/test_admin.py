@@ -39,7 +39,10 @@ def test_a_wrong_secret_is_refused_with_a_field_error_and_nothing_stored(admin_c
     response = admin_client.post(ADD_TENANT, tenant_form(client_secret="not-the-right-secret"))
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "did not accept this client ID and secret" in " ".join(errors["client_secret"])
+    message = " ".join(errors["client_secret"])
+    assert "did not accept this client ID and secret" in message
+    assert "Xurrent said: invalid_client" in message  # what the OAuth service answered, said once
+    assert message.count("did not accept") == 1
     assert XurrentTenant.objects.count() == 0
     assert b"not-the-right-secret" not in response.content
 
