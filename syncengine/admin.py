@@ -8,7 +8,9 @@ events and calls (the integrations admin decides whether to show them).
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import jwt
 from django.contrib import admin, messages
@@ -54,6 +56,21 @@ def compact_time(value):
         return "—"
     return format_html('<span style="white-space:nowrap">{}</span>',
                        timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def short_path(url: str) -> str:
+    """The path of a call, for a list: the host is the service's (a column of
+    its own), and Zenduty's UUIDs shrink to their first 8 characters."""
+    return Truncator(_UUID.sub(lambda m: m.group(0)[:8] + "…", urlsplit(url).path or url)).chars(70)
+
+
+@admin.display(description="URL", ordering="url")
+def call_url(obj: OutboundCall):
+    """The short path, with the full URL on hover."""
+    return format_html('<span title="{}">{}</span>', obj.url, short_path(obj.url))
 
 
 def pre(text: str):
@@ -206,7 +223,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(OutboundCall)
 class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created", "service", "method", "short_url", "status_badge", "duration_ms", "attempt",
+    list_display = ("created", "service", "method", call_url, "status_badge", "duration_ms", "attempt",
                     "error_kind", "integration", "event_link")
     list_display_links = ("created",)
     list_filter = ("service", "status_class", ("error_kind", admin.AllValuesFieldListFilter), "integration")
@@ -222,10 +239,6 @@ class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="at", ordering="created_at")
     def created(self, obj: OutboundCall):
         return compact_time(obj.created_at)
-
-    @admin.display(description="URL", ordering="url")
-    def short_url(self, obj: OutboundCall):
-        return Truncator(obj.url).chars(70)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: OutboundCall):
@@ -287,7 +300,7 @@ class RecentOutboundCallsInline(_RecentInline):
     fk_name = "integration"
     order_field = "created_at"
     verbose_name_plural = f"latest outbound calls (up to {INLINE_ROWS})"
-    fields = readonly_fields = ("created_at", "service", "method", "url", "status", "duration_ms", "error_kind")
+    fields = readonly_fields = ("created_at", "service", "method", call_url, "status", "duration_ms", "error_kind")
 
 
 class EventCallsInline(admin.TabularInline):
@@ -299,7 +312,7 @@ class EventCallsInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     verbose_name_plural = "outbound calls made for this event"
-    fields = readonly_fields = ("created_at", "service", "method", "url", "status", "duration_ms", "attempt",
+    fields = readonly_fields = ("created_at", "service", "method", call_url, "status", "duration_ms", "attempt",
                                 "error_kind", "error")
 
     def has_add_permission(self, request, obj=None):

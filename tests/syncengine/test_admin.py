@@ -206,3 +206,15 @@ def test_fixture_files_are_valid_deliveries():
         assert message["event"] == name and "payload" in message
     for name in ("triggered", "acknowledged", "resolved"):
         assert fixture_json(f"zenduty/{name}.json")["payload"]["event_type"] == name
+
+
+@pytest.mark.django_db
+def test_the_call_list_shows_short_paths_with_the_full_url_on_hover(admin_client):
+    url = ("https://www.zenduty.com/api/account/teams/e6c3cbc5-5323-4e7f-8639-a7c546a1deb3/services/"
+           "ba2ee505-f24f-4a97-af1f-fdc654c0b330/integrations/")
+    OutboundCall.objects.create(service="zenduty", method="GET", url=url, status=200, status_class="2xx")
+
+    page = admin_client.get(reverse("admin:syncengine_outboundcall_changelist")).content.decode()
+
+    assert "/api/account/teams/e6c3cbc5…/services/ba2ee505…/integrations/" in page
+    assert f'title="{url}"' in page
