@@ -25,6 +25,13 @@ CACHE_SECONDS = 60
 # How many service instances the form lists before the search box is needed.
 INSTANCE_LIST_LIMIT = 200
 SEARCH_LIMIT = 25
+# Xurrent has no substring filter, so a search reads pages until it has its
+# matches, and a person typing sends several searches. The first search reads
+# the tenant's ids and names once (100 per call) and keeps them for a few
+# minutes; the following searches filter them here and cost no API call
+# (Xurrent's example limit is 3,600 calls, likely per hour and per API user, xurrent-api.md §5.3).
+CATALOGUE_LIMIT = 10_000
+CATALOGUE_SECONDS = 300
 
 T = TypeVar("T")
 
@@ -101,11 +108,11 @@ def describe_api_error(exc: errors.ApiError, action: str, connection: object = N
     return f"Could not {action}. {why}"
 
 
-def _cached(key: str, load: Callable[[], T]) -> T:
+def _cached(key: str, load: Callable[[], T], seconds: int = CACHE_SECONDS) -> T:
     value = cache.get(key)
     if value is None:
         value = load()
-        cache.set(key, value, CACHE_SECONDS)
+        cache.set(key, value, seconds)
     return value
 
 
@@ -214,10 +221,17 @@ def xurrent_service_instances(tenant: XurrentTenant, query: str = "") -> Instanc
     """
     query = (query or "").strip()
 
+    if query:
+        catalogue = _instance_catalogue(tenant)
+        if catalogue.complete:
+            needle = query.casefold()
+            found = [o for o in catalogue.options if needle in o.name.casefold()][:SEARCH_LIMIT]
+            return InstanceList(found, len(found) < SEARCH_LIMIT)
+
     def load() -> InstanceList:
         client = xurrent_client(tenant)
         try:
-            if query:
+            if query:  # an account too large to keep in the cache: search page by page
                 found = client.search_service_instances(query, limit=SEARCH_LIMIT)
                 return InstanceList([_instance_option(i) for i in found], len(found) < SEARCH_LIMIT)
             options: list[Option] = []
@@ -233,6 +247,28 @@ def xurrent_service_instances(tenant: XurrentTenant, query: str = "") -> Instanc
             _close(client)
 
     return _cached(_key(tenant, "instances", query.casefold()), load)
+
+
+def _instance_catalogue(tenant: XurrentTenant) -> InstanceList:
+    """All service instances of a tenant (id and name, in Xurrent's order), kept
+    for CATALOGUE_SECONDS; ``complete`` is False (and the list empty) for an
+    account with more than CATALOGUE_LIMIT, which is searched page by page."""
+    def load() -> InstanceList:
+        client = xurrent_client(tenant)
+        try:
+            options: list[Option] = []
+            for item in client.iter_service_instances():
+                if len(options) >= CATALOGUE_LIMIT:
+                    return InstanceList([], False)
+                options.append(_instance_option(item))
+            return InstanceList(options, True)
+        except errors.ApiError as exc:
+            raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
+                                                       f"'{tenant}'")) from exc
+        finally:
+            _close(client)
+
+    return _cached(_key(tenant, "catalogue"), load, CATALOGUE_SECONDS)
 
 
 def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:

@@ -183,6 +183,29 @@ def test_the_search_endpoint_finds_instances_for_staff_only(admin_client, client
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
 
+def test_searching_as_a_person_types_reads_the_instances_once(admin_client, world, monkeypatch):
+    from connections import http
+
+    calls = []
+    monkeypatch.setattr(http, "call_observers", [calls.append])
+    url = reverse("admin:integrations_outgoingintegration_service_instances")
+    for typed in ("w", "we", "web", "webs", "website (p", "EMAIL"):
+        names = [r["name"] for r in admin_client.get(url, {"tenant": world.tenant.pk, "q": typed}).json()["results"]]
+        assert names and all(typed.casefold() in n.casefold() for n in names), (typed, names)
+    listing = [c for c in calls if c.url.endswith("/service_instances")]
+    assert len(listing) == 1  # the demo account has one page of instances: read once, then filtered here
+
+
+def test_an_account_too_large_to_keep_is_searched_page_by_page(admin_client, world, monkeypatch):
+    from integrations import services
+
+    monkeypatch.setattr(services, "CATALOGUE_LIMIT", 2)
+    url = reverse("admin:integrations_outgoingintegration_service_instances")
+    names = [r["name"] for r in admin_client.get(url, {"tenant": world.tenant.pk, "q": "website (prod"})
+             .json()["results"]]
+    assert names == ["Website (Production)"]
+
+
 def test_form_errors_never_echo_secrets(admin_client, world):
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
     integration = OutgoingIntegration.objects.get()
