@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
@@ -220,33 +222,21 @@ def xurrent_service_instances(tenant: XurrentTenant, query: str = "") -> Instanc
     up to SEARCH_LIMIT whose name contains ``query`` (cached for a minute).
     """
     query = (query or "").strip()
+    if not query:
+        return _cached(_key(tenant, "instances"), lambda: _read_instances(tenant, INSTANCE_LIST_LIMIT))
 
-    if query:
-        catalogue = _instance_catalogue(tenant)
-        if catalogue.complete:
-            needle = query.casefold()
-            found = [o for o in catalogue.options if needle in o.name.casefold()][:SEARCH_LIMIT]
-            return InstanceList(found, len(found) < SEARCH_LIMIT)
+    catalogue = _instance_catalogue(tenant)
+    if catalogue.complete:
+        needle = query.casefold()
+        found = [o for o in catalogue.options if needle in o.name.casefold()][:SEARCH_LIMIT]
+        return InstanceList(found, len(found) < SEARCH_LIMIT)
 
-    def load() -> InstanceList:
-        client = xurrent_client(tenant)
-        try:
-            if query:  # an account too large to keep in the cache: search page by page
-                found = client.search_service_instances(query, limit=SEARCH_LIMIT)
-                return InstanceList([_instance_option(i) for i in found], len(found) < SEARCH_LIMIT)
-            options: list[Option] = []
-            for item in client.iter_service_instances():
-                if len(options) >= INSTANCE_LIST_LIMIT:
-                    return InstanceList(options, False)
-                options.append(_instance_option(item))
-            return InstanceList(options, True)
-        except errors.ApiError as exc:
-            raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
-                                                       f"'{tenant}'")) from exc
-        finally:
-            _close(client)
+    def search() -> InstanceList:  # an account too large to keep: search page by page
+        with _instance_errors(tenant) as client:
+            found = client.search_service_instances(query, limit=SEARCH_LIMIT)
+        return InstanceList([_instance_option(i) for i in found], len(found) < SEARCH_LIMIT)
 
-    return _cached(_key(tenant, "instances", query.casefold()), load)
+    return _cached(_key(tenant, "instances", query.casefold()), search)
 
 
 def _instance_catalogue(tenant: XurrentTenant) -> InstanceList:
@@ -254,21 +244,34 @@ def _instance_catalogue(tenant: XurrentTenant) -> InstanceList:
     for CATALOGUE_SECONDS; ``complete`` is False (and the list empty) for an
     account with more than CATALOGUE_LIMIT, which is searched page by page."""
     def load() -> InstanceList:
-        client = xurrent_client(tenant)
-        try:
-            options: list[Option] = []
-            for item in client.iter_service_instances():
-                if len(options) >= CATALOGUE_LIMIT:
-                    return InstanceList([], False)
-                options.append(_instance_option(item))
-            return InstanceList(options, True)
-        except errors.ApiError as exc:
-            raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
-                                                       f"'{tenant}'")) from exc
-        finally:
-            _close(client)
+        listing = _read_instances(tenant, CATALOGUE_LIMIT)
+        return listing if listing.complete else InstanceList([], False)
 
     return _cached(_key(tenant, "catalogue"), load, CATALOGUE_SECONDS)
+
+
+def _read_instances(tenant: XurrentTenant, limit: int) -> InstanceList:
+    """Up to ``limit`` service instances in Xurrent's order; ``complete`` when that was all of them."""
+    options: list[Option] = []
+    with _instance_errors(tenant) as client:
+        for item in client.iter_service_instances():
+            if len(options) >= limit:
+                return InstanceList(options, False)
+            options.append(_instance_option(item))
+    return InstanceList(options, True)
+
+
+@contextmanager
+def _instance_errors(tenant: XurrentTenant) -> Iterator:
+    """A client for ``tenant``, closed afterwards; API errors become an OptionsError."""
+    client = xurrent_client(tenant)
+    try:
+        yield client
+    except errors.ApiError as exc:
+        raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
+                                                   f"'{tenant}'")) from exc
+    finally:
+        _close(client)
 
 
 def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:
