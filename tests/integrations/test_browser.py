@@ -46,19 +46,23 @@ def browser_page(monkeypatch):
         browser.close()
 
 
-def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server, admin_user, settings):
-    settings.PORTAL_BASE_URL = live_server.url
-    page = browser_page
+def start_adding(page, live_server, world, service: str) -> None:
+    """Log in as the admin and do step 1 of the add form: the Zenduty service, then the tenant."""
     page.goto(f"{live_server.url}/admin/login/?next=/admin/integrations/outgoingintegration/add/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "password")
     page.click("input[type=submit]")
-
-    # Step 1: services grouped by team, then the tenant.
-    team_id, service_id = world.service("Website")
+    team_id, service_id = world.service(service)
     page.select_option("#id_zenduty_service", f"{world.account.pk}:{team_id}:{service_id}")
     page.select_option("#id_tenant", str(world.tenant.pk))
     page.click("text=Next: service instance and options")
+
+
+def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server, admin_user, settings):
+    settings.PORTAL_BASE_URL = live_server.url
+    page = browser_page
+    # Step 1: services grouped by team, then the tenant.
+    start_adding(page, live_server, world, "Website")
 
     # Step 2: the search box narrows the instances through the JSON endpoint.
     page.wait_for_selector(".integration-summary")
@@ -117,15 +121,7 @@ def test_a_team_with_three_priorities_gets_no_mapping_table_in_the_browser(brows
                                                                            admin_user, settings):
     settings.PORTAL_BASE_URL = live_server.url
     page = browser_page
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/integrations/outgoingintegration/add/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "password")
-    page.click("input[type=submit]")
-
-    team_id, service_id = world.service(world.platform_service)
-    page.select_option("#id_zenduty_service", f"{world.account.pk}:{team_id}:{service_id}")
-    page.select_option("#id_tenant", str(world.tenant.pk))
-    page.click("text=Next: service instance and options")
+    start_adding(page, live_server, world, world.platform_service)
 
     page.wait_for_selector(".integration-summary")
     message = page.inner_text(".priority-mapping-message")
