@@ -34,6 +34,7 @@ BENCHMARKS = {
 def _setup_django(tmp: str):
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
     os.environ["Q_SYNC"] = "false"
+    os.environ["DB_CONN_MAX_AGE"] = "60"  # as in production (the test settings close per request)
     warnings.filterwarnings("ignore", "No directory at", UserWarning)  # no collectstatic needed (as pytest.ini)
     import django
 

@@ -147,7 +147,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # close_old_connections() when a webhook enqueues its job, and with
 # CONN_MAX_AGE=0 that reopens the connection (and re-runs the pragmas) twice
 # per delivery (bench/webhooks.py: p50 ~15 ms → ~5 ms).
-DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

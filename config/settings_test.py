@@ -12,6 +12,10 @@ os.environ.setdefault("SANDBOX_ENABLED", "true")
 os.environ.setdefault("SANDBOX_DELIVERY_THREAD", "false")
 os.environ.setdefault("Q_SYNC", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
+# The live server answers keep-alive connections in threads it never joins; with
+# persistent DB connections such a thread can still hold one when PostgreSQL
+# drops the test database ("being accessed by other users"). Close per request.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 
 from config.settings import *  # noqa: E402,F401,F403
 
