@@ -26,7 +26,8 @@ urlpatterns = [
     re_path(r"^v1/me/?$", views.Me.as_view()),
     re_path(r"^v1/service_instances(?:/(?P<predefined>active|inactive))?/?$", views.ServiceInstances.as_view()),
     re_path(rf"^v1/service_instances/{ID}/?$", views.ServiceInstanceDetail.as_view()),
-    re_path(r"^v1/requests(?:/(?P<predefined>open|completed|requested_by_or_for_me|assigned_to_me))?/?$",
+    re_path(r"^v1/requests(?:/(?P<predefined>open|completed|requested_by_or_for_me|assigned_to_my_team|"
+            r"assigned_to_me|waiting_for_me|problem_management_review|sla_accountability))?/?$",
             views.Requests.as_view()),
     re_path(rf"^v1/requests/{ID}/?$", views.RequestDetail.as_view()),
     re_path(rf"^v1/requests/{ID}/notes(?:/(?P<predefined>public|internal))?/?$", views.RequestNotes.as_view()),

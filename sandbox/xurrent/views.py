@@ -163,12 +163,17 @@ class Root(ApiView):
 
 
 class RateLimit(ApiView):
-    """``GET /v1/rate_limit``: the caller's budget without spending a hit (§5.3; body shape inferred)."""
+    """``GET /v1/rate_limit``: the caller's budget without spending a hit (§5.3).
+
+    The body repeats the ``x-ratelimit-*`` headers as integers; the reference documents the endpoint
+    but not its body, so this shape is inferred.
+    """
 
     counts_against_limit = False
 
     def get(self, request):
-        return json_response({})
+        budget = self._peek(request, self.caller.account, self.caller.person)
+        return json_response({name.removeprefix("x-ratelimit-"): int(value) for name, value in budget.items()})
 
 
 class AccountView(ApiView):
@@ -257,6 +262,12 @@ def _request_predefined(name: str, caller) -> Q | None:
         "completed": Q(status="completed"),
         "requested_by_or_for_me": Q(requested_by=person) | Q(requested_for=person),
         "assigned_to_me": Q(member=person) & ~Q(status="completed"),
+        "waiting_for_me": Q(status="waiting_for_customer") & (Q(requested_by=person) | Q(requested_for=person)),
+        # The simulator models no team membership, problem management or SLAs: these documented
+        # filters (reference §3.1) exist and answer an empty list rather than a 404.
+        "assigned_to_my_team": Q(pk__in=[]),
+        "problem_management_review": Q(pk__in=[]),
+        "sla_accountability": Q(pk__in=[]),
     }.get(name)
 
 

@@ -9,7 +9,7 @@ behaviour around the endpoints is DRF's (zenduty-api.md §2.1, §9.2, §11):
   ``{"detail": "Invalid token."}`` with ``WWW-Authenticate: Token``;
 * order of checks: injected fault, authentication, throttling, method;
 * 400 field errors ``{"field": ["This field is required."]}``,
-  404 ``{"detail": "Not found."}``, 405 ``{"detail": "Method \\"X\\" not allowed."}``,
+  404 ``{"detail": "Not Found."}``, 405 ``{"detail": "Method \\"X\\" not allowed."}``,
   429 ``{"detail": "Request was throttled."}``;
 * pages ``{count, next, previous, results}`` with absolute links.
 """
@@ -38,7 +38,7 @@ SERVICE_PREFIX = "/sandbox/zenduty"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 
-NOT_FOUND = {"detail": "Not found."}
+NOT_FOUND = {"detail": "Not Found."}  # exact text, reference §9.2 and zenduty-examples.json error_404
 SERVER_ERROR = {"detail": "A server error occurred."}
 THROTTLED = {"detail": "Request was throttled."}
 

@@ -228,6 +228,18 @@ def test_requests_filter_on_source_source_id_and_status(api):
     assert api.get("/v1/requests", params={"fields": "note"}).status_code == 400  # write-only
 
 
+def test_every_documented_predefined_request_filter_answers(api):
+    waiting = api.post("/v1/requests", json=incident()).json()
+    api.post("/v1/requests", json=incident())
+    api.patch(f"/v1/requests/{waiting['id']}", json={"status": "waiting_for_customer"})
+
+    assert [r["id"] for r in api.get("/v1/requests/waiting_for_me").json()] == [waiting["id"]]
+    for name in ("assigned_to_my_team", "problem_management_review", "sla_accountability"):
+        response = api.get(f"/v1/requests/{name}")
+        assert response.status_code == 200 and response.json() == []
+    assert api.get("/v1/requests/not_a_filter").status_code == 404
+
+
 def test_patch_changes_fields_and_adds_notes(api):
     created = api.post("/v1/requests", json=incident()).json()
 
@@ -314,6 +326,9 @@ def test_rate_limit_status_costs_no_hit(api, acme):
     for _ in range(3):
         response = api.get("/v1/rate_limit")
         assert response.status_code == 200 and response.headers["x-ratelimit-remaining"] == "1"
+        body = response.json()
+        assert (body["limit"], body["remaining"]) == (2, 1)
+        assert body["reset"] == int(response.headers["x-ratelimit-reset"])
 
 
 def test_the_short_burst_limiter_can_be_switched_on(api, acme):

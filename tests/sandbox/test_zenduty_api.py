@@ -101,7 +101,7 @@ def test_a_token_sees_only_its_own_account(sandbox, world, api):
     other = demo.make_account("other-account-token", name="Other")
     response = api.get(f"/api/account/teams/{other.operations.unique_id}/")
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {"detail": "Not Found."}
 
 
 # -- teams, services, priorities (§5) -----------------------------------------------------------------------
@@ -272,7 +272,7 @@ def test_get_by_number_and_by_unique_id(api, world):
     by_uid = api.get(f"/api/incidents/{body['unique_id']}/")
     assert by_number.status_code == by_uid.status_code == 200
     assert by_number.json() == by_uid.json()
-    assert api.get("/api/incidents/999/").json() == {"detail": "Not found."}
+    assert api.get("/api/incidents/999/").json() == {"detail": "Not Found."}
 
 
 def test_patch_acknowledge_then_resolve_stamps_dates(api, world):
@@ -420,6 +420,6 @@ def test_injected_429_fault(api, world):
 
 
 def test_unknown_paths_and_methods(api):
-    assert api.get("/api/nothing-here/").json() == {"detail": "Not found."}
+    assert api.get("/api/nothing-here/").json() == {"detail": "Not Found."}
     response = api.delete("/api/account/applications/")
     assert response.status_code == 405 and response.json() == {"detail": 'Method "DELETE" not allowed.'}

@@ -100,7 +100,7 @@ def test_validation_and_unknown_or_disabled_keys(base, api_integration):
     assert bad_type.json() == {"alert_type": ['"fatal" is not a valid choice.']}
     unknown = requests.post(f"{base}/api/events/{uuid.uuid4()}/", json={"message": "x", "alert_type": "critical"},
                             timeout=10)
-    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not found."}
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found."}
     assert requests.post(f"{base}/api/events/not-a-key/", json={}, timeout=10).status_code == 404
     api_integration.is_enabled = False
     api_integration.save()
