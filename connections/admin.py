@@ -3,6 +3,7 @@ a coloured status column, and a "Test connection" action."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -17,7 +18,23 @@ STATUS_COLOURS = {
 }
 
 
-class ConnectionAdmin(admin.ModelAdmin):
+class ChecksOverHttpMixin:
+    """For admins whose forms call external APIs while validating or saving.
+
+    Django runs the add/change view inside ``transaction.atomic()``. Here that
+    transaction would stay open for as long as the remote service takes to
+    answer: on SQLite (``IMMEDIATE`` mode) it holds the database's write lock,
+    so webhook intake, the worker and the simulated Xurrent storing its OAuth
+    token all wait on it ("database is locked"); on PostgreSQL it holds row
+    locks. Each save below commits on its own instead.
+    """
+
+    @csrf_protect_m
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+
+class ConnectionAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
     """Shared admin behaviour of both connection kinds."""
 
     list_filter = ("status",)

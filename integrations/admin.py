@@ -28,6 +28,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from connections.admin import ChecksOverHttpMixin
 from connections.models import XurrentTenant
 from integrations import provisioning, services
 from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
@@ -73,7 +74,7 @@ def report(request, integration: OutgoingIntegration | None) -> None:
 
 
 @admin.register(OutgoingIntegration)
-class OutgoingIntegrationAdmin(admin.ModelAdmin):
+class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
     form = OutgoingIntegrationForm
     change_form_template = f"{TEMPLATES}/change_form.html"
     delete_confirmation_template = f"{TEMPLATES}/delete_confirmation.html"
@@ -186,11 +187,6 @@ class OutgoingIntegrationAdmin(admin.ModelAdmin):
             "subtitle": "Step 1 of 2",
         }
         return TemplateResponse(request, f"{TEMPLATES}/choose_service.html", context)
-
-    @csrf_protect_m
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # Deliberately without Django's transaction.atomic(): see the module docstring.
-        return self._changeform_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form

@@ -123,3 +123,28 @@ def test_zenduty_account_good_and_bad_token(admin_client, demo):
 ])
 def test_admin_pages_render(admin_client, url):
     assert admin_client.get(url).status_code == 200
+
+
+def test_the_live_check_runs_outside_any_transaction(admin_client, demo, monkeypatch):
+    # Inside Django's default atomic admin view the check would hold SQLite's write
+    # lock (IMMEDIATE mode) while Xurrent answers: "database is locked" in `make run`.
+    from django.db import connection
+
+    from connections import http
+
+    seen = []
+    real_send = http.send
+
+    def send(*args, **kwargs):
+        seen.append(connection.in_atomic_block)
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(http, "send", send)
+    assert admin_client.post(ADD_TENANT, tenant_form()).status_code == 302
+    tenant = XurrentTenant.objects.get()
+    change = admin_client.post(f"/admin/connections/xurrenttenant/{tenant.pk}/change/",
+                               tenant_form(client_secret=""))
+    assert change.status_code == 302
+    assert admin_client.post(ADD_ZENDUTY, {"name": "Zenduty", "api_token": "demo-zenduty-token",
+                                           "base_url": "https://www.zenduty.com"}).status_code == 302
+    assert seen and not any(seen)
