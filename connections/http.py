@@ -103,6 +103,10 @@ class BaseClient:
             settings.EXTERNAL_API_MAX_INLINE_WAIT if max_inline_wait is None else max_inline_wait
         )
         self._sleep = sleep
+        # Optional time.monotonic() deadline for every call of this client, for
+        # work a person waits on (provisioning from the admin): reads are cut
+        # short to fit and no call or retry starts past it.
+        self.deadline: float | None = None
         # The most recent rate-limit headers seen, for the history and for
         # callers that want to slow down before hitting 429.
         self.rate_limit: dict[str, str] = {}
@@ -143,12 +147,13 @@ class BaseClient:
             if authenticate:
                 call_headers.update(self.auth_headers())
             started = time.monotonic()
+            timeout = self._timeout_within_deadline(url, started)
             try:
                 response = send(self.session, method, url, params=params, json=json, data=data,
-                                headers=call_headers, timeout=self.timeout, allow_redirects=False)
+                                headers=call_headers, timeout=timeout, allow_redirects=False)
             except requests.Timeout:
                 error: errors.ApiError = errors.TimeoutError_(
-                    f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g} s", service=self.service)
+                    f"no answer from {urlsplit(url).netloc} within {timeout[1]:.3g} s", service=self.service)
                 response = None
             except requests.RequestException as exc:
                 error = errors.NetworkError(
@@ -176,7 +181,22 @@ class BaseClient:
                         urlsplit(url).path, error.kind, wait, attempt)
             self._sleep(wait)
 
+    def _timeout_within_deadline(self, url: str, now: float) -> tuple[float, float]:
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - now
+        if left <= 0.05:
+            raise errors.TimeoutError_(f"gave up before calling {urlsplit(url).netloc}: the time allowed for "
+                                       f"this work is spent", service=self.service)
+        return min(self.timeout[0], left), min(self.timeout[1], left)
+
     def _retry_wait(self, idempotent: bool, error: errors.ApiError, attempt: int) -> float | None:
+        wait = self._wait_before_retry(idempotent, error, attempt)
+        if wait is not None and self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            return None  # a retry could not finish in time
+        return wait
+
+    def _wait_before_retry(self, idempotent: bool, error: errors.ApiError, attempt: int) -> float | None:
         if attempt > self.max_retries:
             return None
         if isinstance(error, errors.RateLimitedError):

@@ -481,6 +481,28 @@ def test_500_on_a_get_gives_up_after_the_retries(api, client):
     assert caught.value.retryable and len(api.calls) == 3
 
 
+def test_a_deadline_cuts_the_read_timeout_and_stops_retries(api, client, sleeps):
+    import time
+
+    client.deadline = time.monotonic() + 3  # less than the 15 s read timeout
+    api.add(429, headers={"Retry-After": "4"})  # waiting 4 s would pass the deadline
+    with pytest.raises(errors.RateLimitedError):
+        client.get_incident(1)
+    assert len(api.calls) == 1 and sleeps == []
+    connect, read = api.calls[0].options["timeout"]
+    assert 0 < read <= 3 and connect <= 3
+
+
+def test_past_the_deadline_no_call_is_made(api, client):
+    import time
+
+    client.deadline = time.monotonic() - 1
+    with pytest.raises(errors.TimeoutError_) as caught:
+        client.list_teams()
+    assert caught.value.retryable and "time allowed" in str(caught.value)
+    assert api.calls == []
+
+
 def test_500_on_a_post_is_not_retried(api, client, sleeps):
     api.add(500, {"detail": "A server error occurred."})
     with pytest.raises(errors.ServerError):
