@@ -41,13 +41,15 @@ def _take(service: str, kinds, method: str = "", path: str = "") -> Fault | None
     return None
 
 
-def api_fault_response(service: str, method: str, path: str, *, error_body: dict,
-                       rate_limited_body: dict) -> JsonResponse | None:
+def api_fault_response(service: str, method: str, path: str, *, error_body: dict, rate_limited_body: dict,
+                       retry_after_header: bool = True) -> JsonResponse | None:
     """Apply an armed API fault to a call; return the response to send instead, if any.
 
     Latency faults sleep and let the call go on; timeout faults sleep for
     ``latency_ms`` (default 30 s, longer than any client timeout) and then
-    answer 504, as a gateway would.
+    answer 504, as a gateway would. A 429 carries ``Retry-After`` only with
+    ``retry_after_header``: an injected 429 looks like the service's own
+    throttle (Xurrent's sends the header, Zenduty's does not).
     """
     fault = _take(service, API_FAULTS, method, path)
     if fault is None:
@@ -60,7 +62,8 @@ def api_fault_response(service: str, method: str, path: str, *, error_body: dict
         return JsonResponse({"message": "Gateway timeout"}, status=504)
     if fault.kind == FaultKind.RATE_LIMIT_429:
         response = JsonResponse(rate_limited_body, status=429)
-        response["Retry-After"] = str(fault.retry_after)
+        if retry_after_header:
+            response["Retry-After"] = str(fault.retry_after)
         return response
     return JsonResponse(error_body, status=500)
 

@@ -22,7 +22,9 @@ class FaultForm(forms.Form):
     latency_ms = forms.IntegerField(required=False, min_value=0, max_value=120000, initial=0,
                                     label="Latency (ms)", help_text="For latency and timeout faults.")
     retry_after = forms.IntegerField(required=False, min_value=0, max_value=3600, initial=30,
-                                     label="Retry-After (s)", help_text="For 429 faults.")
+                                     label="Retry-After (s)",
+                                     help_text="For Xurrent 429 faults. Zenduty's 429 carries no Retry-After, "
+                                               "as its real throttle sends none.")
 
 
 def index(request):

@@ -198,8 +198,9 @@ class Endpoint(View):
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         path = request.path[len(SERVICE_PREFIX):] if request.path.startswith(SERVICE_PREFIX) else request.path
+        # An injected 429 is the throttle's (§9.1): no Retry-After.
         fault = api_fault_response("zenduty", request.method, path, error_body=SERVER_ERROR,
-                                   rate_limited_body=THROTTLED)
+                                   rate_limited_body=THROTTLED, retry_after_header=False)
         if fault is not None:
             return fault
         try:

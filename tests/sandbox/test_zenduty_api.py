@@ -412,11 +412,17 @@ def test_injected_fault_answers_500_once_then_ok(api, world):
     assert api.post("/api/incidents/", json={"title": "x", "service": str(world.website.unique_id)}).status_code == 201
 
 
-def test_injected_429_fault(api, world):
+def test_injected_429_fault_looks_like_the_real_throttle(api, world):
     faults.inject("zenduty", FaultKind.RATE_LIMIT_429, path_prefix="/api/account/", retry_after=5)
-    response = api.get("/api/account/teams/")
-    assert response.status_code == 429 and response.json() == {"detail": "Request was throttled."}
-    assert response.headers["Retry-After"] == "5"
+    injected = api.get("/api/account/teams/")
+    for n in range(15):
+        create(api, world, f"burst {n}")
+    throttled = api.post("/api/incidents/", json={"title": "one too many", "service": str(world.website.unique_id)})
+
+    assert injected.status_code == throttled.status_code == 429
+    assert injected.json() == throttled.json() == {"detail": "Request was throttled."}
+    # §9.1: no rate-limit or Retry-After headers are documented; the throttle sends none, nor does the fault.
+    assert "Retry-After" not in injected.headers and "Retry-After" not in throttled.headers
 
 
 def test_unknown_paths_and_methods(api):

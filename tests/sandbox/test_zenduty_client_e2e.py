@@ -119,6 +119,19 @@ def test_client_maps_rate_limits(client, world):
     assert caught.value.retry_after == 60  # no Retry-After from Zenduty: the client waits a minute
 
 
+def test_an_injected_429_makes_the_client_back_off_a_minute_as_the_real_throttle_does(sandbox, world):
+    waits = []
+    client = ZendutyClient(TOKEN, sleep=waits.append)
+    faults.inject("zenduty", FaultKind.RATE_LIMIT_429, path_prefix="/api/account/teams/", retry_after=2)
+    try:
+        with pytest.raises(errors.RateLimitedError) as caught:
+            client.list_teams()
+    finally:
+        client.session.close()
+    assert caught.value.retry_after == 60  # no Retry-After: Zenduty's advice, "retry after 1 minute"
+    assert waits == []  # too long to wait inline: the job layer reschedules
+
+
 def test_client_retries_a_get_after_a_500_but_never_an_incident_post(client, world):
     faults.inject("zenduty", FaultKind.ERROR_500, path_prefix="/api/account/teams/", method="GET")
     assert len(client.list_teams()) == 2  # retried once, then fine
