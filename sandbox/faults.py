@@ -12,11 +12,22 @@ from django.utils import timezone
 from sandbox.models import API_FAULTS, DELIVERY_FAULTS, Fault, FaultKind, RateCounter
 
 
+# Also shown by the faults page: deliveries have no API path or method to match.
+DELIVERY_FILTER_REFUSED = ("Delivery faults apply to the service's next webhook deliveries, whatever their event "
+                           "or address: leave the path and the method empty.")
+
+
 def inject(service: str, kind: str, *, count: int = 1, path_prefix: str = "", method: str = "",
            latency_ms: int = 0, retry_after: int = 30) -> Fault:
-    """Arm a fault for the next ``count`` matching calls (or deliveries)."""
+    """Arm a fault for the next ``count`` matching calls (or deliveries).
+
+    ``path_prefix`` and ``method`` narrow API faults only; a delivery fault
+    with either is refused (ValueError), as it could never fire.
+    """
     if kind not in FaultKind.values:
         raise ValueError(f"unknown fault kind {kind!r}; choose one of {', '.join(FaultKind.values)}")
+    if kind in DELIVERY_FAULTS and (path_prefix or method):
+        raise ValueError(DELIVERY_FILTER_REFUSED)
     return Fault.objects.create(service=service, kind=kind, remaining=count, path_prefix=path_prefix,
                                 method=method.upper(), latency_ms=latency_ms, retry_after=retry_after)
 

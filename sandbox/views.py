@@ -8,23 +8,30 @@ from django.views.decorators.http import require_http_methods
 
 from sandbox import deliveries as outbox
 from sandbox import faults as fault_api
-from sandbox.models import Fault, FaultKind, OutboundDelivery, SimulatedService
+from sandbox.models import DELIVERY_FAULTS, Fault, FaultKind, OutboundDelivery, SimulatedService
 
 
 class FaultForm(forms.Form):
     service = forms.ChoiceField(choices=SimulatedService.choices)
     kind = forms.ChoiceField(choices=FaultKind.choices)
     count = forms.IntegerField(min_value=1, max_value=1000, initial=1, help_text="How many calls or deliveries.")
-    path_prefix = forms.CharField(required=False, help_text="Only calls whose path starts with this, "
+    path_prefix = forms.CharField(required=False, help_text="API faults only: calls whose path starts with this, "
                                   "e.g. /v1/requests or /api/incidents/. Empty: every call.")
-    method = forms.ChoiceField(required=False, choices=[("", "any")] + [(m, m) for m in
-                                                                          ("GET", "POST", "PATCH", "PUT", "DELETE")])
+    method = forms.ChoiceField(required=False, help_text="API faults only.",
+                               choices=[("", "any")] + [(m, m) for m in ("GET", "POST", "PATCH", "PUT", "DELETE")])
     latency_ms = forms.IntegerField(required=False, min_value=0, max_value=120000, initial=0,
                                     label="Latency (ms)", help_text="For latency and timeout faults.")
     retry_after = forms.IntegerField(required=False, min_value=0, max_value=3600, initial=30,
                                      label="Retry-After (s)",
                                      help_text="For Xurrent 429 faults. Zenduty's 429 carries no Retry-After, "
                                                "as its real throttle sends none.")
+
+    def clean(self):
+        data = super().clean()
+        # A delivery has no API path or method: such a fault would never fire.
+        if data.get("kind") in DELIVERY_FAULTS and (data.get("path_prefix") or data.get("method")):
+            self.add_error("path_prefix" if data.get("path_prefix") else "method", fault_api.DELIVERY_FILTER_REFUSED)
+        return data
 
 
 def index(request):

@@ -2,9 +2,10 @@
 import json
 
 import pytest
+from django.urls import reverse
 
 from sandbox import deliveries, faults
-from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
+from sandbox.models import DeliveryState, Fault, FaultKind, OutboundDelivery
 from tests.receiver import Receiver
 
 
@@ -106,3 +107,25 @@ def test_rate_counter_allows_the_budget_then_refuses():
 def test_unknown_fault_kind_is_refused():
     with pytest.raises(ValueError, match="unknown fault kind"):
         faults.inject("xurrent", "explode")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("narrowing", [{"path_prefix": "/api/incidents/"}, {"method": "POST"}])
+def test_a_delivery_fault_cannot_be_narrowed_by_path_or_method(narrowing):
+    # Deliveries have no API path or method: such a fault could never fire.
+    with pytest.raises(ValueError, match="leave the path and the method empty"):
+        faults.inject("zenduty", FaultKind.REORDER_DELIVERY, **narrowing)
+    assert not Fault.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_faults_page_refuses_a_narrowed_delivery_fault_and_says_why(client):
+    form = {"service": "zenduty", "kind": FaultKind.DROP_DELIVERY, "count": 1, "path_prefix": "/api/incidents/",
+            "method": "POST", "latency_ms": 0, "retry_after": 30}
+    response = client.post(reverse("sandbox-faults"), form)
+
+    assert response.status_code == 200
+    assert "leave the path and the method empty" in response.content.decode()
+    assert not Fault.objects.exists()
+    client.post(reverse("sandbox-faults"), {**form, "path_prefix": "", "method": ""})
+    assert Fault.objects.get().kind == FaultKind.DROP_DELIVERY
