@@ -75,6 +75,10 @@ EXTERNAL_API_READ_TIMEOUT = env.float("EXTERNAL_API_READ_TIMEOUT", default=15.0)
 # the job layer as RateLimited so no worker sleeps for minutes.
 EXTERNAL_API_MAX_INLINE_WAIT = env.float("EXTERNAL_API_MAX_INLINE_WAIT", default=5.0)
 EXTERNAL_API_MAX_RETRIES = env.int("EXTERNAL_API_MAX_RETRIES", default=2)
+# Seconds that one provisioning run (all its API calls) may take while an admin
+# waits for the page; past it the run stops with a recorded, retryable error.
+# Below gunicorn's 30 s worker timeout, with room for the page itself.
+PROVISIONING_TIME_BUDGET = env.float("PROVISIONING_TIME_BUDGET", default=20.0)
 
 REDIS_URL = env.str("REDIS_URL", default="")
 

@@ -14,6 +14,7 @@ integrations.provisioning).
 """
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -44,6 +45,7 @@ STATUS_COLOURS = {
 }
 STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
 TEMPLATES = "admin/integrations/outgoingintegration"
+logger = logging.getLogger("integrations.admin")
 
 
 def status_badge(integration: OutgoingIntegration) -> str:
@@ -291,13 +293,16 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
                 try:
                     provisioning.deprovision(obj)
                 except provisioning.ProvisioningError as exc:
+                    # exc.message ends with what is still there (removed parts are gone for good).
                     if not request.POST.get("delete_anyway"):
-                        messages.error(request, f"Nothing was deleted. {exc.message} Fix the cause and delete "
-                                                f"again, or tick “Delete anyway” to remove it from the portal "
-                                                f"only.")
+                        messages.error(request, f"The integration was kept. {exc.message} Fix the cause and "
+                                                f"delete again, or tick “Delete anyway” to remove it from the "
+                                                f"portal only.")
                         return HttpResponseRedirect(request.get_full_path())
-                    messages.warning(request, f"Deleted from the portal only. {exc.message} Remove the "
-                                              f"remaining webhooks in Xurrent and Zenduty by hand.")
+                    # The row goes, so the log keeps the trace of what was left (IDs only).
+                    logger.warning("integration.deleted-anyway %s: %s", obj.public_id, exc.message)
+                    messages.warning(request, f"Deleted from the portal only. {exc.message} Remove these by hand "
+                                              f"in Xurrent and Zenduty.")
         return super().delete_view(request, object_id, extra_context)
 
     def delete_queryset(self, request, queryset):

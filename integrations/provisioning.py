@@ -39,6 +39,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from connections import errors
+from connections.models import XurrentTenant
 from connections.zenduty import constants as zenduty_constants
 from integrations import services
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
@@ -51,8 +52,11 @@ JWT_ALG = "rs256"
 JWT_EXPIRES_IN_MINUTES = 10
 AUDIENCE_PREFIX = "zenduty-xurrent-portal"
 ZENDUTY_APPLICATION_NAME = "Outgoing Webhooks"
-LOCK_SECONDS = 300
-LOCK_WAIT_SECONDS = 30.0
+# The run lock outlives a run's time budget (PROVISIONING_TIME_BUDGET) with room
+# to spare, so it only expires by itself when a process died holding it. A
+# second run (a double click) waits briefly, then reports the state it finds.
+LOCK_MARGIN_SECONDS = 40
+LOCK_WAIT_SECONDS = 5.0
 
 
 class ProvisioningError(Exception):
@@ -222,7 +226,8 @@ def _exclusive(integration_id: int) -> Iterator[bool]:
     """One provisioning run per integration at a time, across processes (shared cache)."""
     key, token = f"integrations:provisioning-lock:{integration_id}", uuid.uuid4().hex
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while not (acquired := cache.add(key, token, LOCK_SECONDS)) and time.monotonic() < deadline:
+    lock_seconds = int(settings.PROVISIONING_TIME_BUDGET + LOCK_MARGIN_SECONDS)
+    while not (acquired := cache.add(key, token, lock_seconds)) and time.monotonic() < deadline:
         time.sleep(0.2)
     try:
         yield acquired
@@ -232,14 +237,33 @@ def _exclusive(integration_id: int) -> Iterator[bool]:
 
 
 class _Steps:
-    """What is being done right now, for the error message."""
+    """What is being done right now (for the error message), and until when it may take.
+
+    A run happens while the admin waits for the page, so all its calls share
+    one time budget (``PROVISIONING_TIME_BUDGET`` seconds): a slow API ends the
+    run with a recorded, retryable error instead of a request that a web
+    server or proxy kills half-way with nothing recorded.
+    """
 
     def __init__(self) -> None:
         self.action = "start provisioning"
+        self.deadline = time.monotonic() + settings.PROVISIONING_TIME_BUDGET
 
     def __call__(self, action: str) -> None:
         self.action = action
         logger.info("provisioning.step %s", action)
+
+
+@contextmanager
+def _client(step: _Steps, connection) -> Iterator[Any]:
+    """An API client for ``connection`` (tenant or Zenduty account) bound to the run's deadline."""
+    client = (services.xurrent_client(connection) if isinstance(connection, XurrentTenant)
+              else services.zenduty_client(connection))
+    client.deadline = step.deadline
+    try:
+        yield client
+    finally:
+        services._close(client)
 
 
 def _fail(integration: OutgoingIntegration, message: str) -> None:
@@ -363,8 +387,7 @@ def _delete_stray_policies(integration: OutgoingIntegration, client, step: _Step
 
 
 def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verification: bool) -> None:
-    client = services.xurrent_client(integration.tenant)
-    try:
+    with _client(step, integration.tenant) as client:
         _ensure_policy(integration, client, step)
         policy_id = integration.xurrent_policy_id
         uri = xurrent_webhook_url(integration)
@@ -438,8 +461,6 @@ def _ensure_xurrent(integration: OutgoingIntegration, step: _Steps, resend_verif
                                 f"there rather than this webhook.")
                 _set_webhook(integration, event, {"id": created["id"], "verified": False, "uri": uri,
                                                   "disabled": disabled})
-    finally:
-        services._close(client)
 
 
 def _remove_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
@@ -447,20 +468,34 @@ def _remove_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
     interrupted = integration.provisioning_status == ProvisioningStatus.FAILED
     if not (integration.xurrent_webhooks or integration.xurrent_policy_id or interrupted):
         return
-    client = services.xurrent_client(integration.tenant)
-    try:
+    with _client(step, integration.tenant) as client:
         for event, entry in list((integration.xurrent_webhooks or {}).items()):
             step(f"delete the Xurrent webhook for {event}")
             _delete_quietly(client.delete_webhook, entry.get("id"))
             _set_webhook(integration, event, None)
+        if interrupted:
+            _delete_stray_webhooks(integration, client, step)
         if integration.xurrent_policy_id:
             step("delete the Xurrent webhook policy")
             _delete_quietly(client.delete_webhook_policy, integration.xurrent_policy_id)
             _save(integration, xurrent_policy_id="", xurrent_policy_public_key="", xurrent_policy_audience="")
         if interrupted:
             _delete_stray_policies(integration, client, step)
-    finally:
-        services._close(client)
+
+
+def _delete_stray_webhooks(integration: OutgoingIntegration, client, step: _Steps) -> None:
+    """Delete webhooks to this integration's address that the portal has no record of.
+
+    A create whose answer was lost leaves one behind; while provisioning,
+    :func:`_ensure_xurrent` adopts it instead. The address holds the
+    integration's public_id, so no other integration's webhook matches.
+    """
+    uri = xurrent_webhook_url(integration)
+    step("look for Xurrent webhooks left by an interrupted attempt")
+    for webhook in client.list_webhooks():
+        if webhook.get("uri") == uri:
+            step(f"delete the Xurrent webhook {webhook.get('id')} left by an interrupted attempt")
+            _delete_quietly(client.delete_webhook, webhook.get("id"))
 
 
 def _delete_quietly(delete, record_id) -> None:
@@ -485,9 +520,8 @@ def _find_application(client) -> str:
 
 
 def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
-    client = services.zenduty_client(integration.zenduty_account)
     team, service = integration.zenduty_team_id, integration.zenduty_service_id
-    try:
+    with _client(step, integration.zenduty_account) as client:
         step("list the integrations of the Zenduty service")
         existing = list(client.list_integrations(team, service))
         if integration.zenduty_integration_id:
@@ -514,8 +548,6 @@ def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
             })
         _save(integration, zenduty_integration_id=str(stray["unique_id"]), zenduty_step_confirmed_at=None)
         _set_zenduty_enabled(client, integration, stray, step)
-    finally:
-        services._close(client)
 
 
 def _set_zenduty_enabled(client, integration: OutgoingIntegration, record: dict, step: _Steps) -> None:
@@ -530,8 +562,7 @@ def _set_zenduty_enabled(client, integration: OutgoingIntegration, record: dict,
 def _remove_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
     if not integration.zenduty_integration_id:
         return
-    client = services.zenduty_client(integration.zenduty_account)
-    try:
+    with _client(step, integration.zenduty_account) as client:
         step("delete the Zenduty outgoing integration")
         try:
             client.delete_integration(integration.zenduty_team_id, integration.zenduty_service_id,
@@ -539,8 +570,6 @@ def _remove_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
         except errors.NotFoundError:
             logger.info("provisioning.already-gone zenduty integration %s", integration.zenduty_integration_id)
         _save(integration, zenduty_integration_id="", zenduty_step_confirmed_at=None)
-    finally:
-        services._close(client)
 
 
 # -- deprovision ------------------------------------------------------------------------------
@@ -561,19 +590,40 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
         if integration is None:
             return
         step = _Steps()
-        connection_in_use: object = integration.tenant
-        try:
-            _remove_xurrent(integration, step)
-            connection_in_use = integration.zenduty_account
-            _remove_zenduty(integration, step)
-        except Exception as exc:  # noqa: BLE001
-            if not isinstance(exc, (errors.ApiError, ProvisioningError)):
-                logger.exception("deprovisioning.crashed %r during %s", integration, step.action)
-            message = _explain(exc, step.action, connection_in_use)
+        problems = []
+        # Both sides, even when the first fails: what can be removed is removed.
+        for remove, connection_in_use in ((_remove_xurrent, integration.tenant),
+                                          (_remove_zenduty, integration.zenduty_account)):
+            try:
+                remove(integration, step)
+            except Exception as exc:  # noqa: BLE001 - explained to the admin below
+                if not isinstance(exc, (errors.ApiError, ProvisioningError)):
+                    logger.exception("deprovisioning.crashed %r during %s", integration, step.action)
+                problems.append(_explain(exc, step.action, connection_in_use))
+        if problems:
+            left = remaining_records(integration)
+            message = " ".join(problems) + (f" Still there: {left}." if left else "")
             _fail(integration, message)
-            raise ProvisioningError(message) from exc
+            raise ProvisioningError(message)
         _save(integration, provisioning_status=ProvisioningStatus.PENDING, provisioning_error="")
         logger.info("deprovisioning.done %r", integration)
+
+
+def remaining_records(integration: OutgoingIntegration) -> str:
+    """What the portal knows to exist in Xurrent and Zenduty for the integration, in words ('' if nothing)."""
+    parts = []
+    hooks = sorted(str(h.get("id")) for h in (integration.xurrent_webhooks or {}).values() if h.get("id"))
+    xurrent = []
+    if hooks:
+        xurrent.append(("webhook " if len(hooks) == 1 else "webhooks ") + ", ".join(f"#{i}" for i in hooks))
+    if integration.xurrent_policy_id:
+        xurrent.append(f"webhook policy {integration.xurrent_policy_id}")
+    if xurrent:
+        parts.append(f"in Xurrent ({integration.tenant}) " + " and ".join(xurrent))
+    if integration.zenduty_integration_id:
+        parts.append(f"in Zenduty the outgoing integration {integration.zenduty_integration_id} of the service "
+                     f"'{integration.zenduty_service_name or integration.zenduty_service_id}'")
+    return "; ".join(parts)
 
 
 # -- called by others -------------------------------------------------------------------------

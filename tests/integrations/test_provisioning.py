@@ -226,3 +226,72 @@ def test_deleting_after_a_lost_policy_create_removes_the_unrecorded_policy(sim, 
 
     other.refresh_from_db()
     assert [str(p["id"]) for p in sim.xurrent.list_webhook_policies()] == [other.xurrent_policy_id]
+
+
+def test_deleting_after_a_lost_webhook_create_removes_the_unrecorded_webhook(sim, monkeypatch):
+    from connections.xurrent import XurrentClient
+
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    original = XurrentClient.create_webhook
+
+    def create_webhook(client, *args, **kwargs):
+        original(client, *args, **kwargs)  # Xurrent creates it, the answer is lost
+        raise errors.TimeoutError_("no answer from the API host within 15 s", service="xurrent")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(XurrentClient, "create_webhook", create_webhook)
+        failed = provisioning.provision(integration.pk)
+    assert failed.provisioning_status == ProvisioningStatus.FAILED
+    assert failed.xurrent_webhooks == {} and sim.counts()["webhooks"] == 1  # exists in Xurrent, unknown here
+
+    provisioning.deprovision(integration.pk)
+
+    assert sim.counts() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 0}
+
+
+def test_deprovisioning_still_removes_zenduty_when_xurrent_fails_and_says_what_is_left(sim):
+    from sandbox import faults
+
+    integration = sim.integration(direction=Direction.BIDIRECTIONAL)
+    provisioned = provisioning.provision(integration.pk)
+    hook_ids = sorted(str(h["id"]) for h in provisioned.xurrent_webhooks.values())
+    faults.inject("xurrent", "error_500", count=50, path_prefix="/v1/webhooks", method="DELETE")
+
+    with pytest.raises(provisioning.ProvisioningError) as caught:
+        provisioning.deprovision(integration.pk)
+
+    assert sim.counts() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 0}
+    message = caught.value.message
+    assert message.startswith(f"Could not delete the Xurrent webhook for {XURRENT_EVENTS[0]}.")
+    assert f"Still there: in Xurrent ({sim.tenant}) webhooks " in message
+    assert all(f"#{i}" in message for i in hook_ids)
+    assert f"webhook policy {provisioned.xurrent_policy_id}" in message and "in Zenduty" not in message
+    stored = type(integration).objects.get(pk=integration.pk)
+    assert stored.provisioning_status == ProvisioningStatus.FAILED and stored.provisioning_error == message
+    assert stored.zenduty_integration_id == ""
+
+
+def test_a_slow_xurrent_ends_the_run_within_its_time_budget_recorded_and_retryable(sim, settings):
+    import time
+
+    from sandbox import faults
+
+    settings.PROVISIONING_TIME_BUDGET = 0.5
+    integration = sim.integration(direction=Direction.XURRENT_TO_ZENDUTY)
+    faults.inject("xurrent", "latency", latency_ms=1500, path_prefix="/v1/webhook_policies", method="POST")
+
+    failed = provisioning.provision(integration.pk)
+
+    assert failed.provisioning_status == ProvisioningStatus.FAILED
+    assert failed.provisioning_error.startswith("Could not create the Xurrent webhook policy.")
+    assert "“Retry provisioning” continues from there" in failed.provisioning_error
+    # Xurrent went on and created the policy after the portal stopped waiting.
+    for _ in range(50):
+        if sim.counts()["policies"] == 1:
+            break
+        time.sleep(0.1)
+    settings.PROVISIONING_TIME_BUDGET = 20.0
+    done = provisioning.provision(integration.pk)
+
+    assert done.provisioning_status == ProvisioningStatus.VERIFYING, done.provisioning_error
+    assert [str(p["id"]) for p in sim.xurrent.list_webhook_policies()] == [done.xurrent_policy_id]
