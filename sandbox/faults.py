@@ -17,6 +17,10 @@ DELIVERY_FILTER_REFUSED = ("Delivery faults apply to the service's next webhook 
                            "or address: leave the path and the method empty.")
 
 
+# How latency and timeout faults wait; tests replace it so they never do.
+_sleep = time.sleep
+
+
 def inject(service: str, kind: str, *, count: int = 1, path_prefix: str = "", method: str = "",
            latency_ms: int = 0, retry_after: int = 30) -> Fault:
     """Arm a fault for the next ``count`` matching calls (or deliveries).
@@ -66,10 +70,10 @@ def api_fault_response(service: str, method: str, path: str, *, error_body: dict
     if fault is None:
         return None
     if fault.kind == FaultKind.LATENCY:
-        time.sleep(fault.latency_ms / 1000)
+        _sleep(fault.latency_ms / 1000)
         return None
     if fault.kind == FaultKind.TIMEOUT:
-        time.sleep((fault.latency_ms or 30000) / 1000)
+        _sleep((fault.latency_ms or 30000) / 1000)
         return JsonResponse({"message": "Gateway timeout"}, status=504)
     if fault.kind == FaultKind.RATE_LIMIT_429:
         response = JsonResponse(rate_limited_body, status=429)

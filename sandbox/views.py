@@ -16,7 +16,8 @@ class FaultForm(forms.Form):
     kind = forms.ChoiceField(choices=FaultKind.choices)
     count = forms.IntegerField(min_value=1, max_value=1000, initial=1, help_text="How many calls or deliveries.")
     path_prefix = forms.CharField(required=False, help_text="API faults only: calls whose path starts with this, "
-                                  "e.g. /v1/requests or /api/incidents/. Empty: every call.")
+                                  "e.g. /v1/requests, /oauth/token (Xurrent's token request) or /api/incidents/. "
+                                  "Empty: every call.")
     method = forms.ChoiceField(required=False, help_text="API faults only.",
                                choices=[("", "any")] + [(m, m) for m in ("GET", "POST", "PATCH", "PUT", "DELETE")])
     latency_ms = forms.IntegerField(required=False, min_value=0, max_value=120000, initial=0,

@@ -30,11 +30,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from sandbox import faults
 from sandbox.xurrent import operations as ops
 from sandbox.xurrent import serializers as ser
 from sandbox.xurrent import vocabulary as v
 from sandbox.xurrent import webhooks as hooks
-from sandbox.xurrent.api import ApiError, ApiView, Filter, apply_filters, apply_sort, json_response, select_fields
+from sandbox.xurrent.api import (SERVICE, ApiError, ApiView, Filter, apply_filters, apply_sort, json_response,
+                                 lowercase_headers, select_fields)
 from sandbox.xurrent.models import (AccessToken, Note, OAuthApplication, Request, ServiceInstance, Webhook,
                                     WebhookPolicy)
 
@@ -42,10 +44,34 @@ logger = logging.getLogger("sandbox.xurrent")
 
 
 # -- OAuth (§1.2) --------------------------------------------------------------------------------------
+# The path faults match for the token endpoint (the faults page's "path", like /v1/requests for the API).
+TOKEN_PATH = "/oauth/token"
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
 def _oauth_error(status: int, code: str, description: str) -> HttpResponse:
     # RFC 6749 §5.2 shape, not the REST API's {"message"} (§5.4).
-    return json_response({"error": code, "error_description": description}, status,
-                         headers={"cache-control": "no-store", "pragma": "no-cache"})
+    return json_response({"error": code, "error_description": description}, status, headers=_NO_STORE)
+
+
+def _oauth_fault(request: HttpRequest) -> HttpResponse | None:
+    """An armed fault for the token endpoint, answered in the OAuth error shape.
+
+    What the real OAuth host answers when it fails or throttles is not
+    documented; the simulator keeps RFC 6749's shape with its codes for
+    these cases (``server_error``, ``temporarily_unavailable``), and a
+    Retry-After on a 429 as the API sends. A timeout is the gateway's 504.
+    """
+    response = faults.api_fault_response(
+        SERVICE, request.method, TOKEN_PATH,
+        error_body={"error": "server_error", "error_description": "Internal Server Error"},
+        rate_limited_body={"error": "temporarily_unavailable", "error_description": "Too Many Requests"})
+    if response is None:
+        return None
+    response["content-type"] = "application/json; charset=utf-8"
+    for name, value in _NO_STORE.items():
+        response[name] = value
+    return lowercase_headers(response)
 
 
 def _oauth_params(request: HttpRequest) -> dict:
@@ -78,8 +104,11 @@ def oauth_token(request: HttpRequest) -> HttpResponse:
 
     200 ``{"access_token", "token_type": "bearer", "expires_in": 3600}``; 400
     ``invalid_request`` / ``unsupported_grant_type`` / ``invalid_client``.
-    Parameters in the query string are refused (§1.2: body only).
+    Parameters in the query string are refused (§1.2: body only). Armed
+    faults for the path ``/oauth/token`` come first.
     """
+    if (fault := _oauth_fault(request)) is not None:
+        return fault
     if request.method != "POST":
         return _oauth_error(405, "invalid_request", "Use POST.")
     params = _oauth_params(request)
@@ -107,7 +136,7 @@ def oauth_token(request: HttpRequest) -> HttpResponse:
     logger.info("sandbox.xurrent.token-issued client_id=%s", client_id[:64])
     return json_response({"access_token": raw, "token_type": "bearer",
                           "expires_in": int((row.expires_at - timezone.now()).total_seconds() + 0.5)},
-                         headers={"cache-control": "no-store", "pragma": "no-cache"})
+                         headers=_NO_STORE)
 
 
 # -- account host: verification callback and canonical links -----------------------------------------------

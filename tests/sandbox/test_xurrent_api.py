@@ -360,6 +360,37 @@ def test_an_injected_429_carries_retry_after(api):
     assert api.get("/v1/requests").status_code == 200
 
 
+@pytest.fixture
+def slept(monkeypatch):
+    """The seconds latency and timeout faults sleep, recorded instead of waited."""
+    seen = []
+    monkeypatch.setattr(faults, "_sleep", seen.append)
+    return seen
+
+
+def test_an_injected_latency_delays_the_call_which_then_answers(api, slept):
+    faults.inject("xurrent", "latency", count=1, path_prefix="/v1/me", latency_ms=1500)
+
+    delayed = api.get("/v1/me")
+
+    assert slept == [1.5]
+    assert delayed.status_code == 200 and delayed.json()["name"] == demo.API_PERSON_NAME
+    api.get("/v1/me")
+    assert slept == [1.5]  # used up
+
+
+def test_an_injected_timeout_hangs_then_answers_504_as_a_gateway_would(api, slept):
+    faults.inject("xurrent", "timeout", count=1, path_prefix="/v1/requests")
+    faults.inject("xurrent", "timeout", count=1, path_prefix="/v1/requests", latency_ms=2000)
+
+    first, second = api.get("/v1/requests"), api.get("/v1/requests")
+
+    assert slept == [30.0, 2.0]  # 30 s unless set: longer than any client's read timeout
+    for response in (first, second):
+        assert response.status_code == 504 and response.json() == {"message": "Gateway timeout"}
+    assert api.get("/v1/requests").status_code == 200
+
+
 def test_post_with_an_unknown_method_is_405(api):
     response = requests.delete(api.url("/v1/requests"), headers=api.session.headers)
     assert response.status_code == 405

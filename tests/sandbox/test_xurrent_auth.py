@@ -8,6 +8,7 @@ import pytest
 import requests
 from django.utils import timezone
 
+from sandbox import faults
 from sandbox.xurrent import demo
 from sandbox.xurrent.models import AccessToken, OAuthApplication, PersonalAccessToken
 from sandbox.xurrent.testing import XurrentApi, fetch_token, token_url
@@ -80,6 +81,46 @@ def test_other_grants_are_unsupported_and_missing_parameters_invalid(sim):
     # Parameters in the query string are refused: they belong in the body (§1.2).
     in_query = requests.post(token_url(sim.url), params=grant())
     assert in_query.status_code == 400 and in_query.json()["error"] == "invalid_request"
+
+
+def test_an_injected_500_fails_one_token_request_in_the_oauth_error_shape(sim):
+    faults.inject("xurrent", "error_500", path_prefix="/oauth/token")
+
+    failed = requests.post(token_url(sim.url), data=grant())
+
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "server_error", "error_description": "Internal Server Error"}
+    assert failed.headers["cache-control"] == "no-store"
+    assert not AccessToken.objects.exists()  # no token was issued
+    again = requests.post(token_url(sim.url), data=grant())
+    assert again.status_code == 200 and again.json()["access_token"]
+
+
+def test_an_injected_429_on_the_token_endpoint_carries_retry_after(sim):
+    faults.inject("xurrent", "rate_limit_429", path_prefix="/oauth/token", retry_after=7)
+
+    limited = requests.post(token_url(sim.url), data=grant())
+
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+    assert limited.json() == {"error": "temporarily_unavailable", "error_description": "Too Many Requests"}
+    assert requests.post(token_url(sim.url), data=grant()).status_code == 200
+
+
+def test_an_injected_timeout_on_the_token_endpoint_answers_504_and_issues_no_token(sim, monkeypatch):
+    slept = []
+    monkeypatch.setattr(faults, "_sleep", slept.append)
+    faults.inject("xurrent", "timeout", path_prefix="/oauth/token", latency_ms=2000)
+
+    response = requests.post(token_url(sim.url), data=grant())
+
+    assert slept == [2.0]
+    assert response.status_code == 504 and not AccessToken.objects.exists()
+
+
+def test_a_fault_on_api_paths_leaves_the_token_endpoint_alone(sim):
+    faults.inject("xurrent", "error_500", path_prefix="/v1/")
+    api = XurrentApi.connect(sim.url, "acme", CLIENT_ID, SECRET)  # the token request is not a /v1/ call
+    assert api.get("/v1/me").status_code == 500
 
 
 def test_calls_without_a_valid_bearer_token_are_unauthorized_with_rate_limit_headers(sim):

@@ -136,6 +136,23 @@ def test_a_short_429_is_waited_out_inline(client):
     assert client.waits == [1.0]
 
 
+def test_a_failing_token_request_is_a_server_error_and_the_next_call_gets_a_token(client):
+    faults.inject("xurrent", "error_500", count=1, path_prefix="/oauth/token")
+
+    with pytest.raises(errors.ServerError) as caught:
+        client.get_account()
+
+    assert caught.value.retryable  # the job layer tries again later
+    assert client.get_account()["id"] == "wdc"
+
+
+def test_a_short_429_on_the_token_request_is_waited_out_inline(client):
+    faults.inject("xurrent", "rate_limit_429", count=1, path_prefix="/oauth/token", retry_after=1)
+
+    assert client.get_account()["id"] == "wdc"
+    assert client.waits == [1.0]
+
+
 def test_an_expired_token_is_refreshed_once(client, calls):
     client.get_account()
     AccessToken.objects.update(expires_at=AccessToken.objects.get().created_at)

@@ -425,6 +425,38 @@ def test_injected_429_fault_looks_like_the_real_throttle(api, world):
     assert "Retry-After" not in injected.headers and "Retry-After" not in throttled.headers
 
 
+@pytest.fixture
+def slept(monkeypatch):
+    """The seconds latency and timeout faults sleep, recorded instead of waited."""
+    seen = []
+    monkeypatch.setattr(faults, "_sleep", seen.append)
+    return seen
+
+
+def test_injected_latency_delays_the_call_which_then_answers(api, world, slept):
+    faults.inject("zenduty", FaultKind.LATENCY, path_prefix="/api/account/teams/", method="GET", latency_ms=1500)
+
+    delayed = api.get("/api/account/teams/")
+
+    assert slept == [1.5]
+    assert delayed.status_code == 200 and [t["name"] for t in delayed.json()] == ["Operations", "Platform"]
+    api.get("/api/account/teams/")
+    assert slept == [1.5]  # used up
+
+
+def test_injected_timeout_hangs_then_answers_504_and_creates_nothing(api, world, slept):
+    faults.inject("zenduty", FaultKind.TIMEOUT, path_prefix="/api/incidents/", method="POST", latency_ms=2000)
+
+    response = api.post("/api/incidents/", json={"title": "x", "service": str(world.website.unique_id)})
+
+    assert slept == [2.0]
+    assert response.status_code == 504 and response.json() == {"message": "Gateway timeout"}
+    assert not Incident.objects.exists()
+    faults.inject("zenduty", FaultKind.TIMEOUT, path_prefix="/api/account/")
+    assert api.get("/api/account/teams/").status_code == 504
+    assert slept == [2.0, 30.0]  # 30 s unless set: longer than any client's read timeout
+
+
 def test_unknown_paths_and_methods(api):
     assert api.get("/api/nothing-here/").json() == {"detail": "Not Found."}
     response = api.delete("/api/account/applications/")
