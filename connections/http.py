@@ -28,12 +28,20 @@ USER_AGENT = "zenduty-xurrent-portal/1.0"
 # cannot create a second record. POST is only retried after a 429, which the
 # APIs answer before doing anything.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Xurrent's budget headers (reference §5.3: lowercase, reset in UTC epoch
+# seconds). Zenduty sends none; a service that does gets the same treatment.
+RATE_LIMIT_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+# A reset further away than this is treated as this far: a wrong clock or a
+# garbled header must not park work for days.
+MAX_RATE_LIMIT_PAUSE = 3600.0
 
 
 @dataclass
 class CallRecord:
     """What one outbound call did, for the sync history. Never holds secrets:
-    no headers, no request body, and the URL without its query string."""
+    no request headers, no request body, and the URL without its query string.
+    ``extra`` holds the rate-limit headers of the answer (``x-ratelimit-*``,
+    ``retry-after``) when it carried any."""
 
     service: str
     method: str
@@ -107,9 +115,11 @@ class BaseClient:
         # work a person waits on (provisioning from the admin): reads are cut
         # short to fit and no call or retry starts past it.
         self.deadline: float | None = None
-        # The most recent rate-limit headers seen, for the history and for
-        # callers that want to slow down before hitting 429.
+        # The most recent rate-limit headers seen (for callers), and until when
+        # (time.time()) the API said the budget is spent: the next call waits
+        # for it, or is not made at all (see _wait_for_budget).
         self.rate_limit: dict[str, str] = {}
+        self._budget_spent_until: float | None = None
 
     # -- hooks --------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -143,6 +153,7 @@ class BaseClient:
         refreshed = False
         while True:
             attempt += 1
+            self._wait_for_budget(url)
             call_headers = dict(headers or {})
             if authenticate:
                 call_headers.update(self.auth_headers())
@@ -161,14 +172,15 @@ class BaseClient:
                 response = None
             duration_ms = int((time.monotonic() - started) * 1000)
 
+            limits: dict[str, str] = {}
             if response is not None:
-                self._remember_rate_limit(response)
+                limits = self._remember_rate_limit(response)
                 if 200 <= response.status_code < 300:
-                    self._record(method, url, response.status_code, duration_ms, attempt)
+                    self._record(method, url, response.status_code, duration_ms, attempt, extra=limits)
                     return response
                 error = self.error_for_response(response)
             self._record(method, url, response.status_code if response is not None else None,
-                         duration_ms, attempt, error)
+                         duration_ms, attempt, error, extra=limits)
 
             wait = self._retry_wait(idempotent, error, attempt)
             if isinstance(error, errors.AuthenticationError) and not refreshed and authenticate:
@@ -180,6 +192,8 @@ class BaseClient:
             logger.info("%s.retry %s %s after %s in %.1fs (attempt %d)", self.service, method,
                         urlsplit(url).path, error.kind, wait, attempt)
             self._sleep(wait)
+            if isinstance(error, errors.RateLimitedError):
+                self._budget_spent_until = None  # the wait the 429 asked for is served
 
     def _timeout_within_deadline(self, url: str, now: float) -> tuple[float, float]:
         if self.deadline is None:
@@ -208,13 +222,54 @@ class BaseClient:
             return min(0.5 * (2 ** (attempt - 1)), self.max_inline_wait)
         return None
 
-    def _remember_rate_limit(self, response: requests.Response) -> None:
-        # requests' headers are case-insensitive; Xurrent sends them lowercase.
-        for name in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
-            if name in response.headers:
-                self.rate_limit[name] = response.headers[name]
+    def _wait_for_budget(self, url: str) -> None:
+        """Before a call: when the last answer said the budget is spent, wait
+        for its reset if that fits ``max_inline_wait`` and the deadline, else
+        raise RateLimitedError without calling (the job layer reschedules)."""
+        if self._budget_spent_until is None:
+            return
+        wait = self._budget_spent_until - time.time()
+        if wait <= 0:
+            self._budget_spent_until = None
+            return
+        in_time = self.deadline is None or time.monotonic() + wait < self.deadline
+        if wait <= self.max_inline_wait and in_time:
+            logger.info("%s.rate-limit-wait %.1fs before %s", self.service, wait, urlsplit(url).path)
+            self._sleep(wait)
+            self._budget_spent_until = None
+            return
+        raise errors.RateLimitedError(
+            f"rate limit spent (x-ratelimit-remaining 0): {urlsplit(url).netloc} not called for another "
+            f"{wait:.0f} s",
+            retry_after=wait, service=self.service)
 
-    def _record(self, method, url, status, duration_ms, attempt, error: errors.ApiError | None = None):
+    def _remember_rate_limit(self, response: requests.Response) -> dict[str, str]:
+        """Keep the budget headers of an answer; returns those it carried (for the call record).
+
+        ``x-ratelimit-remaining: 0`` means no call before ``x-ratelimit-reset``
+        (epoch seconds), or before ``retry-after`` seconds when the answer
+        says so: the explicit wait wins (reference §5.3).
+        """
+        # requests' headers are case-insensitive; Xurrent sends them lowercase.
+        seen = {name: response.headers[name] for name in (*RATE_LIMIT_HEADERS, "retry-after")
+                if name in response.headers}
+        self.rate_limit.update({k: v for k, v in seen.items() if k in RATE_LIMIT_HEADERS})
+        remaining = seen.get("x-ratelimit-remaining")
+        if remaining is None:
+            return seen
+        if remaining.strip() != "0":
+            self._budget_spent_until = None
+            return seen
+        retry_after = parse_retry_after(seen.get("retry-after"))
+        try:
+            until = time.time() + retry_after if retry_after is not None else float(seen["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return seen  # spent, but no word on when it returns: the 429 (if any) decides
+        self._budget_spent_until = min(until, time.time() + MAX_RATE_LIMIT_PAUSE)
+        return seen
+
+    def _record(self, method, url, status, duration_ms, attempt, error: errors.ApiError | None = None, *,
+                extra: dict | None = None):
         path = urlsplit(url).path
         if error is None:
             logger.info("%s.call %s %s -> %s in %dms", self.service, method, path, status, duration_ms)
@@ -226,6 +281,7 @@ class BaseClient:
             service=self.service, method=method, url=f"{parts.scheme}://{parts.netloc}{parts.path}",
             status=status, duration_ms=duration_ms, attempt=attempt,
             error=str(error) if error else "", error_kind=error.kind if error else "",
+            extra=dict(extra or {}),
         ))
 
     # -- helpers for subclasses -----------------------------------------------

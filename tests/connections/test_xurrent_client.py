@@ -121,6 +121,71 @@ def test_a_429_without_retry_after_uses_the_rate_limit_reset(api, client):
     assert 890 <= caught.value.retry_after <= 900
 
 
+def spent(reset_in: float, **more) -> dict:
+    """Headers of an answer that used the last call of the budget (reference §5.3)."""
+    return {"x-ratelimit-limit": "3600", "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": str(int(time.time() + reset_in)), **more}
+
+
+def test_a_spent_budget_that_resets_soon_is_waited_out_before_the_next_call(api, client, sleeps):
+    api.add(200, {"id": 1}, spent(reset_in=3)).add(200, {"id": 2}).add(200, {"id": 3})
+    client.get_request(1)
+    assert sleeps == []
+    assert client.get_request(2) == {"id": 2}
+    assert len(sleeps) == 1 and 1.5 <= sleeps[0] <= 3
+    client.get_request(3)
+    assert len(sleeps) == 1  # the wait is served once
+    assert len(api.api_calls) == 3
+
+
+def test_a_spent_budget_that_resets_later_is_handed_back_without_calling(api, client, sleeps):
+    api.add(200, {"id": 1}, spent(reset_in=600))
+    client.get_request(1)
+    with pytest.raises(errors.RateLimitedError) as caught:
+        client.get_request(2)
+    assert 590 <= caught.value.retry_after <= 600 and caught.value.retryable
+    assert len(api.api_calls) == 1 and sleeps == []
+    assert "not called" in str(caught.value)
+
+
+def test_a_spent_budget_is_not_waited_for_past_the_deadline(api, client, sleeps):
+    api.add(200, {"id": 1}, spent(reset_in=4))  # fits max_inline_wait (5 s), not the deadline
+    client.get_request(1)
+    client.deadline = time.monotonic() + 2
+    with pytest.raises(errors.RateLimitedError) as caught:
+        client.get_request(2)
+    assert caught.value.retry_after > 2
+    assert len(api.api_calls) == 1 and sleeps == []
+
+
+def test_a_budget_with_calls_left_or_a_past_reset_does_not_slow_anything(api, client, sleeps):
+    api.add(200, {"id": 1}, {"x-ratelimit-remaining": "12", "x-ratelimit-reset": str(int(time.time()) + 600)})
+    api.add(200, {"id": 2}, spent(reset_in=-5)).add(200, {"id": 3})
+    for request_id in (1, 2, 3):
+        client.get_request(request_id)
+    assert sleeps == [] and len(api.api_calls) == 3
+
+
+def test_a_429_waits_its_retry_after_once_even_when_the_reset_is_later(api, client, sleeps):
+    # Retry-After is the explicit answer to "when may I call again"; the hourly reset is not.
+    api.add(429, {"message": "Too Many Requests"}, spent(reset_in=1800, **{"retry-after": "2"}))
+    api.add(200, {"id": 1})
+    assert client.get_request(1) == {"id": 1}
+    assert sleeps == [2.0] and len(api.api_calls) == 2
+
+
+def test_call_records_carry_the_rate_limit_headers(api, client, monkeypatch):
+    records = []
+    monkeypatch.setattr(http, "call_observers", [records.append])
+    api.add(200, {"id": 1}, {"x-ratelimit-limit": "3600", "x-ratelimit-remaining": "3599",
+                             "x-ratelimit-reset": "1533873527"})
+    client.get_request(1)
+    token, call = records
+    assert token.extra == {}  # the OAuth service sends no budget headers
+    assert call.extra == {"x-ratelimit-limit": "3600", "x-ratelimit-remaining": "3599",
+                          "x-ratelimit-reset": "1533873527"}
+
+
 def test_a_500_on_a_get_is_retried(api, client, sleeps):
     api.add(500, {"message": "Internal Server Error"}).add(200, {"id": 1})
     assert client.get_request(1) == {"id": 1}
