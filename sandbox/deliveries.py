@@ -8,7 +8,9 @@ failures with backoff up to ``max_attempts``. Tests turn the thread off
 (``SANDBOX_DELIVERY_THREAD=false``) and call :func:`flush`.
 
 Delivery faults (sandbox.faults): drop, duplicate, or hold back a delivery so
-that a later one overtakes it.
+that a later one overtakes it. A held delivery stays unsent until a later
+delivery to the same address has gone out, or until its hold time
+(``SANDBOX_REORDER_HOLD_SECONDS``, default 5 s) has passed when none comes.
 
 A simulated service that needs to know how its deliveries fare (the simulated
 Xurrent disables a webhook after a streak of failures) registers a listener
@@ -25,7 +27,7 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sandbox.faults import take_delivery_fault
@@ -34,6 +36,8 @@ from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
 logger = logging.getLogger("sandbox.deliveries")
 
 MAX_BACKOFF_SECONDS = 300
+# How long a delivery held back by a reorder fault waits for a later one to overtake it.
+DEFAULT_REORDER_HOLD_SECONDS = 5.0
 
 AttemptListener = Callable[[OutboundDelivery, bool], None]
 # Per service: called after each attempt has been recorded. Registered from
@@ -76,7 +80,14 @@ def enqueue(service: str, url: str, body: str, *, headers: dict | None = None, f
                   meta=meta or {})
     if fault == FaultKind.DROP_DELIVERY:
         return [OutboundDelivery.objects.create(state=DeliveryState.DROPPED, **fields)]
-    rows = [OutboundDelivery.objects.create(held=fault == FaultKind.REORDER_DELIVERY, **fields)]
+    if fault == FaultKind.REORDER_DELIVERY:
+        # Not due until a later delivery to the same address has gone out
+        # (_release_overtaken) or the hold time is over.
+        hold = float(getattr(settings, "SANDBOX_REORDER_HOLD_SECONDS", DEFAULT_REORDER_HOLD_SECONDS))
+        rows = [OutboundDelivery.objects.create(held=True, next_attempt_at=timezone.now() + timedelta(seconds=hold),
+                                                **fields)]
+    else:
+        rows = [OutboundDelivery.objects.create(**fields)]
     if fault == FaultKind.DUPLICATE_DELIVERY:
         # A true duplicate: the same message with the same delivery id, as an
         # at-least-once sender produces after a lost acknowledgement.
@@ -129,11 +140,26 @@ def send_one(delivery: OutboundDelivery) -> bool:
     return not error
 
 
+def _release_overtaken(now) -> int:
+    """Make held deliveries due once a later delivery to the same address has gone out."""
+    overtaken = OutboundDelivery.objects.filter(service=OuterRef("service"), url=OuterRef("url"),
+                                                pk__gt=OuterRef("pk"), attempts__gt=0)
+    # A read first: the sender polls every second and must not take SQLite's write lock for nothing.
+    ids = list(OutboundDelivery.objects.filter(state=DeliveryState.PENDING, held=True, attempts=0,
+                                               next_attempt_at__gt=now)
+               .filter(Exists(overtaken)).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    return OutboundDelivery.objects.filter(pk__in=ids, state=DeliveryState.PENDING).update(next_attempt_at=now)
+
+
 def deliver_due(*, ignore_schedule: bool = False, limit: int = 100) -> int:
     """Send pending deliveries that are due (held ones after the others). Returns how many were attempted."""
     qs = OutboundDelivery.objects.filter(state=DeliveryState.PENDING)
     if not ignore_schedule:
-        qs = qs.filter(next_attempt_at__lte=timezone.now())
+        now = timezone.now()
+        _release_overtaken(now)
+        qs = qs.filter(next_attempt_at__lte=now)
     ids = list(qs.order_by("held", "id").values_list("id", flat=True)[:limit])
     sent = 0
     for delivery_id in ids:
@@ -194,14 +220,21 @@ def _ensure_thread() -> None:
             _thread.start()
 
 
+def run_once() -> int:
+    """One wake-up of the background sender: send what is due until nothing is. Returns how many were attempted."""
+    attempted = 0
+    while sent := deliver_due():
+        attempted += sent
+    return attempted
+
+
 def _run() -> None:
     while True:
         _wakeup.wait(POLL_SECONDS)
         _wakeup.clear()
         try:
             close_old_connections()
-            while deliver_due():
-                pass
+            run_once()
         except Exception:  # keep the sender alive; the rows keep their state
             logger.exception("sandbox.delivery-loop-failed")
         finally:

@@ -1,5 +1,6 @@
 """The sandbox plumbing: faults on demand, rate counters and the webhook outbox."""
 import json
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -129,3 +130,32 @@ def test_the_faults_page_refuses_a_narrowed_delivery_fault_and_says_why(client):
     assert not Fault.objects.exists()
     client.post(reverse("sandbox-faults"), {**form, "path_prefix": "", "method": ""})
     assert Fault.objects.get().kind == FaultKind.DROP_DELIVERY
+
+
+@pytest.mark.django_db
+def test_a_held_delivery_waits_for_the_next_one_to_the_same_address_as_the_sender_thread_sends(receiver, settings):
+    settings.SANDBOX_REORDER_HOLD_SECONDS = 60
+    faults.inject("xurrent", FaultKind.REORDER_DELIVERY)
+    send(receiver, '"held"')
+    assert deliveries.run_once() == 0  # what the thread does on each wake-up: the held one stays
+    assert receiver.received == []
+
+    send(receiver, '"after"')
+    assert deliveries.run_once() == 2
+
+    assert [json.loads(r.body) for r in receiver.received] == ["after", "held"]
+
+
+@pytest.mark.django_db
+def test_a_held_delivery_goes_out_by_itself_once_the_hold_time_has_passed(receiver, settings):
+    settings.SANDBOX_REORDER_HOLD_SECONDS = 5
+    faults.inject("xurrent", FaultKind.REORDER_DELIVERY)
+    (held,) = send(receiver, '"held"')
+    assert held.next_attempt_at >= held.created_at + timedelta(seconds=4)
+    deliveries.enqueue("xurrent", receiver.url + "/elsewhere", '"elsewhere"')
+    deliveries.run_once()
+    assert [r.path for r in receiver.received] == ["/elsewhere"]  # another address does not release it
+
+    OutboundDelivery.objects.filter(pk=held.pk).update(next_attempt_at=held.created_at)  # the hold time is over
+    assert deliveries.run_once() == 1
+    assert [json.loads(r.body) for r in receiver.received] == ["elsewhere", "held"]
