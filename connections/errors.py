@@ -55,6 +55,17 @@ class AuthenticationError(PermanentError):
     default_message = "The credentials were not accepted."
 
 
+class CredentialsRejectedError(AuthenticationError):
+    """The OAuth service refused to issue a token for the client ID and secret.
+
+    Unlike a 401 on an API call (which may only mean a stale token), this
+    blames the credentials themselves: wrong, regenerated, or the OAuth
+    application was disabled, even when a cached token worked a moment ago.
+    """
+
+    default_message = "The OAuth service refused the client ID and secret."
+
+
 class PermissionDeniedError(PermanentError):
     """The credentials are valid but lack a role or scope (HTTP 403)."""
 
@@ -124,6 +135,7 @@ class TimeoutError_(NetworkError):
 
 _KIND_BY_CLASS = {
     "AuthenticationError": "authentication",
+    "CredentialsRejectedError": "authentication",
     "PermissionDeniedError": "permission",
     "NotFoundError": "not_found",
     "ValidationError": "validation",

@@ -65,11 +65,16 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
         finally:
             client.session.close()
     except errors.AuthenticationError as exc:
-        if not token_ok:
+        # A refused token request blames the credentials even after a cached
+        # token worked: the account read then answers 401, the client asks for
+        # a fresh token, and that is what fails (application disabled, secret
+        # regenerated).
+        if isinstance(exc, errors.CredentialsRejectedError) or not token_ok:
             raise ConnectionCheckError(
                 "client_secret",
-                f"Xurrent ({instance}) did not accept this client ID and secret. Check both, and that the "
-                f"region and environment are those of the account.{_oauth_said(exc)}") from exc
+                f"Xurrent ({instance}) did not accept this client ID and secret. Check both, that the OAuth "
+                f"application is still enabled, and that the region and environment are those of the "
+                f"account.{_oauth_said(exc)}") from exc
         raise ConnectionCheckError(
             "account_id",
             f"The credentials work, but Xurrent refused access to account '{tenant.account_id}'. "

@@ -149,8 +149,9 @@ def request_token(client: BaseClient, token_url: str, client_id: str, client_sec
     shared HTTP seam, timeouts and call records. Form encoding with
     ``Accept: application/json`` is what Xurrent's own iPaaS sends.
 
-    :raises AuthenticationError: when the credentials are refused; other
-        ApiErrors (network, 5xx, a malformed answer) as they come.
+    :raises CredentialsRejectedError: (an AuthenticationError) when the
+        credentials are refused; other ApiErrors (network, 5xx, a malformed
+        answer) as they come.
     """
     try:
         response = client.request(
@@ -178,7 +179,7 @@ def _credentials_error(exc: errors.ApiError) -> errors.ApiError:
     code = str(body.get("error") or "")
     if exc.status in (401, 403) or code in _CREDENTIAL_ERRORS:
         reason = f" ({code})" if code else ""
-        return errors.AuthenticationError(
+        return errors.CredentialsRejectedError(
             f"Xurrent did not accept the client ID and secret{reason}. Check them, and that the region and "
             f"environment match the account.", status=exc.status, service=exc.service, body=body)
     # Any other 400 (invalid_request, unsupported_grant_type) is our bug, not the customer's.

@@ -1,7 +1,7 @@
 """The connection admin forms, checked live against the sandbox over HTTP."""
 import pytest
 
-from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
+from connections.models import ConnectionStatus, XurrentAccessToken, XurrentTenant, ZendutyAccount
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,6 +103,32 @@ def test_the_test_action_records_a_failure(admin_client, demo):
     tenant.refresh_from_db()
     assert tenant.status == ConnectionStatus.FAILED
     assert "did not accept" in tenant.last_error
+
+
+def run_test_action(admin_client, model, obj):
+    return admin_client.post(f"/admin/connections/{model}/", {"action": "test_connections",
+                                                              "_selected_action": [obj.pk]}, follow=True)
+
+
+def test_a_disabled_oauth_application_is_blamed_on_the_credentials_not_the_account(admin_client, demo):
+    # The shared token is cached, then the application is disabled in Xurrent: the
+    # account read answers 401 and the fresh token request is refused (invalid_client).
+    from sandbox.xurrent.models import OAuthApplication
+
+    admin_client.post(ADD_TENANT, tenant_form())
+    tenant = XurrentTenant.objects.get()
+    run_test_action(admin_client, "xurrenttenant", tenant)
+    assert XurrentAccessToken.objects.filter(tenant=tenant).exists()
+    OAuthApplication.objects.filter(client_id="demo-client-id").update(disabled=True)
+
+    run_test_action(admin_client, "xurrenttenant", tenant)
+    tenant.refresh_from_db()
+    assert tenant.status == ConnectionStatus.FAILED
+    assert "did not accept this client ID and secret" in tenant.last_error
+    assert "still enabled" in tenant.last_error
+    assert "Xurrent said: invalid_client" in tenant.last_error
+    assert "refused access to account" not in tenant.last_error
+    assert "demo-client-secret" not in tenant.last_error
 
 
 def test_zenduty_account_good_and_bad_token(admin_client, demo):

@@ -176,9 +176,10 @@ def test_refused_credentials_raise_a_readable_authentication_error(api, answer, 
     caplog.set_level(logging.DEBUG)
     api.token_answers.append(answer)
     client = XurrentClient("wdc", "cid-123", SECRET, "au", "production")
-    with pytest.raises(errors.AuthenticationError) as caught:
+    with pytest.raises(errors.CredentialsRejectedError) as caught:  # an AuthenticationError, marked as the token's
         client.get_account()
     message = str(caught.value)
+    assert isinstance(caught.value, errors.AuthenticationError) and caught.value.kind == "authentication"
     assert "did not accept the client ID and secret" in message
     assert "region and environment" in message
     if answer.status_code == 400:
