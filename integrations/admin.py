@@ -114,8 +114,10 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
             mapping,
         ]
         if obj.receives_from_zenduty:
-            fieldsets.append(("Zenduty outgoing webhook", {"fields": ("new_zenduty_signing_secret",),
-                                                            "classes": ("collapse",)}))
+            # Open while the Zenduty step is pending: the panel's steps point here.
+            fieldsets.append(("Zenduty outgoing webhook", {
+                "fields": ("new_zenduty_signing_secret",),
+                "classes": () if provisioning.zenduty_step_pending(obj) else ("collapse",)}))
         return fieldsets
 
     def get_inlines(self, request, obj):
@@ -197,23 +199,28 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
             "live_errors": form.live_errors,
             "failed_warnings": [failed_connection_warning(c) for c in (form.account, form.tenant)
                                 if c is not None and c.status == "failed"] if add else [],
+            "confirmed_failed": add and bool(form["confirm_failed_connections"].value()),
             "step1_url": reverse("admin:integrations_outgoingintegration_add"),
             "subtitle": "Step 2 of 2" if add else context.get("subtitle"),
         })
         if obj is not None:
-            context["panel"] = self.panel_context(obj)
+            context["panel"] = self.panel_context(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def panel_context(self, obj: OutgoingIntegration) -> dict:
+    def panel_context(self, request, obj: OutgoingIntegration) -> dict:
         """What the provisioning panel of the change page shows."""
         hooks = obj.xurrent_webhooks or {}
+        zenduty_pending = provisioning.zenduty_step_pending(obj)
         return {
             "badge": status_badge(obj),
             "webhooks": [{"event": event, **(hooks.get(event) or {})} for event in XURRENT_EVENTS]
             if obj.needs_xurrent_webhooks else [],
             "xurrent_url": provisioning.xurrent_webhook_url(obj),
             "zenduty_url": provisioning.zenduty_webhook_url(obj),
-            "zenduty_pending": provisioning.zenduty_step_pending(obj),
+            "zenduty_pending": zenduty_pending,
+            # The portal's own signing key is a secret: only for those who may change the
+            # integration, and only while the Zenduty step it serves is still to be done.
+            "show_portal_key": zenduty_pending and self.has_change_permission(request, obj),
             "address_warning": provisioning.unreachable_address_warning(),
             "urls": {name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
                      for name in ("provision", "enable", "disable", "zenduty_step_done")},

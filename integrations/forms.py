@@ -235,6 +235,11 @@ class OutgoingIntegrationForm(forms.ModelForm):
         self.duplicate_reported = False
         self.failed_connections: list = []
         self.account, self.tenant = self._context_objects()
+        if self.adding and any(c is not None and c.status == ConnectionStatus.FAILED
+                               for c in (self.account, self.tenant)):
+            # A connection failed after step 1 (or step 1 was skipped): ask here, visibly.
+            field = self.fields["confirm_failed_connections"]
+            field.widget, field.label = forms.CheckboxInput(), CONFIRM_FAILED_LABEL
         self.team = self.service = None
         self.priorities: list[Option] | None = None
         self._load_zenduty()
@@ -293,6 +298,10 @@ class OutgoingIntegrationForm(forms.ModelForm):
         if len(self.priorities) < MIN_PRIORITIES_FOR_CUSTOM_MAPPING:
             widget.priorities = []
             widget.message = too_few_priorities_message(widget.team_name, len(self.priorities))
+            if not self.instance.use_custom_mapping:
+                # Not offered at all (a box already ticked stays tickable, so it can be unticked).
+                field = self.fields["use_custom_mapping"]
+                field.disabled, field.help_text = True, widget.message
 
     def _load_instances(self) -> None:
         field = self.fields["service_instance_id"]
@@ -366,7 +375,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
             if existing:
                 self.duplicate_reported = True
                 self.add_error(None, _duplicate_service_message(existing, self.service.name))
-            _confirm_failed(self, [self.account, self.tenant], None)
+            _confirm_failed(self, [self.account, self.tenant], "confirm_failed_connections")
         instance_id = cleaned.get("service_instance_id")
         if instance_id and self.tenant:
             existing = (OutgoingIntegration.objects.filter(tenant=self.tenant, service_instance_id=instance_id)

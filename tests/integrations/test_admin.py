@@ -110,15 +110,32 @@ def test_custom_mapping_is_refused_for_a_team_with_three_priorities(admin_client
     expected = ("The Platform team has 3 priorities; custom mapping needs at least 4 — add priorities in Zenduty "
                 "or use the default impact")
     assert expected in step2.content.decode()
+    assert re.search(r'<input type="checkbox" name="use_custom_mapping"[^>]*disabled', step2.content.decode())
 
-    data = step2_data(world, service=world.platform_service, instance=world.other_instance, use_custom_mapping="on")
-    response = admin_client.post(ADD, data)
-    assert response.status_code == 200
-    assert expected in " ".join(errors_of(response)["use_custom_mapping"])
-    assert not OutgoingIntegration.objects.exists()
-
-    del data["use_custom_mapping"]  # the default impact is fine
+    # Not offered, so a crafted "on" is ignored: the default impact applies.
+    data = step2_data(world, service=world.platform_service, instance=world.other_instance, use_custom_mapping="on",
+                      default_impact="high")
     assert admin_client.post(ADD, data).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    assert (integration.use_custom_mapping, integration.priority_mapping, integration.default_impact) == \
+        (False, {}, "high")
+
+
+def test_a_mapping_ticked_before_the_team_lost_priorities_is_refused_until_unticked(admin_client, world):
+    # Only reachable when Zenduty changed under a stored integration: the box stays usable.
+    integration_data = step2_data(world, service=world.platform_service, instance=world.other_instance)
+    assert admin_client.post(ADD, integration_data).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    OutgoingIntegration.objects.filter(pk=integration.pk).update(use_custom_mapping=True)
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+
+    response = post_change(admin_client, change, {**integration_data, "enabled": "on", "use_custom_mapping": "on"})
+    assert response.status_code == 200
+    assert "has 3 priorities; custom mapping needs at least 4" in " ".join(errors_of(response)["use_custom_mapping"])
+    response = post_change(admin_client, change, {**integration_data, "enabled": "on"})
+    assert response.status_code == 302, errors_of(response)
+    integration.refresh_from_db()
+    assert integration.use_custom_mapping is False
 
 
 def test_a_second_integration_for_the_same_service_is_refused(admin_client, world):
@@ -159,10 +176,17 @@ def test_a_failed_connection_needs_a_confirmation(admin_client, world):
 
     response = admin_client.post(ADD, {**choice, "confirm_failed_connections": "on"})
     assert response.status_code == 302 and "confirm_failed_connections=1" in response["Location"]
-    # Step 2 without the confirmation (a crafted post) is refused too.
+    step2 = admin_client.get(response["Location"]).content.decode()
+    assert "You confirmed that you want to use it anyway" in step2
+    assert re.search(r'type="checkbox" name="confirm_failed_connections"[^>]*checked', step2)
+    # Step 2 without the confirmation (the tenant failed after step 1, or a crafted post) asks
+    # for it with a box the admin can tick, and does not claim it was given.
     response = admin_client.post(ADD, step2_data(world))
-    assert response.status_code == 200 and "tick" in " ".join(errors_of(response)["__all__"])
-    response = admin_client.post(ADD, step2_data(world, confirm_failed_connections="1"))
+    assert response.status_code == 200 and "tick" in " ".join(errors_of(response)["confirm_failed_connections"])
+    page = response.content.decode()
+    assert 'type="checkbox" name="confirm_failed_connections"' in page
+    assert "You confirmed" not in page
+    response = admin_client.post(ADD, step2_data(world, confirm_failed_connections="on"))
     assert response.status_code == 302
 
 
@@ -232,6 +256,30 @@ def test_a_pasted_zenduty_signing_key_replaces_the_generated_one(admin_client, w
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()
     assert integration.zenduty_signing_secret == "key-from-zenduty"
+
+
+def test_the_portals_signing_key_is_shown_only_to_changers_and_only_while_the_step_is_pending(
+        admin_client, client, world, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    secret = integration.zenduty_signing_secret
+
+    page = admin_client.get(change).content.decode()
+    assert secret in page and 'data-copy="zenduty-signing-key"' in page
+    assert "Zenduty displays a signing key" in page and 'href="#id_new_zenduty_signing_secret"' in page
+
+    viewer = django_user_model.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outgoingintegration"))
+    client.force_login(viewer)
+    viewed = client.get(change)
+    assert viewed.status_code == 200 and "Website (Production)" in viewed.content.decode()
+    assert secret not in viewed.content.decode()
+
+    admin_client.post(reverse("admin:integrations_outgoingintegration_zenduty_step_done", args=[integration.pk]))
+    assert secret not in admin_client.get(change).content.decode()
 
 
 def test_the_change_page_buttons(admin_client, world):

@@ -131,15 +131,9 @@ def test_a_team_with_three_priorities_gets_no_mapping_table_in_the_browser(brows
     page.wait_for_function("document.querySelector('.service-instance-status').textContent.includes('found')")
     page.select_option("#id_service_instance_id", label=world.other_instance)
     page.check("#id_direction_0")  # Xurrent → Zenduty
-    # Ticking the mapping anyway is refused with the same explanation...
-    page.check("#id_use_custom_mapping")
-    page.click("input[name=_save]")
-    page.wait_for_selector(".errorlist")
-    assert "custom mapping needs at least 4" in page.inner_text(".errorlist")
-    assert not OutgoingIntegration.objects.exists()
-
-    # ...and without it the integration is saved with the default impact.
-    page.uncheck("#id_use_custom_mapping")
+    # The custom mapping is not offered: its box cannot be ticked, and says why.
+    assert page.is_disabled("#id_use_custom_mapping")
+    assert "custom mapping needs at least 4" in page.inner_text(".field-use_custom_mapping")
     page.select_option("#id_default_impact", "high")
     page.click("input[name=_save]")
     page.wait_for_selector("#provisioning")
