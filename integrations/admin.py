@@ -67,8 +67,8 @@ def report(request, integration: OutgoingIntegration | None) -> None:
         messages.info(request, f"{name}: Xurrent webhooks created; waiting for Xurrent to verify them "
                                f"(this page shows each one's state).")
     elif status == ProvisioningStatus.ACTION_REQUIRED:
-        messages.warning(request, f"{name}: one step is left in Zenduty — enter the webhook URL and signing key "
-                                  f"shown under “Zenduty outgoing webhook”.")
+        messages.warning(request, f"{name}: one step is left in Zenduty — set the webhook address shown under "
+                                  f"“Zenduty outgoing webhook” and paste here the signing key Zenduty displays.")
     elif status == ProvisioningStatus.FAILED:
         messages.error(request, f"{name}: provisioning failed. {integration.provisioning_error}")
     elif status == ProvisioningStatus.DISABLED:
