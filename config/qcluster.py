@@ -1,4 +1,4 @@
-"""django-q2 configuration, set explicitly (DEVELOPERS.md convention 7).
+"""django-q2 configuration, set explicitly (team convention: finite attempts, timeout below retry).
 
 django-q2's defaults retry a failing task forever (``max_attempts=0``) and warn
 when ``timeout`` is not below ``retry``. We keep attempts finite and do our own

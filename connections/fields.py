@@ -11,7 +11,7 @@ class EncryptedTextField(models.TextField):
 
     The Python value is the plaintext; the database only ever holds ciphertext,
     so a raw SQL read shows no secret. Use it for every credential the portal
-    stores (DEVELOPERS.md: "Secrets are declared once and masked everywhere").
+    stores (team convention: "secrets are declared once and masked everywhere").
     Admin forms must not render it back (see connections.forms.SecretField).
     """
 
