@@ -39,11 +39,33 @@ def _required(name: str, dev_default: str) -> str:
 SECRET_KEY = _required("SECRET_KEY", _DEV_SECRET_KEY)
 
 # Comma-separated Fernet keys: the first encrypts, all decrypt (key rotation,
-# see `manage.py rotate_secrets`). Generate one with
-# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
-FIELD_ENCRYPTION_KEYS = [
-    k.strip() for k in _required("FIELD_ENCRYPTION_KEYS", _DEV_FERNET_KEY).split(",") if k.strip()
-]
+# see `manage.py rotate_secrets`).
+_FERNET_KEY_HELP = (
+    "Each key is 32 random bytes in url-safe base64 (44 characters ending in '='); generate one with "
+    "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`.")
+
+
+def _fernet_keys(raw: str) -> list[str]:
+    """The keys, each proven usable now: a bad one would otherwise surface as a 500 on the first secret.
+
+    Messages name a key by its position only, never its value.
+    """
+    from cryptography.fernet import Fernet
+
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS holds no key, only separators. {_FERNET_KEY_HELP}")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {position} of {len(keys)} is not a valid Fernet key. "
+                f"{_FERNET_KEY_HELP}") from None
+    return keys
+
+
+FIELD_ENCRYPTION_KEYS = _fernet_keys(_required("FIELD_ENCRYPTION_KEYS", _DEV_FERNET_KEY))
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -32,6 +32,25 @@ def test_start_up_stops_when_a_required_secret_is_missing(missing):
     assert f"{missing} is not set" in result.stderr
 
 
+GOOD_KEY = "dGVzdC1rZXktb25lLWZvci1maWVsZC1lbmNyeXB0ISE="
+
+
+@pytest.mark.parametrize("keys, position", [
+    (",", None),                                            # nothing but separators
+    ("not-a-fernet-key-but-somebodys-password", "1 of 1"),  # not base64 of 32 bytes
+    (f"{GOOD_KEY},{GOOD_KEY[:-4]}", "2 of 2"),              # a truncated second key
+])
+def test_start_up_stops_when_an_encryption_key_is_malformed(keys, position):
+    result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50, "FIELD_ENCRYPTION_KEYS": keys})
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS" in result.stderr
+    if position:
+        assert f"key {position} is not a valid Fernet key" in result.stderr
+    for key in keys.split(","):
+        if key:
+            assert key not in result.stderr  # the message names the key's position, never the key
+
+
 def test_start_up_works_when_configured():
     result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50,
                         "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktb25lLWZvci1maWVsZC1lbmNyeXB0ISE="})
