@@ -99,6 +99,21 @@ class ValidationError(PermanentError):
         return f"{base} ({details})"
 
 
+class UnexpectedResponseError(PermanentError):
+    """An answer that is not the API's own: a redirect (never followed: the
+    credentials would go along), or a 2xx whose body is not the JSON the API
+    sends (an HTML page from a web site or a proxy). Usually a wrong base URL.
+
+    ``location`` is the redirect target, when there is one.
+    """
+
+    default_message = "The answer did not come from the API."
+
+    def __init__(self, message=None, *, location: str = "", **kw):
+        self.location = location
+        super().__init__(message, **kw)
+
+
 class RetryableError(ApiError):
     """Retrying later may succeed."""
 
@@ -143,6 +158,7 @@ _KIND_BY_CLASS = {
     "ServerError": "server",
     "NetworkError": "network",
     "TimeoutError_": "timeout",
+    "UnexpectedResponseError": "unexpected_response",
     "PermanentError": "permanent",
     "RetryableError": "retryable",
     "ApiError": "error",

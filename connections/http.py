@@ -323,5 +323,6 @@ def default_error_for_response(service: str, response: requests.Response) -> err
     if status >= 500:
         return errors.ServerError(message, **kw)
     if 300 <= status < 400:
-        return errors.PermanentError(f"unexpected redirect to {response.headers.get('location', '?')}", **kw)
+        location = response.headers.get("location", "")[:300]
+        return errors.UnexpectedResponseError(f"unexpected redirect to {location or '?'}", location=location, **kw)
     return errors.PermanentError(message or f"unexpected HTTP {status}", **kw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from connections import errors
 from connections.models import XurrentTenant, ZendutyAccount
@@ -127,12 +128,26 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
             "base_url", "This base URL does not serve the Zenduty API (HTTP 404 on /api/account/teams/).") from exc
     except errors.NetworkError as exc:
         raise ConnectionCheckError("base_url", f"Cannot reach Zenduty ({exc.message}).") from exc
+    except errors.UnexpectedResponseError as exc:
+        raise ConnectionCheckError("base_url", _not_zenduty_api(exc)) from exc
     except errors.RateLimitedError as exc:
         raise ConnectionCheckError(None, "Zenduty is rate limiting this token; try again in a minute.") from exc
     except errors.ApiError as exc:
         raise ConnectionCheckError(None, f"Zenduty answered with an error: {exc}") from exc
     finally:
         client.session.close()
+
+
+def _not_zenduty_api(exc: errors.UnexpectedResponseError) -> str:
+    """Why a base URL that answered is still not Zenduty's API."""
+    if exc.status and 300 <= exc.status < 400:
+        target = urlsplit(exc.location)
+        suggestion = f" (probably {target.scheme}://{target.netloc})" if target.scheme and target.netloc else ""
+        return (f"This base URL redirects (HTTP {exc.status}) to {exc.location or 'another address'} instead of "
+                f"answering Zenduty's API. The portal does not follow redirects, which would send the API token "
+                f"along: enter the address it redirects to{suggestion}.")
+    return (f"This base URL does not serve Zenduty's API: {exc.message} "
+            "Check the address; it is https://www.zenduty.com unless Zenduty told you otherwise.")
 
 
 def test_connection(connection: XurrentTenant | ZendutyAccount) -> str:

@@ -164,8 +164,14 @@ class ZendutyClient(BaseClient):
             if isinstance(page, list):
                 yield from page
                 return
+            if page is None and response.content:
+                # A web site or a proxy, not the API: typically a wrong base URL.
+                kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+                raise errors.UnexpectedResponseError(
+                    f"{urlsplit(url).path} answered with a {kind} page, not JSON.",
+                    status=response.status_code, service=self.service)
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise errors.PermanentError(
+                raise errors.UnexpectedResponseError(
                     f"Zenduty answered {urlsplit(url).path} with neither a list nor a page of results.",
                     status=response.status_code, service=self.service)
             yield from page["results"]

@@ -174,3 +174,61 @@ def test_the_live_check_runs_outside_any_transaction(admin_client, demo, monkeyp
     assert admin_client.post(ADD_ZENDUTY, {"name": "Zenduty", "api_token": "demo-zenduty-token",
                                            "base_url": "https://www.zenduty.com"}).status_code == 302
     assert seen and not any(seen)
+
+
+# -- answers the sandbox cannot give: at the seam (connections.http.send) --------------------------
+
+@pytest.fixture
+def answers(monkeypatch, settings):
+    """Stub the one seam with real hosts; each call takes the next prepared answer."""
+    import requests
+    from requests.structures import CaseInsensitiveDict
+
+    from connections import http
+
+    settings.SANDBOX_API_URL = ""
+    queue, sent = [], []
+
+    def add(status, body=b"", headers=None):
+        response = requests.Response()
+        response.status_code, response._content = status, body
+        response.headers = CaseInsensitiveDict(headers or {})
+        response.encoding = "utf-8"
+        queue.append(response)
+
+    def send(session, method, url, **kwargs):
+        sent.append((method, url))
+        if not queue:
+            raise AssertionError(f"unexpected call {method} {url}")
+        answer = queue.pop(0)
+        answer.url = url
+        return answer
+
+    monkeypatch.setattr(http, "send", send)
+    add.sent = sent
+    return add
+
+
+def zenduty_errors(admin_client, base_url="https://www.zenduty.com"):
+    response = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "zd-token-value", "base_url": base_url})
+    assert response.status_code == 200 and ZendutyAccount.objects.count() == 0
+    assert b"zd-token-value" not in response.content
+    return response.context["adminform"].form.errors
+
+
+def test_a_redirecting_zenduty_base_url_is_a_base_url_error(admin_client, answers):
+    answers(301, headers={"Location": "https://www.zenduty.com/api/account/teams/"})
+    errors = zenduty_errors(admin_client, base_url="http://www.zenduty.com")
+    assert answers.sent == [("GET", "http://www.zenduty.com/api/account/teams/")]  # not followed
+    message = " ".join(errors["base_url"])
+    assert "redirects (HTTP 301)" in message
+    assert "https://www.zenduty.com" in message
+    assert "__all__" not in errors
+
+
+def test_a_web_page_instead_of_zenduty_api_is_a_base_url_error(admin_client, answers):
+    answers(200, b"<!doctype html><html><body>Welcome</body></html>", {"Content-Type": "text/html; charset=utf-8"})
+    errors = zenduty_errors(admin_client, base_url="https://zenduty.example.com")
+    message = " ".join(errors["base_url"])
+    assert "does not serve Zenduty's API" in message and "text/html page, not JSON" in message
+    assert "__all__" not in errors
