@@ -7,6 +7,12 @@ stores an :class:`OutboundDelivery`; a background thread in the web process
 failures with backoff up to ``max_attempts``. Tests turn the thread off
 (``SANDBOX_DELIVERY_THREAD=false``) and call :func:`flush`.
 
+Nothing stalls across restarts: the first request a process serves starts the
+thread when deliveries are waiting (:func:`resume_on_first_request`), and a
+delivery claimed for sending holds a lease (``SENDING_LEASE_SECONDS``) after
+which :func:`recover_stalled` returns it to pending, should its sender have
+died mid-send.
+
 Delivery faults (sandbox.faults): drop, duplicate, or hold back a delivery so
 that a later one overtakes it. A held delivery stays unsent until a later
 delivery to the same address has gone out, or until its hold time
@@ -20,13 +26,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -38,6 +45,9 @@ logger = logging.getLogger("sandbox.deliveries")
 MAX_BACKOFF_SECONDS = 300
 # How long a delivery held back by a reorder fault waits for a later one to overtake it.
 DEFAULT_REORDER_HOLD_SECONDS = 5.0
+# How long a claimed ("sending") delivery belongs to its sender. Far longer
+# than any delivery timeout (10 s at most), so only a dead sender's run out.
+SENDING_LEASE_SECONDS = 60
 
 AttemptListener = Callable[[OutboundDelivery, bool], None]
 # Per service: called after each attempt has been recorded. Registered from
@@ -97,8 +107,22 @@ def enqueue(service: str, url: str, body: str, *, headers: dict | None = None, f
 
 
 def _claim(delivery_id: int) -> bool:
+    # While sending, next_attempt_at is the lease's end: the next attempt, should this one never finish.
+    lease_end = timezone.now() + timedelta(seconds=SENDING_LEASE_SECONDS)
     return bool(OutboundDelivery.objects.filter(pk=delivery_id, state=DeliveryState.PENDING)
-                .update(state=DeliveryState.SENDING))
+                .update(state=DeliveryState.SENDING, next_attempt_at=lease_end))
+
+
+def recover_stalled() -> int:
+    """Return deliveries whose sender died mid-send (lease run out) to pending, due now. Returns how many."""
+    now = timezone.now()
+    stalled = OutboundDelivery.objects.filter(state=DeliveryState.SENDING, next_attempt_at__lte=now)
+    # A read first: SQLite's write lock is taken only when there is something to do.
+    if not stalled.exists():
+        return 0
+    count = stalled.update(state=DeliveryState.PENDING, next_attempt_at=now)
+    logger.warning("sandbox.delivery-recovered %d stalled deliveries back to pending", count)
+    return count
 
 
 def send_one(delivery: OutboundDelivery) -> bool:
@@ -205,11 +229,41 @@ _thread_lock = threading.Lock()
 POLL_SECONDS = 1.0
 
 
+_resume_checked = False
+_resume_lock = threading.Lock()
+
+
 def _wake() -> None:
     if not settings.SANDBOX_DELIVERY_THREAD:
         return
     _ensure_thread()
     _wakeup.set()
+
+
+def resume_on_first_request(**kwargs) -> None:
+    """``request_started`` receiver: on a process's first request, start the sender if deliveries wait.
+
+    Otherwise retries queued before a restart, or rows a crash left
+    "sending", would wait for the next new delivery. Only serving processes
+    get requests, so migrations and other management commands start nothing;
+    nor do tests, which turn the thread off.
+    """
+    global _resume_checked
+    if not settings.SANDBOX_DELIVERY_THREAD or _resume_checked:
+        return
+    with _resume_lock:
+        if _resume_checked:
+            return
+        _resume_checked = True
+    try:
+        waiting = pending().exists()
+    except DatabaseError:  # e.g. not migrated yet: look again on the next request
+        _resume_checked = False
+        logger.warning("sandbox.delivery-resume-check-failed", exc_info=True)
+        return
+    if waiting:
+        logger.info("sandbox.delivery-resume deliveries are waiting; starting the sender")
+        _wake()
 
 
 def _ensure_thread() -> None:
@@ -229,11 +283,15 @@ def run_once() -> int:
 
 
 def _run() -> None:
+    next_recovery = 0.0  # at once, then once per lease
     while True:
         _wakeup.wait(POLL_SECONDS)
         _wakeup.clear()
         try:
             close_old_connections()
+            if time.monotonic() >= next_recovery:
+                recover_stalled()
+                next_recovery = time.monotonic() + SENDING_LEASE_SECONDS
             run_once()
         except Exception:  # keep the sender alive; the rows keep their state
             logger.exception("sandbox.delivery-loop-failed")

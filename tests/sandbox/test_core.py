@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from sandbox import deliveries, faults
 from sandbox.models import DeliveryState, Fault, FaultKind, OutboundDelivery
@@ -159,3 +160,65 @@ def test_a_held_delivery_goes_out_by_itself_once_the_hold_time_has_passed(receiv
     OutboundDelivery.objects.filter(pk=held.pk).update(next_attempt_at=held.created_at)  # the hold time is over
     assert deliveries.run_once() == 1
     assert [json.loads(r.body) for r in receiver.received] == ["elsewhere", "held"]
+
+
+@pytest.mark.django_db
+def test_a_delivery_left_sending_by_a_crash_is_sent_again_once_its_lease_has_run_out(receiver, monkeypatch):
+    (row,) = send(receiver, '"survives"')
+
+    def crash(delivery):
+        raise RuntimeError("the process died mid-send")
+
+    monkeypatch.setattr(deliveries, "send_one", crash)
+    with pytest.raises(RuntimeError):
+        deliveries.run_once()
+    monkeypatch.undo()
+    row.refresh_from_db()
+    assert row.state == DeliveryState.SENDING
+    lease = timedelta(seconds=deliveries.SENDING_LEASE_SECONDS)
+    assert row.next_attempt_at > timezone.now() + lease - timedelta(seconds=10)
+
+    assert deliveries.recover_stalled() == 0  # within its lease another sender may still be at it
+    OutboundDelivery.objects.filter(pk=row.pk).update(next_attempt_at=row.next_attempt_at - lease)  # lease over
+    assert deliveries.recover_stalled() == 1
+    row.refresh_from_db()
+    assert row.state == DeliveryState.PENDING
+    deliveries.run_once()
+    row.refresh_from_db()
+    assert row.state == DeliveryState.DELIVERED and [r.body for r in receiver.received] == [b'"survives"']
+
+
+@pytest.fixture
+def sender_starts(monkeypatch, settings):
+    """Thread starts the first request asks for (none is started); the once-per-process check made anew."""
+    settings.SANDBOX_DELIVERY_THREAD = True
+    started = []
+    monkeypatch.setattr(deliveries, "_ensure_thread", lambda: started.append(True))
+    monkeypatch.setattr(deliveries, "_resume_checked", False)
+    return started
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", [DeliveryState.PENDING, DeliveryState.SENDING])
+def test_the_first_request_after_a_restart_starts_the_sender_when_deliveries_wait(client, sender_starts, state):
+    OutboundDelivery.objects.create(service="xurrent", url="http://127.0.0.1:9/hook", body="{}", state=state)
+
+    client.get(reverse("sandbox-index"))
+    client.get(reverse("sandbox-index"))
+
+    assert sender_starts == [True]  # checked once per process
+
+
+@pytest.mark.django_db
+def test_the_first_request_starts_no_sender_when_nothing_waits_or_the_thread_is_off(client, sender_starts,
+                                                                                   settings):
+    OutboundDelivery.objects.create(service="xurrent", url="http://127.0.0.1:9/hook", body="{}",
+                                    state=DeliveryState.DELIVERED)
+    client.get(reverse("sandbox-index"))
+    assert sender_starts == []
+
+    settings.SANDBOX_DELIVERY_THREAD = False
+    deliveries._resume_checked = False
+    OutboundDelivery.objects.create(service="xurrent", url="http://127.0.0.1:9/hook", body="{}")
+    client.get(reverse("sandbox-index"))
+    assert sender_starts == []
