@@ -122,7 +122,8 @@ class XurrentAccessToken(models.Model):
 
     tenant = models.OneToOneField(XurrentTenant, on_delete=models.CASCADE, related_name="access_token")
     # Which credentials and host the token was issued for: a changed secret or
-    # region must not reuse the old token.
+    # region must not reuse the old token. An HMAC keyed from SECRET_KEY
+    # (connections.xurrent.auth.fingerprint), so it reveals nothing of the secret.
     fingerprint = models.CharField(max_length=64)
     token = EncryptedTextField()
     expires_at = models.DateTimeField()

@@ -12,13 +12,13 @@ tenant that is only being tried out from a form uses :class:`MemoryTokenStore`.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from connections import errors, secrets
 from connections.http import safe_json
@@ -37,6 +37,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 
 # RFC 6749 §5.2 codes that mean "these credentials are wrong for this host".
 _CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant"}
+_FINGERPRINT_SALT = "connections.xurrent.auth.fingerprint"
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,14 @@ def fingerprint(client_id: str, client_secret: str, token_url: str) -> str:
     A token cached under another fingerprint (the secret was changed, or the
     region/environment) is never reused. The NUL separators keep
     ``("ab", "c")`` and ``("a", "bc")`` apart.
+
+    An HMAC keyed from SECRET_KEY, not a plain hash: the fingerprint is stored
+    in clear, and a plain hash would let anyone who reads the table test
+    guesses of the client secret offline. A new SECRET_KEY changes every
+    fingerprint, which costs each tenant one fresh token, nothing more.
     """
-    return hashlib.sha256(f"{client_id}\0{client_secret}\0{token_url}".encode()).hexdigest()
+    return salted_hmac(_FINGERPRINT_SALT, f"{client_id}\0{client_secret}\0{token_url}",
+                       algorithm="sha256").hexdigest()
 
 
 class TokenStore:

@@ -69,6 +69,30 @@ def test_it_keeps_the_token_encrypted_in_the_database(api, tenant):
 
 
 @pytest.mark.django_db
+def test_the_stored_fingerprint_is_keyed_so_a_database_read_cannot_test_guesses(api, tenant):
+    import hashlib
+
+    client_for(tenant).access_token()
+    row = XurrentAccessToken.objects.get(tenant=tenant)
+    token_url = "https://oauth.au.xurrent.com/token"
+    unkeyed = hashlib.sha256(f"cid-123\0{SECRET}\0{token_url}".encode()).hexdigest()
+    assert row.fingerprint != unkeyed and len(row.fingerprint) == 64
+    assert SECRET not in row.fingerprint
+    # Still the same for every client with these credentials: one token between them.
+    assert client_for(tenant).access_token() == "tok-1"
+    assert len(api.token_calls) == 1
+
+
+@pytest.mark.django_db
+def test_a_new_secret_key_only_costs_one_fresh_token(api, tenant, settings):
+    client_for(tenant).access_token()
+    settings.SECRET_KEY = "another-secret-key-after-rotation"
+    assert client_for(tenant).access_token() == "tok-2"
+    assert client_for(tenant).access_token() == "tok-2"
+    assert len(api.token_calls) == 2
+
+
+@pytest.mark.django_db
 def test_it_reuses_the_token_until_five_minutes_before_expiry(api, tenant):
     client_for(tenant).access_token()
     XurrentAccessToken.objects.update(expires_at=timezone.now() + timedelta(minutes=6))
@@ -216,3 +240,19 @@ def test_the_secret_and_token_never_reach_the_logs(api, tenant, caplog):
                  repr(client._token[1]), repr(XurrentAccessToken.objects.get())):
         assert SECRET not in text  # ... without the secret
         assert "tok-1" not in text and "tok-2" not in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_forgets_tokens_cached_under_unkeyed_fingerprints(tenant):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("connections", "0001_initial")])
+    XurrentAccessToken.objects.create(tenant=tenant, fingerprint="0" * 64, token="old-token-value",
+                                      expires_at=timezone.now() + timedelta(hours=1))
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([("connections", "0002_forget_unkeyed_token_fingerprints")])
+    assert not XurrentAccessToken.objects.exists()
+    assert XurrentTenant.objects.filter(pk=tenant.pk).exists()
