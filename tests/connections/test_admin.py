@@ -64,6 +64,22 @@ def test_an_unreachable_host_is_explained(admin_client, demo, settings):
     assert XurrentTenant.objects.count() == 0
 
 
+def test_an_application_without_access_to_the_account_is_explained(admin_client, demo):
+    # The simulator has no scopes; its 403 on /account comes from an application of
+    # another account, which is what Xurrent answers when access is not granted.
+    from sandbox.xurrent import demo as xurrent_demo
+
+    xurrent_demo.make_account("other", "other-client-id", "other-client-secret")
+    response = admin_client.post(ADD_TENANT, tenant_form(client_id="other-client-id",
+                                                         client_secret="other-client-secret"))
+    assert response.status_code == 200
+    message = " ".join(response.context["adminform"].form.errors["account_id"])
+    assert "refused to show account 'wdc'" in message
+    assert "lacks the scope 'Account – Read'" in message
+    assert "Xurrent said: Forbidden" in message
+    assert XurrentTenant.objects.count() == 0
+
+
 def test_account_id_format_is_validated_before_any_call(admin_client, demo):
     response = admin_client.post(ADD_TENANT, tenant_form(account_id="WDC Corp"))
     assert "lowercase letters, digits and dashes" in " ".join(response.context["adminform"].form.errors["account_id"])
@@ -141,6 +157,25 @@ def test_zenduty_account_good_and_bad_token(admin_client, demo):
                                            "base_url": "https://www.zenduty.com"})
     assert good.status_code == 302
     assert ZendutyAccount.objects.get().status == ConnectionStatus.ACTIVE
+
+
+def test_an_unreachable_zenduty_is_a_base_url_error(admin_client, demo, settings):
+    settings.SANDBOX_API_URL = "http://127.0.0.1:9"  # discard port: nothing listens
+    response = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "demo-zenduty-token",
+                                               "base_url": "https://www.zenduty.com"})
+    message = " ".join(response.context["adminform"].form.errors["base_url"])
+    assert "Cannot reach Zenduty" in message and "127.0.0.1:9" in message
+    assert ZendutyAccount.objects.count() == 0
+
+
+def test_a_base_url_that_serves_something_else_is_a_base_url_error(admin_client, demo, settings):
+    # Over real HTTP: the portal itself answers, with its HTML 404 page.
+    settings.SANDBOX_API_URL = f"{demo.url}/not-zenduty"
+    response = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "demo-zenduty-token",
+                                               "base_url": "https://www.zenduty.com"})
+    message = " ".join(response.context["adminform"].form.errors["base_url"])
+    assert "does not serve the Zenduty API (HTTP 404" in message
+    assert ZendutyAccount.objects.count() == 0
 
 
 @pytest.mark.parametrize("url", [
@@ -232,3 +267,32 @@ def test_a_web_page_instead_of_zenduty_api_is_a_base_url_error(admin_client, ans
     message = " ".join(errors["base_url"])
     assert "does not serve Zenduty's API" in message and "text/html page, not JSON" in message
     assert "__all__" not in errors
+
+
+def test_a_zenduty_token_without_permission_is_an_api_token_error(admin_client, answers):
+    # The simulated Zenduty has no roles; Zenduty's DRF answers 403 with its standard detail.
+    answers(403, b'{"detail": "You do not have permission to perform this action."}',
+            {"Content-Type": "application/json"})
+    errors = zenduty_errors(admin_client)
+    message = " ".join(errors["api_token"])
+    assert "may not read teams" in message and "Account Owner or Admin" in message
+    assert "You do not have permission to perform this action." in message
+
+
+@pytest.mark.parametrize("region, environment, instance, token_url", [
+    ("au", "production", "Australia Production", "https://oauth.au.xurrent.com/token"),
+    ("global", "qa", "Global QA", "https://oauth.xurrent.qa/token"),
+])
+def test_a_wrong_region_or_environment_is_explained(admin_client, answers, region, environment, instance,
+                                                    token_url):
+    # Each instance has its own OAuth service; one that does not know the application refuses it.
+    # (In the sandbox every instance is the same simulator, so this is answered at the seam.)
+    answers(400, b'{"error": "invalid_client", "error_description": "Client authentication failed."}',
+            {"Content-Type": "application/json"})
+    response = admin_client.post(ADD_TENANT, tenant_form(region=region, environment=environment))
+    assert answers.sent == [("POST", token_url)]
+    message = " ".join(response.context["adminform"].form.errors["client_secret"])
+    assert f"Xurrent ({instance}) did not accept this client ID and secret" in message
+    assert "region and environment are those of the account" in message
+    assert XurrentTenant.objects.count() == 0
+    assert b"demo-client-secret" not in response.content
