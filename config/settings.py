@@ -88,6 +88,9 @@ SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)
 SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES = env.int("SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
 SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS = env.int("SANDBOX_XURRENT_WEBHOOK_DISABLE_AFTER_SECONDS",
                                                         default=7 * 24 * 3600)
+# A delivery held back by a "reorder" fault waits for a later one to the same
+# address, at most this many seconds.
+SANDBOX_REORDER_HOLD_SECONDS = env.float("SANDBOX_REORDER_HOLD_SECONDS", default=5.0)
 
 # Outbound HTTP: (connect, read) timeouts in seconds for every API call.
 EXTERNAL_API_CONNECT_TIMEOUT = env.float("EXTERNAL_API_CONNECT_TIMEOUT", default=5.0)

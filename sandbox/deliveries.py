@@ -44,7 +44,6 @@ logger = logging.getLogger("sandbox.deliveries")
 
 MAX_BACKOFF_SECONDS = 300
 # How long a delivery held back by a reorder fault waits for a later one to overtake it.
-DEFAULT_REORDER_HOLD_SECONDS = 5.0
 # How long a claimed ("sending") delivery belongs to its sender. Far longer
 # than any delivery timeout (10 s at most), so only a dead sender's run out.
 SENDING_LEASE_SECONDS = 60
@@ -93,7 +92,7 @@ def enqueue(service: str, url: str, body: str, *, headers: dict | None = None, f
     if fault == FaultKind.REORDER_DELIVERY:
         # Not due until a later delivery to the same address has gone out
         # (_release_overtaken) or the hold time is over.
-        hold = float(getattr(settings, "SANDBOX_REORDER_HOLD_SECONDS", DEFAULT_REORDER_HOLD_SECONDS))
+        hold = settings.SANDBOX_REORDER_HOLD_SECONDS
         rows = [OutboundDelivery.objects.create(held=True, next_attempt_at=timezone.now() + timedelta(seconds=hold),
                                                 **fields)]
     else:
