@@ -43,7 +43,6 @@ from sandbox.models import DeliveryState, FaultKind, OutboundDelivery
 logger = logging.getLogger("sandbox.deliveries")
 
 MAX_BACKOFF_SECONDS = 300
-# How long a delivery held back by a reorder fault waits for a later one to overtake it.
 # How long a claimed ("sending") delivery belongs to its sender. Far longer
 # than any delivery timeout (10 s at most), so only a dead sender's run out.
 SENDING_LEASE_SECONDS = 60
