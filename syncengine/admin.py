@@ -233,7 +233,7 @@ class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     fields = ("created_at", "service", "method", "url", "status", "status_class", "duration_ms", "attempt", "error",
-              "error_kind", "integration", "inbound_event")
+              "error_kind", "rate_limit", "integration", "inbound_event")
     readonly_fields = fields
 
     @admin.display(description="at", ordering="created_at")

@@ -21,6 +21,14 @@ MAX_URL_LENGTH = 500
 MAX_ERROR_LENGTH = 2000
 
 
+RATE_LIMIT_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after")
+
+
+def _rate_limit(extra: dict) -> dict:
+    """The rate-limit headers of a CallRecord's ``extra``, and nothing else, bounded in size."""
+    return {name: str(extra[name])[:40] for name in RATE_LIMIT_HEADERS if name in (extra or {})}
+
+
 def record_call(record: CallRecord) -> None:
     """Store one outbound call; never raises."""
     try:
@@ -36,6 +44,7 @@ def record_call(record: CallRecord) -> None:
                 attempt=record.attempt,
                 # Clients promise secret-free messages; redact() is the belt to those braces.
                 error=secrets.redact(record.error or "")[:MAX_ERROR_LENGTH], error_kind=record.error_kind[:32],
+                rate_limit=_rate_limit(record.extra),
                 integration_id=ctx.integration_id if ctx else None,
                 inbound_event_id=ctx.inbound_event_id if ctx else None,
             )

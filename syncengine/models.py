@@ -141,6 +141,8 @@ class OutboundCall(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     error = models.TextField(blank=True, default="")
     error_kind = models.CharField(max_length=32, blank=True, default="")
+    # The answer's rate-limit headers (x-ratelimit-limit/-remaining/-reset, retry-after), when it sent any.
+    rate_limit = models.JSONField(default=dict, blank=True)
     integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.SET_NULL, null=True,
                                     blank=True, related_name="outbound_calls")
     inbound_event = models.ForeignKey(InboundEvent, on_delete=models.SET_NULL, null=True, blank=True,

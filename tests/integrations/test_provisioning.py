@@ -28,6 +28,13 @@ def test_it_creates_the_policy_and_four_webhooks_in_xurrent(sim):
     assert {h["id"] for h in hooks} == {int(v["id"]) if str(v["id"]).isdigit() else v["id"]
                                         for v in result.xurrent_webhooks.values()}
     assert not any(v["verified"] for v in result.xurrent_webhooks.values())
+    # Every call is in the integration's history, with the budget Xurrent reported.
+    from syncengine.models import OutboundCall
+
+    creates = OutboundCall.objects.filter(integration=integration, method="POST", url__endswith="/v1/webhooks")
+    assert creates.count() == 4
+    budget = creates.first().rate_limit
+    assert int(budget["x-ratelimit-limit"]) > 0 and "x-ratelimit-remaining" in budget
 
 
 def test_provisioning_twice_creates_nothing_new(sim):
