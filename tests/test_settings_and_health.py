@@ -57,6 +57,31 @@ def test_start_up_works_when_configured():
     assert result.returncode == 0, result.stderr
 
 
+def _setting(name, env_overrides):
+    result = subprocess.run(
+        [sys.executable, "-c", "import environ; environ.Env.read_env=lambda *a, **k: None;"
+         f"from django.conf import settings; print(repr(getattr(settings, {name!r}, None)))"],
+        cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+                       "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false", "SECRET_KEY": "x" * 50,
+                       "FIELD_ENCRYPTION_KEYS": GOOD_KEY, **env_overrides},
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("base_url, secure", [("https://portal.example.com", "True"),
+                                              ("http://127.0.0.1:8000", "False")])
+def test_cookies_are_https_only_when_the_portal_is_served_over_https(base_url, secure):
+    for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        assert _setting(name, {"PORTAL_BASE_URL": base_url}) == secure
+
+
+def test_the_proxys_https_header_is_trusted_only_when_named():
+    assert _setting("SECURE_PROXY_SSL_HEADER", {}) == "None"
+    assert _setting("SECURE_PROXY_SSL_HEADER", {"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}) == \
+        repr(("HTTP_X_FORWARDED_PROTO", "https"))
+
+
 def _heartbeat(age_seconds=0):
     from datetime import timedelta
 
