@@ -35,7 +35,9 @@ def verify_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, aud
     Verifies the signature with the policy's key and algorithm, ``iss``
     (the account URL), ``aud`` (the policy's ``jwt_audience``; when that is
     blank the token must carry none), ``exp`` and ``nbf`` with ``leeway``
-    seconds for clock skew, and requires ``iat``.
+    seconds for clock skew, and requires ``iat`` and ``exp``: the portal's
+    policies always set ``jwt_claim_expires_in``, and a token without ``exp``
+    would stay valid for ever.
 
     :raises InvalidDelivery: with reason ``malformed``, ``no_jwt``,
         ``unsupported_algorithm``, ``wrong_algorithm``, ``bad_key``,
@@ -55,7 +57,7 @@ def verify_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, aud
         raise InvalidDelivery("no_jwt", "The delivery has no jwt property, but its webhook policy requires one.")
     try:
         claims = jwt.decode(token, public_key_pem, algorithms=[algorithm], audience=audience or None,
-                            issuer=issuer, leeway=leeway, options={"require": ["iss", "iat"]})
+                            issuer=issuer, leeway=leeway, options={"require": ["iss", "iat", "exp"]})
     except jwt.PyJWTError as exc:  # InvalidKeyError is not an InvalidTokenError
         raise _invalid(exc) from None
     data = claims.get("data")

@@ -71,7 +71,7 @@ def test_it_returns_the_data_of_a_good_ec_delivery(ec_keys):
 
 def test_a_policy_without_audience_accepts_tokens_without_aud(rsa_keys):
     private, public = rsa_keys
-    token = jwt.encode(claims(aud=None, exp=None), private, algorithm="RS256")
+    token = jwt.encode(claims(aud=None), private, algorithm="RS256")
     assert verify(body(token), public, audience="") == MESSAGE
 
 
@@ -123,6 +123,17 @@ def test_it_rejects_a_token_not_valid_yet(rsa_keys):
 def test_it_requires_iat(rsa_keys):
     private, public = rsa_keys
     assert reason(body(jwt.encode(claims(iat=None), private, algorithm="RS256")), public) == "missing_claim"
+
+
+def test_it_requires_exp(rsa_keys):
+    # Provisioning always sets jwt_claim_expires_in, so a genuine token expires;
+    # one without exp (here issued ten years ago) would be valid for ever.
+    private, public = rsa_keys
+    old = int(time.time()) - 10 * 365 * 86400
+    token = jwt.encode(claims(exp=None, iat=old, nbf=old), private, algorithm="RS256")
+    with pytest.raises(InvalidDelivery, match="no exp claim") as caught:
+        verify(body(token), public)
+    assert caught.value.reason == "missing_claim"
 
 
 def hs256_token(secret: bytes, payload: dict) -> str:

@@ -89,7 +89,9 @@ class TestXurrentWebhooks:
         ({"audience": "zenduty-xurrent-portal:another-integration"}, "another audience"),
         ({"exp": 1_600_000_000, "iat": 1_599_999_000, "nbf": 1_599_999_000}, "expired"),
         ({"issuer": "https://evil.xurrent.com"}, "another account"),
-    ], ids=["wrong-audience", "expired", "wrong-issuer"])
+        # Provisioning always sets jwt_claim_expires_in: a token without exp is refused, however old.
+        ({"exp": None, "iat": 1_450_000_000, "nbf": 1_450_000_000}, "no exp claim"),
+    ], ids=["wrong-audience", "expired", "wrong-issuer", "no-exp"])
     def test_it_rejects_tokens_with_wrong_claims(self, changes, words, integration, post_xurrent, sign_xurrent):
         response = post_xurrent(integration, sign_xurrent("request.update", **changes))
 
