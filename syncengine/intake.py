@@ -7,7 +7,9 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 1. body too large → 413, recorded as rejected (without the body);
 2. signature on the raw body → 401, recorded as rejected;
 3. malformed JSON / not a delivery → 400, recorded as rejected;
-4. a repeated delivery → 200, the stored event counts one more duplicate;
+4. a repeated delivery → 200, the stored event counts one more duplicate.
+   Xurrent: the same signed token (its ``jti``, else its hash) whatever
+   headers came with it, or a retry naming the first delivery as its origin;
 5. an event type the portal does not handle, or a disabled integration
    → 200, stored as ignored with the reason;
 6. anything else → 200, stored as received and queued once the row is
@@ -26,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connections.xurrent import hosts as xurrent_hosts
-from connections.xurrent.webhooks import InvalidDelivery, verify_delivery
+from connections.xurrent.webhooks import InvalidDelivery, read_signed_delivery
 from connections.zenduty import webhooks as zenduty_webhooks
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
@@ -83,6 +85,8 @@ class _Checked:
     object_id: str
     delivery_id: str
     dedupe_id: str
+    # The signed message's own identity (Xurrent: jti or token hash); headers are not signed.
+    replay_id: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -146,22 +150,24 @@ def _check_xurrent(integration: OutgoingIntegration, body: bytes, headers: dict)
     tenant = integration.tenant
     issuer = xurrent_hosts.account_url(tenant.account_id, tenant.region, tenant.environment)
     try:
-        data = verify_delivery(body, public_key_pem=integration.xurrent_policy_public_key,
-                               jwt_alg=integration.xurrent_policy_alg, audience=integration.xurrent_policy_audience,
-                               issuer=issuer)
+        signed = read_signed_delivery(body, public_key_pem=integration.xurrent_policy_public_key,
+                                      jwt_alg=integration.xurrent_policy_alg,
+                                      audience=integration.xurrent_policy_audience, issuer=issuer)
     except InvalidDelivery as exc:
         # JSON without a valid token (no jwt property, wrong key, audience,
         # issuer, expired): the sender is not proven to be Xurrent.
         raise _Refused(401, str(exc), signature_ok=False, code=exc.reason) from None
+    data = signed.data
     event_type = data.get("event")
     if not isinstance(event_type, str) or not event_type.strip():
         raise _Refused(400, "The signed message names no event.", signature_ok=True, code="no_event")
     delivery_id = _first_header(headers, DELIVERY_HEADERS)
     # A retry carries a fresh delivery id and names the first one as origin:
-    # both are the same message.
+    # both are the same message. These headers are not signed, so the token's
+    # own identity (replay_id) catches a captured body posted with fresh ones.
     dedupe_id = _first_header(headers, ORIGIN_HEADERS) or delivery_id or _sha256(body)
     return _Checked(payload=data, event_type=event_type.strip(), object_id=_text(data.get("object_id")),
-                    delivery_id=delivery_id, dedupe_id=dedupe_id)
+                    delivery_id=delivery_id, dedupe_id=dedupe_id, replay_id=signed.message_id)
 
 
 def _check_zenduty(integration: OutgoingIntegration, body: bytes, headers: dict) -> _Checked:
@@ -205,15 +211,17 @@ def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> I
         reason = "The integration is disabled; the event was stored but not processed."
     now = timezone.now()
     dedupe_key = f"{source}:{integration.pk}:{checked.dedupe_id}"[:255]
+    replay_key = f"{source}:{integration.pk}:{checked.replay_id}"[:255] if checked.replay_id else None
     fields = {**base, "delivery_id": checked.delivery_id[:128], "event_type": checked.event_type[:100],
               "object_id": checked.object_id[:100], "payload": _without_nul(checked.payload), "signature_ok": True,
               "status": status, "reason": reason, "received_at": now, "dedupe_key": dedupe_key,
-              "processed_at": now if status == EventStatus.IGNORED else None}
+              "replay_key": replay_key, "processed_at": now if status == EventStatus.IGNORED else None}
     try:
         with transaction.atomic():
             event = InboundEvent.objects.create(**fields)
     except IntegrityError:
-        existing = InboundEvent.objects.filter(dedupe_key=dedupe_key).only("pk", "status").first()
+        same = Q(dedupe_key=dedupe_key) | Q(replay_key=replay_key) if replay_key else Q(dedupe_key=dedupe_key)
+        existing = InboundEvent.objects.filter(same).order_by("pk").only("pk", "status").first()
         if existing is None:
             raise
         InboundEvent.objects.filter(pk=existing.pk).update(duplicates=F("duplicates") + 1)

@@ -55,12 +55,16 @@ REPLAYABLE = (EventStatus.FAILED, EventStatus.IGNORED, EventStatus.PROCESSED)
 class InboundEvent(models.Model):
     """One webhook delivery from Xurrent or Zenduty (the durable inbox).
 
-    ``dedupe_key`` makes a repeated delivery of the same message land on the
-    existing row: for Xurrent the ``x-xurrent-delivery`` id (or, on a retry,
-    the ``x-xurrent-delivery-origin`` it names); for Zenduty, which sends no
-    id, a hash of the incident, the event type and the incident's status and
-    dates. Rejected attempts have no key, so a forged or broken delivery can
-    never block the genuine one.
+    ``dedupe_key`` and ``replay_key`` make a repeated delivery of the same
+    message land on the existing row (a delivery matching either is a
+    duplicate). ``dedupe_key``: for Xurrent the ``x-xurrent-delivery`` id (or,
+    on a retry, the ``x-xurrent-delivery-origin`` it names); for Zenduty,
+    which sends no id, a hash of the incident, the event type and the
+    incident's status and dates. ``replay_key`` (Xurrent only): the signed
+    token's ``jti``, or a hash of the token without one. The delivery headers
+    are not signed, so without it a captured body posted again with a fresh
+    header would be a new event. Rejected attempts have neither key, so a
+    forged or broken delivery can never block the genuine one.
 
     ``payload`` is the trusted message: the verified ``data`` claim of a
     Xurrent JWT (kept because the token expires before a retry might run), or
@@ -73,6 +77,7 @@ class InboundEvent(models.Model):
     delivery_id = models.CharField(max_length=128, blank=True, default="",
                                    help_text="x-xurrent-delivery, or for Zenduty a hash of the event.")
     dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    replay_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     event_type = models.CharField(max_length=100, blank=True, default="")
     object_id = models.CharField("object", max_length=100, blank=True, default="",
                                  help_text="Xurrent request id, or Zenduty incident unique_id.")

@@ -8,7 +8,9 @@ Xurrent showed once, when the policy was created.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 
 import jwt
 
@@ -28,9 +30,36 @@ class InvalidDelivery(Exception):
         super().__init__(message)
 
 
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A verified delivery: its ``data`` claim (the webhook message), all claims, and the token."""
+
+    data: dict
+    claims: dict
+    token: str
+
+    @property
+    def message_id(self) -> str:
+        """What identifies this signed message, whatever unsigned headers came with it:
+        ``jti:<jti>``, or ``sha256:<hex>`` of the token when it carries no jti."""
+        jti = self.claims.get("jti")
+        if jti not in (None, ""):
+            jti = str(jti)
+            return f"jti:{jti}" if len(jti) <= 128 else f"jti-sha256:{hashlib.sha256(jti.encode()).hexdigest()}"
+        return f"sha256:{hashlib.sha256(self.token.encode()).hexdigest()}"
+
+
 def verify_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, audience: str | None, issuer: str,
                     leeway: int = 60) -> dict:
-    """Check a signed delivery and return its ``data`` claim (the webhook message).
+    """Check a signed delivery and return its ``data`` claim (the webhook message);
+    see :func:`read_signed_delivery`."""
+    return read_signed_delivery(body_bytes, public_key_pem=public_key_pem, jwt_alg=jwt_alg, audience=audience,
+                                issuer=issuer, leeway=leeway).data
+
+
+def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, audience: str | None,
+                         issuer: str, leeway: int = 60) -> SignedDelivery:
+    """Check a signed delivery and return its message, claims and token.
 
     Verifies the signature with the policy's key and algorithm, ``iss``
     (the account URL), ``aud`` (the policy's ``jwt_audience``; when that is
@@ -63,7 +92,7 @@ def verify_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str, aud
     data = claims.get("data")
     if not isinstance(data, dict):
         raise InvalidDelivery("malformed", "The signed delivery has no data object.")
-    return data
+    return SignedDelivery(data=data, claims=claims, token=token)
 
 
 def _invalid(exc: jwt.PyJWTError) -> InvalidDelivery:

@@ -160,6 +160,36 @@ class TestXurrentWebhooks:
         assert response.json()["status"] == "duplicate"
         assert only_event().delivery_id == "d-first"
 
+    def test_a_replayed_token_with_a_fresh_delivery_id_is_a_duplicate(self, integration, post_xurrent,
+                                                                      sign_xurrent, outbound):
+        # The delivery headers are not signed: a captured body posted again with a
+        # fresh x-xurrent-delivery is the same signed message (same jti).
+        body = sign_xurrent("webhook.verify")
+        first = post_xurrent(integration, body, delivery_id="d-1")
+        replays = [post_xurrent(integration, body, delivery_id=f"d-replay-{i}") for i in range(2)]
+        # ... also with whitespace added, and an origin naming no delivery the portal has seen.
+        reformatted = json.dumps(json.loads(body), indent=2).encode()
+        replays.append(post_xurrent(integration, reformatted, delivery_id="d-replay-3",
+                                    HTTP_X_XURRENT_DELIVERY_ORIGIN="d-unknown"))
+
+        event = only_event()
+        assert first.json() == {"status": "accepted", "event": event.pk}
+        assert [r.json() for r in replays] == [{"status": "duplicate", "event": event.pk}] * 3
+        assert event.duplicates == 3 and event.attempts == 1 and event.delivery_id == "d-1"
+        assert len(outbound.requests) == 1  # the callback was called once
+
+    def test_a_replayed_token_without_jti_is_recognised_by_its_hash(self, integration, post_xurrent,
+                                                                    sign_xurrent):
+        body = sign_xurrent("request.update", jti=None)
+        post_xurrent(integration, body, delivery_id="d-1")
+        response = post_xurrent(integration, body, delivery_id="d-2")
+
+        assert response.json()["status"] == "duplicate"
+        assert only_event().duplicates == 1
+        # Another token without jti is another message.
+        third = post_xurrent(integration, sign_xurrent("request.update", jti=None, sub="another"), delivery_id="d-3")
+        assert third.json()["status"] == "accepted" and InboundEvent.objects.count() == 2
+
     def test_distinct_deliveries_are_distinct_events(self, integration, post_xurrent, sign_xurrent):
         post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-a")
         post_xurrent(integration, sign_xurrent("request.update"), delivery_id="d-b")
