@@ -160,7 +160,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "— (not stored)" if obj.body_size else "—"
         try:
             return pre(pretty_json(json.loads(obj.body)))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a rejected body nested too deeply
             return pre(obj.body)
 
     # -- replay -----------------------------------------------------------------------------

@@ -181,7 +181,7 @@ def _check_zenduty(integration: OutgoingIntegration, body: bytes, headers: dict)
                             "signing key.", signature_ok=False, code="bad_signature")
     try:
         decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise _Refused(400, "The body is not JSON.", signature_ok=True, code="malformed") from None
     try:
         message = zenduty_webhooks.parse_outgoing_webhook(decoded)
@@ -280,6 +280,6 @@ def _without_nul(value: Any) -> Any:
 def _is_json(body: bytes) -> bool:
     try:
         json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deeply
         return False
     return True

@@ -79,7 +79,7 @@ def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str
                                                        f"verified; use one of {', '.join(ALLOWED_ALGORITHMS)}.")
     try:
         body = json.loads(body_bytes)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply (an unhandled 500 otherwise)
         raise InvalidDelivery("malformed", "The delivery body is not JSON.") from None
     token = body.get("jwt") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
@@ -89,6 +89,8 @@ def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str
                             issuer=issuer, leeway=leeway, options={"require": ["iss", "iat", "exp"]})
     except jwt.PyJWTError as exc:  # InvalidKeyError is not an InvalidTokenError
         raise _invalid(exc) from None
+    except RecursionError:  # PyJWT turns it into DecodeError itself; kept in case a version does not
+        raise InvalidDelivery("malformed", "The token is not a valid JWT (nested too deeply).") from None
     data = claims.get("data")
     if not isinstance(data, dict):
         raise InvalidDelivery("malformed", "The signed delivery has no data object.")

@@ -179,7 +179,9 @@ def test_it_refuses_policies_without_a_public_key_algorithm(rsa_keys, alg):
     (b"not json", "malformed"),
     (b"\xff\xfe", "malformed"),
     (b'{"jwt": "not.a.jwt"}', "malformed"),
-])
+    (b"[" * 100_000, "malformed"),  # json.loads raises RecursionError
+    (body(base64.urlsafe_b64encode(b"{\"a\":" * 50_000).decode() + ".e30.c2ln"), "malformed"),  # in the header
+], ids=["unsigned", "empty", "number", "list", "not-json", "not-utf8", "not-a-jwt", "deep-body", "deep-header"])
 def test_it_rejects_bodies_without_a_usable_jwt(rsa_keys, raw, expected):
     _, public = rsa_keys
     assert reason(raw, public) == expected

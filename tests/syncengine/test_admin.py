@@ -67,6 +67,15 @@ class TestPages:
 
         assert "no readable JWT" in page or "NOT verified" in page
 
+    def test_a_rejected_deeply_nested_body_renders(self, admin_client, integration, post_xurrent):
+        post_xurrent(integration, b"[" * 200_000)
+        event = InboundEvent.objects.get()
+
+        response = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk]))
+
+        assert response.status_code == 200
+        assert "[[[[" in response.content.decode()  # shown as text
+
     def test_the_list_shows_a_coloured_status_badge(self, admin_client, history):
         page = admin_client.get(reverse("admin:syncengine_inboundevent_changelist")).content.decode()
         assert "background:#198754" in page  # processed

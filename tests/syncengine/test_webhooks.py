@@ -1,6 +1,7 @@
 """The webhook endpoints: fixture deliveries replayed, signed in the test, asserted on the database."""
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -105,6 +106,30 @@ class TestXurrentWebhooks:
         event = only_event()
         assert response.status_code == 400
         assert event.status == EventStatus.REJECTED and event.reason == "The body is not JSON."
+
+    @pytest.mark.parametrize("body", [
+        b"[" * 250_000,
+        b'{"a":' * 40_000 + b"1" + b"}" * 40_000,
+    ], ids=["lists", "objects"])
+    def test_it_rejects_deeply_nested_json_with_400(self, body, integration, post_xurrent):
+        # json.loads raises RecursionError, not ValueError: this was an unauthenticated 500.
+        response = post_xurrent(integration, body)
+
+        event = only_event()
+        assert response.status_code == 400 and response.json()["status"] == "rejected"
+        assert event.status == EventStatus.REJECTED and event.reason.startswith("The body is not JSON")
+
+    def test_it_rejects_a_token_with_a_deeply_nested_header(self, integration, post_xurrent):
+        # PyJWT parses the token's header before it checks the signature.
+        header = base64.urlsafe_b64encode(b"[" * 100_000).rstrip(b"=").decode()
+        body = json.dumps({"jwt": f"{header}.e30.c2ln"}).encode()
+
+        response = post_xurrent(integration, body)
+
+        event = only_event()
+        assert response.status_code == 401
+        assert event.status == EventStatus.REJECTED and event.signature_ok is False
+        assert "not a valid JWT" in event.reason
 
     def test_it_rejects_an_unsigned_message_with_401(self, integration, post_xurrent):
         response = post_xurrent(integration, fixture_bytes("xurrent/webhook.verify.json"))
@@ -303,6 +328,14 @@ class TestZendutyWebhooks:
         event = only_event()
         assert response.status_code == 400
         assert event.status == EventStatus.REJECTED and event.signature_ok is True and words in event.reason
+
+    def test_it_rejects_a_signed_deeply_nested_body_with_400(self, integration, post_zenduty):
+        response = post_zenduty(integration, b'{"payload":' + b"[" * 200_000)
+
+        event = only_event()
+        assert response.status_code == 400
+        assert event.status == EventStatus.REJECTED and event.signature_ok is True
+        assert event.reason.startswith("The body is not JSON")
 
     def test_it_stores_a_repeated_delivery_once(self, integration, post_zenduty):
         body = fixture_bytes("zenduty/acknowledged.json")
