@@ -86,6 +86,7 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
                      "zenduty_service_id")
     list_select_related = ("tenant", "zenduty_account")
     radio_fields = {"direction": admin.VERTICAL}
+    save_on_top = True  # the provisioning panel and the history push the bottom buttons far down
     actions = ["retry_provisioning", "enable_integrations", "disable_integrations"]
     ordering = ("zenduty_team_name", "zenduty_service_name")
 
@@ -149,6 +150,7 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
                  name="integrations_outgoingintegration_disable"),
             path("<path:object_id>/zenduty-step-done/", wrap(self.zenduty_step_done_view),
                  name="integrations_outgoingintegration_zenduty_step_done"),
+            path("<path:object_id>/panel/", wrap(self.panel_view), name="integrations_outgoingintegration_panel"),
             *super().get_urls(),
         ]
 
@@ -222,8 +224,11 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
             # integration, and only while the Zenduty step it serves is still to be done.
             "show_portal_key": zenduty_pending and self.has_change_permission(request, obj),
             "address_warning": provisioning.unreachable_address_warning(),
-            "urls": {name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
-                     for name in ("provision", "enable", "disable", "zenduty_step_done")},
+            "urls": {**{name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
+                        for name in ("provision", "enable", "disable", "zenduty_step_done", "panel")},
+                     "calls": f"{reverse('admin:syncengine_outboundcall_changelist')}?integration__id__exact={obj.pk}",
+                     "events": f"{reverse('admin:syncengine_inboundevent_changelist')}?integration__id__exact={obj.pk}"},
+            "refreshing": obj.provisioning_status == ProvisioningStatus.VERIFYING,
         }
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -259,6 +264,15 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
 
     def disable_view(self, request, object_id):
         return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)))
+
+    def panel_view(self, request, object_id):
+        """The provisioning panel alone (HTML), for the change page to refresh while Xurrent verifies."""
+        obj = get_object_or_404(OutgoingIntegration.objects.select_related("tenant", "zenduty_account"),
+                                pk=unquote(object_id))
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        return TemplateResponse(request, f"{TEMPLATES}/provisioning_panel.html",
+                                {"original": obj, "panel": self.panel_context(request, obj)})
 
     def zenduty_step_done_view(self, request, object_id):
         def done(obj):

@@ -282,6 +282,39 @@ def test_the_portals_signing_key_is_shown_only_to_changers_and_only_while_the_st
     assert secret not in admin_client.get(change).content.decode()
 
 
+def test_the_panel_alone_refreshes_and_links_to_the_history(admin_client, client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    admin_client.post(reverse("admin:integrations_outgoingintegration_zenduty_step_done", args=[integration.pk]))
+    panel_url = reverse("admin:integrations_outgoingintegration_panel", args=[integration.pk])
+
+    panel = admin_client.get(panel_url).content.decode()
+    assert 'id="provisioning"' in panel
+    assert 'data-status="verifying"' in panel and "updates by itself" in panel
+    assert f"outboundcall/?integration__id__exact={integration.pk}" in panel
+    assert f"inboundevent/?integration__id__exact={integration.pk}" in panel
+    assert "<form" not in panel.split('id="provisioning"')[0]  # the fragment, not a whole page
+    assert client.get(panel_url).status_code == 302  # not for the anonymous: to the login page
+
+    from sandbox import deliveries
+
+    deliveries.flush(service="xurrent")
+    panel = admin_client.get(panel_url).content.decode()
+    assert 'data-status="provisioned"' in panel and "updates by itself" not in panel
+
+
+def test_retry_is_offered_only_while_enabled_and_errors_come_before_the_panel(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    assert "Retry provisioning</button>" in admin_client.get(change).content.decode()
+    admin_client.post(reverse("admin:integrations_outgoingintegration_disable", args=[integration.pk]))
+    assert "Retry provisioning</button>" not in admin_client.get(change).content.decode()
+
+    page = post_change(admin_client, change, step2_data(world, service_instance_id="")).content.decode()
+    assert page.index("errornote") < page.index('id="provisioning"')
+
+
 def test_the_change_page_buttons(admin_client, world):
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
     integration = OutgoingIntegration.objects.get()

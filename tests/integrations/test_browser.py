@@ -72,7 +72,10 @@ def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server,
     assert "Website (Production)" in options and world.other_instance not in options
     page.select_option("#id_service_instance_id", label="Website (Production)")
     page.check("#id_direction_2")
+    first_priority = f"#id_priority_mapping__{world.priority_ids('Operations')[0]}"
+    assert not page.is_visible(first_priority)  # the table appears once the mapping is wanted
     page.check("#id_use_custom_mapping")
+    assert page.is_visible(first_priority)
     for pid, impact in zip(world.priority_ids("Operations"), ["top", "high", "medium", "low", "low"]):
         page.select_option(f"#id_priority_mapping__{pid}", impact)
     page.click("input[name=_save]")
@@ -101,8 +104,9 @@ def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server,
     from sandbox import deliveries
 
     deliveries.flush(service="xurrent")
-    page.reload()
-    assert page.inner_text(".provisioning-badge").strip() == "Provisioned"
+    # No reload: the panel refreshes itself while Xurrent verifies.
+    page.wait_for_function("document.querySelector('.provisioning-badge').textContent.trim() === 'Provisioned'",
+                           timeout=15000)
     assert page.locator("#provisioning").inner_text().count("verified") >= 4
     remote = world.remote_webhooks(integration)
     assert len(remote) == 4 and not any(h["disabled"] for h in remote)
