@@ -6,7 +6,9 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 
 1. body too large → 413, recorded as rejected (without the body);
 2. signature on the raw body → 401, recorded as rejected;
-3. malformed JSON / not a delivery → 400, recorded as rejected;
+3. malformed JSON / not a delivery → 400, recorded as rejected.
+   A rejected body keeps only its first ``REJECTED_BODY_KEPT`` bytes, with
+   its size and sha256, so unsigned junk cannot fill the table;
 4. a repeated delivery → 200, the stored event counts one more duplicate.
    Xurrent: the same signed token (its ``jti``, else its hash) whatever
    headers came with it, or a retry naming the first delivery as its origin;
@@ -53,6 +55,8 @@ _DROPPED_WORDS = ("token", "secret", "password", "api-key", "apikey", "auth")
 _KEPT_SIGNATURE_HEADERS = frozenset({"x-signature"})  # an HMAC of this body: useless for anything else
 MAX_HEADER_VALUE = 1024
 MAX_HEADERS = 50
+# What a rejected delivery keeps of its body (enough to tell a wrong key from junk).
+REJECTED_BODY_KEPT = 4096
 
 DELIVERY_HEADERS = ("x-xurrent-delivery", "x-4me-delivery")
 ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
@@ -129,13 +133,12 @@ def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery
         return _reject(base, _Refused(
             413, f"The body has {delivery.size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
             signature_ok=None, code="too_large"))
-    # PostgreSQL text cannot hold NUL characters.
-    base["body"] = delivery.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     try:
         checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
             else _check_zenduty(integration, delivery.body, headers)
     except _Refused as refused:
-        return _reject(base, refused)
+        return _reject(base, refused, delivery.body)
+    base["body"] = _as_text(delivery.body)
     return _store(base, checked, integration)
 
 
@@ -240,9 +243,15 @@ def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> I
     return Intake(200, {"status": "accepted", "event": event.pk}, event)
 
 
-def _reject(base: dict, refused: _Refused) -> Intake:
+def _reject(base: dict, refused: _Refused, body: bytes | None = None) -> Intake:
     now = timezone.now()
-    event = InboundEvent.objects.create(**base, status=EventStatus.REJECTED, reason=refused.reason,
+    reason = refused.reason
+    if body is not None:
+        base = {**base, "body": _as_text(body[:REJECTED_BODY_KEPT])}
+        if len(body) > REJECTED_BODY_KEPT:
+            reason += (f" The body was rejected, so only its first {REJECTED_BODY_KEPT} of {len(body)} bytes are "
+                       f"stored (sha256 {_sha256(body)}).")
+    event = InboundEvent.objects.create(**base, status=EventStatus.REJECTED, reason=reason,
                                         signature_ok=refused.signature_ok, received_at=now, processed_at=now)
     logger.warning("syncengine.webhook.rejected %s %s -> %s (%s) event=%s", base["source"],
                    base["integration"].public_id, refused.http_status, refused.code, event.pk)
@@ -256,6 +265,11 @@ def _first_header(headers: dict, names: tuple[str, ...]) -> str:
         if value:
             return value
     return ""
+
+
+def _as_text(body: bytes) -> str:
+    """The body as stored: UTF-8 (invalid bytes replaced), without NUL (PostgreSQL text cannot hold it)."""
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def _text(value: Any) -> str:

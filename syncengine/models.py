@@ -68,7 +68,9 @@ class InboundEvent(models.Model):
 
     ``payload`` is the trusted message: the verified ``data`` claim of a
     Xurrent JWT (kept because the token expires before a retry might run), or
-    the parsed Zenduty body. ``body`` is the raw text as received.
+    the parsed Zenduty body. ``body`` is the raw text as received; of a
+    rejected delivery only the first 4 KB (``body_size`` and the reason give
+    its size and sha256).
     """
 
     source = models.CharField(max_length=16, choices=Source.choices)

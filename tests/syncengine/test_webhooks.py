@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 
@@ -163,6 +164,29 @@ class TestXurrentWebhooks:
         assert event.status == EventStatus.REJECTED and event.signature_ok is None
         assert event.body == "" and event.body_size == len(body)
         assert "at most 262144 bytes" in event.reason
+
+    def test_it_keeps_only_the_head_of_a_large_rejected_body(self, integration, post_xurrent):
+        # Unsigned junk must not fill the table: 4 KB, the size and the hash are enough to tell what came.
+        body = b'{"jwt": "' + b"x" * 200_000 + b'"}'
+
+        response = post_xurrent(integration, body)
+
+        event = only_event()
+        assert response.status_code == 401 and event.status == EventStatus.REJECTED
+        assert event.body == body[:4096].decode() and event.body_size == len(body)
+        assert event.reason.startswith("The token is not a valid JWT")
+        digest = hashlib.sha256(body).hexdigest()
+        assert f"only its first 4096 of {len(body)} bytes are stored (sha256 {digest})" in event.reason
+        assert "stored" not in response.json()["reason"]  # the sender is told why, not how it was filed
+
+    def test_it_keeps_the_whole_body_of_a_large_accepted_delivery(self, integration, post_xurrent, sign_xurrent):
+        message = {**fixture_json("xurrent/request.update.json"), "filler": "y" * 100_000}
+        body = sign_xurrent(message)
+
+        post_xurrent(integration, body)
+
+        event = only_event()
+        assert event.status == EventStatus.IGNORED and event.body == body.decode() and len(body) > 100_000
 
     def test_it_stores_a_repeated_delivery_once_and_acts_once(self, integration, post_xurrent, sign_xurrent,
                                                               outbound):
@@ -336,6 +360,18 @@ class TestZendutyWebhooks:
         assert response.status_code == 400
         assert event.status == EventStatus.REJECTED and event.signature_ok is True
         assert event.reason.startswith("The body is not JSON")
+
+    @pytest.mark.parametrize("signature, status", [("sign", 400), ("bm90LXRoZS1zaWduYXR1cmU=", 401), (None, 401)],
+                             ids=["signed-not-a-delivery", "bad-signature", "unsigned"])
+    def test_it_keeps_only_the_head_of_a_large_rejected_body(self, signature, status, integration, post_zenduty):
+        body = json.dumps({"junk": "z" * 100_000}).encode()
+
+        response = post_zenduty(integration, body, signature=signature)
+
+        event = only_event()
+        assert response.status_code == status and event.status == EventStatus.REJECTED
+        assert event.body == body[:4096].decode() and event.body_size == len(body)
+        assert hashlib.sha256(body).hexdigest() in event.reason
 
     def test_it_stores_a_repeated_delivery_once(self, integration, post_zenduty):
         body = fixture_bytes("zenduty/acknowledged.json")
