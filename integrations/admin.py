@@ -80,7 +80,7 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
     form = OutgoingIntegrationForm
     change_form_template = f"{TEMPLATES}/change_form.html"
     delete_confirmation_template = f"{TEMPLATES}/delete_confirmation.html"
-    list_display = ("__str__", "zenduty_team_name", "tenant", "direction", "enabled", "provisioning")
+    list_display = ("__str__", "provisioning", "direction", "enabled", "zenduty_team_name", "tenant")
     list_filter = ("provisioning_status", "direction", "enabled", "sync_notes", "tenant", "zenduty_account")
     search_fields = ("zenduty_service_name", "zenduty_team_name", "service_instance_name", "service_instance_id",
                      "zenduty_service_id")

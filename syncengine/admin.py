@@ -92,8 +92,9 @@ class ReadOnlyAdminMixin:
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("received", "source", "integration", "event_type", "object_id", "status_badge", "attempts",
-                    "short_reason")
+    # What happened first (status, reason), then where it came from: the list fits a laptop screen.
+    list_display = ("received", "status_badge", "short_reason", "event_type", "source", "object_id", "attempts",
+                    "integration")
     list_display_links = ("received", "event_type")
     list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
                    "signature_ok")
@@ -223,8 +224,8 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(OutboundCall)
 class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created", "service", "method", call_url, "status_badge", "duration_ms", "attempt",
-                    "error_kind", "integration", "event_link")
+    list_display = ("created", "status_badge", "error_kind", "service", "method", call_url, "duration_ms", "attempt",
+                    "integration", "event_link")
     list_display_links = ("created",)
     list_filter = ("service", "status_class", ("error_kind", admin.AllValuesFieldListFilter), "integration")
     list_select_related = ("integration", "inbound_event")
@@ -260,6 +261,7 @@ class _RecentInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     order_field = ""
+    classes = ["collapse"]  # folded: the page's form comes first; the panel links to the full lists
 
     def has_add_permission(self, request, obj=None):
         return False
