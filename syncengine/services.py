@@ -18,12 +18,15 @@ is not: those events are stored and marked ignored, saying so.
 """
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +34,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.models import Schedule
+from jwt.utils import base64url_decode, base64url_encode
 from django_q.tasks import async_task, schedule
 
 from connections import errors, secrets
@@ -141,7 +145,8 @@ def process_inbound_event(event_id: int) -> str | None:
 
 
 def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None = None) -> str:
-    fields = {"status": status, "reason": _clean(reason), "processed_at": timezone.now()}
+    fields = {"status": status, "reason": _clean(reason), "processed_at": timezone.now(),
+              **_without_verification_code(event)}
     if error is not None:
         fields["last_error"] = _clean(error)
     InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(**fields)
@@ -214,6 +219,11 @@ def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration)
         raise EventError("The webhook.verify message has no payload.callback address; nothing to call.")
     if webhook_id in (None, ""):
         raise EventError("The webhook.verify message has no webhook_id; cannot tell which webhook it verifies.")
+    if not _has_code(callback):
+        raise EventError("The webhook.verify callback has no verification code: it is removed from the stored "
+                         "message once the event is finished, so it cannot be called again. If the webhook is "
+                         "still unverified, \"Retry provisioning\" on the integration makes Xurrent send a fresh "
+                         "webhook.verify.")
     client = XurrentClient.for_tenant(integration.tenant)
     try:
         client.call_verification_callback(callback.strip())
@@ -221,6 +231,80 @@ def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration)
         client.session.close()
     mark_webhook_verified(integration.pk, webhook_id)
     return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id} verified: the callback was answered.")
+
+
+# -- the verification code -------------------------------------------------------------------------
+# The callback's one-time ``code`` lets whoever holds it verify the webhook. It
+# is needed until the event is finished (a scheduled retry calls it again),
+# then removed from the stored message and raw body, which view-only staff read.
+VERIFY_CODE_PARAM = "code"
+
+
+def _query_without_code(query: str) -> str:
+    return "&".join(part for part in query.split("&")
+                    if part and unquote_plus(part.split("=", 1)[0]).strip().lower() != VERIFY_CODE_PARAM)
+
+
+def _has_code(url: str) -> bool:
+    return any(unquote_plus(part.split("=", 1)[0]).strip().lower() == VERIFY_CODE_PARAM and "=" in part
+               and part.split("=", 1)[1] for part in urlsplit(url).query.split("&"))
+
+
+def callback_without_code(url: str) -> str:
+    """``url`` without its ``code`` query parameter (other parameters kept as they were)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=_query_without_code(parts.query)))
+
+
+def _message_without_code(message):
+    """A copy of a webhook.verify message whose ``payload.callback`` has no code, or None when it had none."""
+    if not isinstance(message, dict) or not isinstance(message.get("payload"), dict):
+        return None
+    callback = message["payload"].get("callback")
+    if not isinstance(callback, str) or not _has_code(callback):
+        return None
+    message = copy.deepcopy(message)
+    message["payload"]["callback"] = callback_without_code(callback)
+    return message
+
+
+def _body_without_code(body: str) -> str:
+    """The raw ``{"jwt": …}`` body with the code removed from the token's data claim.
+
+    The token's signature no longer applies, so it is dropped (it was checked
+    on receipt). A body that cannot be read is not kept at all: it may hold the code.
+    """
+    if not body:
+        return body
+    try:
+        outer = json.loads(body)
+        header, claims_segment, _signature = outer["jwt"].split(".")
+        claims = json.loads(base64url_decode(claims_segment))
+        data = _message_without_code(claims.get("data"))
+        if data is None:
+            return body
+        claims["data"] = data
+        encoded = base64url_encode(json.dumps(claims, separators=(",", ":")).encode()).decode()
+        outer["jwt"] = f"{header}.{encoded}."
+        outer["note"] = ("The verification code was removed from payload.callback once the event was finished; "
+                         "the token's signature went with it.")
+        return json.dumps(outer)
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
+        return ""
+
+
+def _without_verification_code(event: InboundEvent) -> dict:
+    """The fields to update so that a finished webhook.verify event keeps no code ({} for other events)."""
+    if event.source != Source.XURRENT or event.event_type != VERIFY_EVENT:
+        return {}
+    fields = {}
+    payload = _message_without_code(event.payload)
+    if payload is not None:
+        fields["payload"] = payload
+    body = _body_without_code(event.body)
+    if body != event.body:
+        fields["body"] = body
+    return fields
 
 
 def handle_not_built(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
@@ -257,9 +341,10 @@ def recover_stalled_events(now=None) -> int:
     now = now or timezone.now()
     revived: list[int] = []
     dead = InboundEvent.objects.filter(status=EventStatus.PROCESSING, claimed_at__lt=now - STALLED_AFTER)
-    for event in dead.only("pk", "attempts"):
+    for event in dead.only("pk", "attempts", "source", "event_type", "payload", "body"):
         give_up = event.attempts >= MAX_ATTEMPTS
         updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+            **(_without_verification_code(event) if give_up else {}),
             status=EventStatus.FAILED if give_up else EventStatus.RETRY_SCHEDULED,
             next_attempt_at=None if give_up else now, processed_at=now if give_up else None,
             last_error="The worker stopped while processing this event (timeout or restart).",

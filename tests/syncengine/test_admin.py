@@ -60,6 +60,18 @@ class TestPages:
         assert "dXNlcjpwYXNz" not in page
         assert "&quot;authorization&quot;" not in page.lower()
 
+    def test_viewers_do_not_see_the_code_of_an_answered_verification(self, client, django_user_model, history):
+        viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_inboundevent"))
+        client.force_login(viewer)
+        event = history["webhook.verify"]
+        assert event.status == EventStatus.PROCESSED
+
+        page = client.get(reverse("admin:syncengine_inboundevent_change", args=[event.pk])).content.decode()
+
+        assert "/webhooks/4711/verify?expires_at=1750236069" in page  # the message and decoded token are shown
+        assert "d41f0c6e8a2b4c7d9e1f3a5b7c9d0e2f" not in page
+
     def test_a_rejected_token_is_labelled_unverified(self, admin_client, history):
         event = history["rejected"]
 

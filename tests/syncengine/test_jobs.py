@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import jwt
 import pytest
 from django.core import serializers
 from django.utils import timezone
@@ -19,6 +20,7 @@ from tests.syncengine.conftest import (CLIENT_SECRET, SIGNING_SECRET, ZENDUTY_TO
 
 VERIFY = fixture_json("xurrent/webhook.verify.json")
 CALLBACK = VERIFY["payload"]["callback"]
+CODE = "d41f0c6e8a2b4c7d9e1f3a5b7c9d0e2f"
 
 
 def stored_event(integration, *, message=VERIFY, status=EventStatus.RECEIVED, **fields) -> InboundEvent:
@@ -184,10 +186,74 @@ class TestPermanentFailures:
 
 
 @pytest.mark.django_db
+class TestVerificationCode:
+    """The one-time code of a webhook.verify callback is kept only while the event may still need it."""
+
+    def signed_body(self, integration, rsa_key):
+        from tests.syncengine.conftest import make_jwt
+
+        return json.dumps({"jwt": make_jwt(rsa_key[0], VERIFY)})
+
+    def test_it_is_kept_while_a_retry_is_scheduled(self, integration, outbound, rsa_key):
+        body = self.signed_body(integration, rsa_key)
+        event = stored_event(integration, body=body)
+        outbound.answer(503)
+
+        assert services.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
+
+        event = reload(event)
+        assert event.payload == VERIFY and event.body == body  # the next attempt needs the code
+
+    @pytest.mark.parametrize("answers, status", [([200], EventStatus.PROCESSED), ([403], EventStatus.FAILED),
+                                                 ([502] * 5, EventStatus.FAILED)],
+                             ids=["answered", "refused", "gave-up"])
+    def test_it_is_removed_when_the_event_is_finished(self, answers, status, integration, outbound, rsa_key):
+        event = stored_event(integration, body=self.signed_body(integration, rsa_key))
+        for answer in answers:
+            outbound.answer(answer)
+            last = services.process_inbound_event(event.pk)
+
+        assert last == status
+        event = reload(event)
+        assert CODE in callback_calls(outbound)[0]["url"]
+        assert CODE not in json.dumps(event.payload) and CODE not in event.body
+        assert event.payload["payload"]["callback"] == CALLBACK.replace(f"code={CODE}&", "")
+        claims = jwt.decode(json.loads(event.body)["jwt"], options={"verify_signature": False})
+        assert claims["data"] == event.payload
+
+    def test_it_is_removed_when_a_dead_worker_leaves_the_event_out_of_attempts(self, integration):
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=services.MAX_ATTEMPTS,
+                             claimed_at=timezone.now() - timedelta(hours=1))
+
+        services.recover_stalled_events()
+
+        event = reload(event)
+        assert event.status == EventStatus.FAILED and CODE not in json.dumps(event.payload)
+
+    def test_other_events_are_left_as_they_are(self, integration, outbound):
+        message = fixture_json("xurrent/request.update.json")
+        event = stored_event(integration, message=message, body='{"jwt": "x.y.z"}')
+
+        services.process_inbound_event(event.pk)
+
+        event = reload(event)
+        assert event.payload == message and event.body == '{"jwt": "x.y.z"}'
+
+
+@pytest.mark.django_db
 class TestReplay:
-    def test_a_failed_event_can_be_replayed(self, integration, outbound, django_capture_on_commit_callbacks):
-        event = stored_event(integration)
-        outbound.answer(404)
+    def test_a_failed_event_can_be_replayed(self, integration, outbound, django_capture_on_commit_callbacks,
+                                            monkeypatch):
+        calls = []
+
+        def flaky(event, integration):
+            calls.append(event.pk)
+            if len(calls) == 1:
+                raise services.EventError("not this time")
+            return services.Outcome(EventStatus.PROCESSED, "done")
+
+        monkeypatch.setitem(services.HANDLERS, ("xurrent", "request.update"), flaky)
+        event = stored_event(integration, message=fixture_json("xurrent/request.update.json"))
         services.process_inbound_event(event.pk)
         assert reload(event).status == EventStatus.FAILED
 
@@ -196,7 +262,22 @@ class TestReplay:
 
         event = reload(event)
         assert event.status == EventStatus.PROCESSED and event.attempts == 1
-        assert len(callback_calls(outbound)) == 2
+        assert calls == [event.pk, event.pk]
+
+    @pytest.mark.parametrize("first", [200, 404])
+    def test_a_finished_verification_cannot_be_replayed_without_its_code(self, first, integration, outbound,
+                                                                         django_capture_on_commit_callbacks):
+        event = stored_event(integration)
+        outbound.answer(first)
+        services.process_inbound_event(event.pk)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.replay_event(event.pk, by="admin") is True
+
+        event = reload(event)
+        assert event.status == EventStatus.FAILED
+        assert "no verification code" in event.reason and "Retry provisioning" in event.reason
+        assert len(callback_calls(outbound)) == 1  # only the first run called it
 
     @pytest.mark.parametrize("status", [EventStatus.REJECTED, EventStatus.RECEIVED, EventStatus.PROCESSING,
                                         EventStatus.RETRY_SCHEDULED])
@@ -291,8 +372,8 @@ class TestHistory:
         # ... and no secret is in the history.
         for secret in (access_token, CLIENT_SECRET, SIGNING_SECRET, ZENDUTY_TOKEN, "c2VjcmV0OnNlY3JldA=="):
             assert secret not in events and secret not in calls
-        # The one-time verification code is part of the message (events) but not of the call log.
-        assert "d41f0c6e8a2b4c7d9e1f3a5b7c9d0e2f" not in calls
+        # The one-time verification code is in neither, once the verification was answered.
+        assert CODE not in calls and CODE not in events
 
     def test_a_history_failure_never_breaks_the_call(self, tenant, outbound, monkeypatch):
         def broken(*args, **kwargs):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -17,6 +18,7 @@ from tests.syncengine.conftest import (SIGNING_SECRET, fixture_bytes, fixture_js
 
 REQUEST_EVENTS = ["request.create", "request.update", "request.status-changed", "request.note-added"]
 ZENDUTY_EVENTS = ["triggered", "acknowledged", "resolved"]
+CODE = "d41f0c6e8a2b4c7d9e1f3a5b7c9d0e2f"  # the verification code in webhook.verify.json
 
 
 def only_event() -> InboundEvent:
@@ -49,6 +51,21 @@ class TestXurrentWebhooks:
         assert (call.integration_id, call.inbound_event_id, call.status, call.status_class) == \
                (integration.pk, event.pk, 200, "2xx")
         assert call.url == "https://wdc.xurrent.com/webhooks/4711/verify"
+
+    def test_the_verification_code_is_not_kept_once_the_callback_was_answered(self, integration, post_xurrent,
+                                                                               sign_xurrent, outbound):
+        post_xurrent(integration, sign_xurrent("webhook.verify"))
+
+        event = only_event()
+        assert event.status == EventStatus.PROCESSED
+        assert CODE in outbound.requests[0]["url"]  # it was called with the code ...
+        # ... which is then gone from the stored message, the raw body and the token in it.
+        assert event.payload["payload"]["callback"] == "https://wdc.xurrent.com/webhooks/4711/verify?expires_at=1750236069"
+        assert CODE not in event.body and CODE not in json.dumps(event.payload)
+        token = json.loads(event.body)["jwt"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["data"] == event.payload and claims["iss"] == "https://wdc.xurrent.com"
+        assert CODE not in base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
 
     @pytest.mark.parametrize("name", REQUEST_EVENTS)
     def test_it_stores_request_events_and_says_the_sync_is_not_built(self, name, integration, post_xurrent,
