@@ -79,8 +79,10 @@ class XurrentTenantAdmin(ConnectionAdmin):
         ("Configure the connection", {
             "fields": ("name", "account_id", "client_id", "client_secret", "region", "environment"),
             "description": "In Xurrent: Settings → OAuth Applications → create an application with the "
-                           "Client Credentials Grant and the scopes listed in the README, then add a token. "
-                           "Saving checks the connection live.",
+                           "Client Credentials Grant and these scopes: Account – Read; Organization – Read; "
+                           "Person – Read; Request – Create, Read, Update; Service Instance – Read; Team – Read; "
+                           "Webhook and Webhook Policy – Create, Read, Update, Delete. The account ID is under "
+                           "Settings → Account Overview. Saving checks the connection live.",
         }),
         ("Connection status", {"fields": ("status", "last_checked_at", "last_error")}),
     )
