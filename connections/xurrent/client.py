@@ -7,9 +7,10 @@ the two auth headers, the ``{"message"}`` / 422 ``errors`` bodies, 429 with
 from __future__ import annotations
 
 import logging
+import posixpath
 import time
 from typing import Any, Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
@@ -322,12 +323,30 @@ def _same_origin(url: str, base: str) -> bool:
     """Whether ``url`` has the scheme and host[:port] of ``base`` and lies under its path.
 
     Real account URLs have no path, so only the host counts; the sandbox's
-    ``…/sandbox/xurrent`` also pins the path prefix.
+    ``…/sandbox/xurrent`` also pins the path prefix. A path with dot segments
+    (``..``, ``.``, also percent-encoded, or behind backslashes) is refused
+    outright: Xurrent's callbacks have none, and ``…/sandbox/xurrent/../../admin/``
+    would pass a plain prefix check.
     """
     target, home = urlsplit(url), urlsplit(base)
     if (target.scheme, target.netloc.lower()) != (home.scheme, home.netloc.lower()):
         return False
-    return (target.path + "/").startswith(home.path.rstrip("/") + "/")
+    if _has_dot_segments(target.path):
+        return False
+    path = posixpath.normpath(target.path or "/")
+    return (path.rstrip("/") + "/").startswith(home.path.rstrip("/") + "/")
+
+
+def _has_dot_segments(path: str) -> bool:
+    """Whether ``path`` has a ``.`` or ``..`` segment, however percent-encoded (up to a few times)."""
+    for _ in range(4):
+        if any(segment in (".", "..") for segment in path.replace("\\", "/").split("/")):
+            return True
+        decoded = unquote(path)
+        if decoded == path:
+            return False
+        path = decoded
+    return True  # still encoded after several rounds: nothing genuine looks like that
 
 
 def _until_reset(reset: str | None) -> float:

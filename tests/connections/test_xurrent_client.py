@@ -407,6 +407,29 @@ def test_in_the_sandbox_the_callback_must_be_under_the_simulator(api, client, se
     assert [c.path for c in api.calls] == ["/sandbox/xurrent/webhooks/1/verify"]
 
 
+@pytest.mark.parametrize("path", [
+    "/sandbox/xurrent/../../admin/logout/",
+    "/sandbox/xurrent/webhooks/../../../admin/logout/",
+    "/sandbox/xurrent/./../admin/logout/",
+    "/sandbox/xurrent/%2e%2e/%2E%2E/admin/logout/",
+    "/sandbox/xurrent/.%2e/admin/logout/",
+    "/sandbox/xurrent/..%2f..%2fadmin/logout/",
+    "/sandbox/xurrent/%252e%252e/admin/logout/",
+    "/sandbox/xurrent/..\\..\\admin/logout/",
+])
+def test_in_the_sandbox_dot_segments_cannot_leave_the_simulator(api, client, settings, path):
+    settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
+    with pytest.raises(errors.PermanentError, match="Refusing the webhook verification callback"):
+        client.call_verification_callback(f"http://127.0.0.1:8000{path}?code=x")
+    assert api.calls == []
+
+
+def test_dot_segments_are_refused_on_the_account_host_too(api, client):
+    with pytest.raises(errors.PermanentError):
+        client.call_verification_callback("https://wdc.xurrent.com/webhooks/1/../../logout?code=x")
+    assert api.calls == []
+
+
 def test_a_redirecting_callback_is_not_followed(api, client):
     api.add(302, None, {"location": "https://evil.example/"})
     with pytest.raises(errors.PermanentError, match="redirect"):
