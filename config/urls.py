@@ -10,6 +10,7 @@ from config.health import healthz
 admin.site.site_header = "Zenduty ⇄ Xurrent integration portal"
 admin.site.site_title = "Integration portal"
 admin.site.index_title = "Connections, integrations and sync history"
+admin.site.site_url = None  # the admin is the whole site: no "View site" link back to itself
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -205,6 +205,9 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
             "step1_url": reverse("admin:integrations_outgoingintegration_add"),
             "subtitle": "Step 2 of 2" if add else context.get("subtitle"),
         })
+        if add:
+            # "Save and add another" would start again at step 2 of the same service; step 1 is the way.
+            context["show_save_and_add_another"] = False
         if obj is not None:
             context["panel"] = self.panel_context(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)

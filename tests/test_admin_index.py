@@ -7,6 +7,7 @@ pytestmark = pytest.mark.django_db
 def test_the_index_says_where_to_start(admin_client):
     page = admin_client.get("/admin/").content.decode()
     assert "Getting started" in page
+    assert "View site" not in page  # the admin is the site
     for url in ("/admin/connections/xurrenttenant/", "/admin/connections/zendutyaccount/",
                 "/admin/integrations/outgoingintegration/add/", "/admin/syncengine/inboundevent/",
                 "/admin/syncengine/outboundcall/"):

@@ -56,6 +56,7 @@ def test_step_one_leads_to_step_two_with_the_choice(admin_client, world):
     html = step2.content.decode()
     assert "Operations › Website" in html
     assert "Website (Production)" in html  # the tenant's service instances, listed live
+    assert 'name="_addanother"' not in html and 'name="_save"' in html
     for name in world.priority_names("Operations"):  # the team's priorities, one impact select each
         assert f">{name}</label>" in html
     assert 'type="radio" name="direction"' in html
