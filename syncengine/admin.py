@@ -27,6 +27,7 @@ from django.utils.text import Truncator
 
 from integrations.models import OutgoingIntegration
 from syncengine import services
+from syncengine.history import describe_event
 from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, OutboundCall, Source,
                                StatusClass)
 
@@ -93,9 +94,8 @@ class ReadOnlyAdminMixin:
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # What happened first (status, reason), then where it came from: the list fits a laptop screen.
-    list_display = ("received", "status_badge", "short_reason", "event_type", "source", "object_id", "attempts",
-                    "integration")
-    list_display_links = ("received", "event_type")
+    list_display = ("received", "status_badge", "short_reason", "about", "source", "attempts", "integration")
+    list_display_links = ("received", "about")
     list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
                    "signature_ok")
     list_select_related = ("integration",)
@@ -105,7 +105,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
     actions = ["replay_events"]
     fieldsets = (
-        (None, {"fields": ("source", "integration", "event_type", "object_id", "status_badge", "reason",
+        (None, {"fields": ("source", "integration", "event_type", "object_id", "about", "status_badge", "reason",
                            "last_error")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
@@ -126,6 +126,10 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="received at", ordering="received_at")
     def received(self, obj: InboundEvent):
         return compact_time(obj.received_at)
+
+    @admin.display(description="about", ordering="event_type")
+    def about(self, obj: InboundEvent):
+        return describe_event(obj) or f"{obj.event_type or '—'} {obj.object_id}".strip()
 
     @admin.display(description="reason")
     def short_reason(self, obj: InboundEvent):

@@ -1,8 +1,9 @@
-"""The audit trail of outbound calls: one OutboundCall row per CallRecord.
+"""The audit trail: one OutboundCall row per CallRecord, and words for events.
 
-Registered as a ``connections.http.call_observers`` entry in
-``SyncEngineConfig.ready()``. One INSERT per call, in its own savepoint, and
-every failure swallowed: losing a history row is better than failing a sync.
+:func:`record_call` is registered as a ``connections.http.call_observers``
+entry in ``SyncEngineConfig.ready()``. One INSERT per call, in its own
+savepoint, and every failure swallowed: losing a history row is better than
+failing a sync. :func:`describe_event` says what a stored event is about.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.db import transaction
 from connections import secrets
 from connections.http import CallRecord
 from syncengine import context
-from syncengine.models import OutboundCall, status_class_of
+from syncengine.models import InboundEvent, OutboundCall, Source, status_class_of
 
 logger = logging.getLogger("syncengine.history")
 
@@ -58,3 +59,35 @@ def register() -> None:
 
     if record_call not in http.call_observers:
         http.call_observers.append(record_call)
+
+
+MAX_DESCRIPTION = 120
+ZENDUTY_STATUSES = {1: "triggered", 2: "acknowledged", 3: "resolved"}
+
+
+def describe_event(event: InboundEvent) -> str:
+    """One line on what a stored event is about, from its (trusted) message; '' when it has none.
+
+    Xurrent's messages carry ids and the changed fields, not the request's
+    subject (reference: webhook payloads); Zenduty's carry the incident.
+    """
+    message = event.payload if isinstance(event.payload, dict) else {}
+    if not message:
+        return ""
+    if event.source == Source.ZENDUTY:
+        incident = message.get("incident") if isinstance(message.get("incident"), dict) else {}
+        number = incident.get("incident_number") or event.object_id
+        title = f" “{incident['title']}”" if incident.get("title") else ""
+        state = event.event_type or ZENDUTY_STATUSES.get(incident.get("status"), "")
+        text = f"Incident #{number}{title}" + (f" — {state}" if state else "")
+    elif event.event_type == "webhook.verify":
+        text = f"Verification of Xurrent webhook {message.get('webhook_id', '?')}"
+    else:
+        changes = message.get("payload") if isinstance(message.get("payload"), dict) else {}
+        kind = event.event_type.split(".", 1)[0] if event.event_type else "record"
+        what = {"request.note-added": "note added", "request.create": "created",
+                "request.status-changed": "status changed"}.get(event.event_type, "updated")
+        status = str(changes.get("status") or "").replace("_", " ")
+        by = f" by {message['person_name']}" if message.get("person_name") else ""
+        text = f"{kind.capitalize()} {event.object_id or '?'} — {what}{by}" + (f"; status {status}" if status else "")
+    return text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION - 1] + "…"

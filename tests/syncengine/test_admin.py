@@ -239,3 +239,25 @@ def test_the_call_list_shows_short_paths_with_the_full_url_on_hover(admin_client
 
     assert "/api/account/teams/e6c3cbc5…/services/ba2ee505…/integrations/" in page
     assert f'title="{url}"' in page
+
+
+@pytest.mark.parametrize("source, fixture, event_type, object_id, expected", [
+    ("zenduty", "zenduty/triggered.json", "triggered", "x",
+     "Incident #1042 “Checkout error rate high” — triggered"),
+    ("xurrent", "xurrent/request.create.json", "request.create", "70231",
+     "Request 70231 — created by Tom Edwards; status assigned"),
+    ("xurrent", "xurrent/request.note-added.json", "request.note-added", "70231",
+     "Request 70231 — note added by Howard Tanner; status workflow pending"),
+    ("xurrent", "xurrent/webhook.verify.json", "webhook.verify", "", "Verification of Xurrent webhook"),
+])
+def test_each_event_says_what_it_is_about(source, fixture, event_type, object_id, expected):
+    from syncengine.history import describe_event
+
+    from .conftest import fixture_json
+
+    message = fixture_json(fixture)
+    if source == "zenduty":
+        message = message["payload"]
+    event = InboundEvent(source=source, event_type=event_type, object_id=object_id, payload=message)
+    assert describe_event(event).startswith(expected)
+    assert describe_event(InboundEvent(source=source, event_type=event_type, payload={})) == ""
