@@ -6,6 +6,8 @@ load balancer and a person can both read it.
 """
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -51,3 +53,18 @@ def healthz(request):
     healthy = database["ok"] and cluster["ok"]
     body = {"status": "ok" if healthy else "unhealthy", "database": database, "worker": cluster}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+class HealthProbeLogFilter(logging.Filter):
+    """On ``django.request``: a 503 from /healthz is logged at INFO, not ERROR.
+
+    Django logs every 5xx as an error, so each probe of a load balancer (and
+    ``make run`` waiting for its worker's first heartbeat) would write an
+    ERROR line; the answer's JSON already says what is wrong.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if getattr(record, "status_code", None) == 503 and getattr(request, "path", "") == "/healthz":
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

@@ -234,7 +234,8 @@ SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "connections.secrets.RedactSecretsFilter"}},
+    "filters": {"redact_secrets": {"()": "connections.secrets.RedactSecretsFilter"},
+                "quiet_health_probes": {"()": "config.health.HealthProbeLogFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
@@ -244,6 +245,7 @@ LOGGING = {
         # urllib3 logs full URLs at DEBUG; keep it quiet.
         "urllib3": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["quiet_health_probes"]},
     },
 }
 

@@ -113,6 +113,14 @@ def test_healthz_is_200_with_a_fresh_heartbeat(client):
 
 
 @pytest.mark.django_db
+def test_an_unhealthy_probe_is_not_logged_as_an_error(client, caplog):
+    with caplog.at_level("INFO", logger="django.request"):
+        assert client.get("/healthz").status_code == 503  # no worker in tests
+    probes = [r for r in caplog.records if r.name == "django.request" and "/healthz" in r.getMessage()]
+    assert probes and all(r.levelname == "INFO" for r in probes)
+
+
+@pytest.mark.django_db
 def test_healthz_is_503_with_a_stale_heartbeat(client, settings):
     _heartbeat(age_seconds=settings.HEALTHZ_MAX_HEARTBEAT_AGE + 30)
     assert client.get("/healthz").status_code == 503
