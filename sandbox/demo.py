@@ -107,13 +107,24 @@ def ensure_integration(tenant, account) -> str:
             priority_mapping={p["unique_id"]: {"name": p["name"], "impact": impacts[min(i, 4)]}
                               for i, p in enumerate(priorities)},
         )
-    if existing.provisioning_status in ("pending", "failed"):
+    # Also after a start on another port (PORT=8001 make run): the webhooks
+    # then point at the old address, which pending_changes() notices.
+    if provisioning.pending_changes(existing):
         provisioning.provision(existing.pk)
         existing.refresh_from_db()
-    if provisioning.zenduty_step_pending(existing):
+    if provisioning.zenduty_step_pending(existing) or _zenduty_side_outdated(existing):
         configure_zenduty_side(existing)
         existing.refresh_from_db()
     return f"Integration {existing}: {existing.get_provisioning_status_display()}"
+
+
+def _zenduty_side_outdated(integration) -> bool:
+    """True when the simulated Zenduty sends this integration's incidents to another address."""
+    from integrations import provisioning
+    from sandbox.zenduty.models import Integration as SimulatedIntegration
+
+    simulated = SimulatedIntegration.objects.filter(unique_id=integration.zenduty_integration_id or None).first()
+    return simulated is not None and simulated.outgoing_url != provisioning.zenduty_webhook_url(integration)
 
 
 def configure_zenduty_side(integration) -> bool:

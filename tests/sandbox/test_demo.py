@@ -64,3 +64,28 @@ def test_the_live_seed_leaves_a_working_bidirectional_integration_and_is_idempot
     assert ZendutyIntegration.objects.filter(outgoing_url__contains="/webhooks/zenduty/").count() == 1
     integration.refresh_from_db()
     assert integration.provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_a_start_at_another_address_points_both_sides_at_it(sandbox, settings):
+    # `PORT=8001 make run` after a first run on 8000: the same data, a new PORTAL_BASE_URL.
+    from sandbox import deliveries
+    from sandbox.xurrent.models import Webhook
+    from sandbox.zenduty.models import Integration as ZendutyIntegration
+
+    call_command("seed_demo", "--no-check")
+    call_command("seed_demo")
+    deliveries.flush(service="xurrent")
+    host = "localhost" if "127.0.0.1" in sandbox.url else "127.0.0.1"
+    moved = sandbox.url.replace("127.0.0.1" if host == "localhost" else "localhost", host)
+    assert moved != sandbox.url
+    settings.PORTAL_BASE_URL = moved
+
+    call_command("seed_demo")
+
+    integration = OutgoingIntegration.objects.get()
+    assert {w.uri for w in Webhook.objects.all()} == {f"{moved}/webhooks/xurrent/{integration.public_id}/"}
+    outgoing = ZendutyIntegration.objects.get(unique_id=integration.zenduty_integration_id)
+    assert outgoing.outgoing_url == f"{moved}/webhooks/zenduty/{integration.public_id}/"
+    deliveries.flush(service="xurrent")  # Xurrent verifies the new address
+    integration.refresh_from_db()
+    assert integration.provisioning_status == ProvisioningStatus.PROVISIONED, integration.provisioning_error
