@@ -4,11 +4,25 @@ End-to-end tests run the portal's API clients against the sandbox over real
 HTTP: the ``sandbox`` fixture starts Django's live server (which serves the
 sandbox app) and points every Xurrent and Zenduty host at it.
 """
-import gc
 import threading
 import time
+import weakref
 
 import pytest
+import requests
+
+# Every requests session a test opens, so that the sandbox fixture can close
+# their keep-alive connections to the live server (see below).
+_sessions: "weakref.WeakSet[requests.Session]" = weakref.WeakSet()
+_session_init = requests.Session.__init__
+
+
+def _tracked_session_init(self, *args, **kwargs):
+    _session_init(self, *args, **kwargs)
+    _sessions.add(self)
+
+
+requests.Session.__init__ = _tracked_session_init
 
 
 @pytest.fixture
@@ -16,7 +30,27 @@ def sandbox(live_server, settings):
     """Point all external API hosts and PORTAL_BASE_URL at the live server."""
     settings.SANDBOX_API_URL = live_server.url
     settings.PORTAL_BASE_URL = live_server.url
-    return live_server
+    yield live_server
+    _end_idle_live_server_requests()
+
+
+def _end_idle_live_server_requests(timeout: float = 1.0) -> None:
+    """Let the live server's request threads end while it still runs.
+
+    A test's API clients (requests sessions) keep keep-alive connections to
+    the live server, and a server thread waits on each until the client is
+    closed. Ending after the live server stopped, such a thread's clean-up
+    failed on in-memory SQLite ("DatabaseWrapper objects created in a thread
+    can only be used in that same thread"), printed as "Exception in thread"
+    after a green run. Closing the sessions now ends those threads cleanly (a
+    session used again later simply opens a new connection).
+    """
+    for session in list(_sessions):
+        session.close()
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.daemon and thread.name.endswith("(process_request_thread)"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def pytest_report_header(config):
@@ -25,18 +59,3 @@ def pytest_report_header(config):
     db = settings.DATABASES["default"]
     return f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''}".rstrip()
 
-
-def pytest_sessionfinish(session, exitstatus):
-    """Let the live server's request threads end before the interpreter does.
-
-    Test clients (requests sessions) left to the garbage collector keep their
-    keep-alive connections to the live server open, and a server thread waits
-    on each. Woken while the interpreter shuts down, such a thread printed a
-    bare "Exception in thread" after an all-green run. Collecting now closes
-    those connections, and the threads end normally.
-    """
-    gc.collect()
-    deadline = time.monotonic() + 5
-    for thread in threading.enumerate():
-        if thread.daemon and thread.name.endswith("(process_request_thread)"):
-            thread.join(max(0.0, deadline - time.monotonic()))
