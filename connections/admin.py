@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from connections import services
+from connections.fields import EncryptedTextField
 from connections.forms import XurrentTenantForm, ZendutyAccountForm
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 
@@ -16,6 +17,61 @@ STATUS_COLOURS = {
     ConnectionStatus.FAILED: ("#9b1c1c", "#fde8e8"),
     ConnectionStatus.UNTESTED: ("#5b6475", "#eef1f7"),
 }
+
+
+SECRET_SET = "Set (stored encrypted, never shown)"
+SECRET_NOT_SET = "Not set"
+
+
+def secret_field_names(model) -> tuple[str, ...]:
+    """The model's secrets: its fields declared as ``EncryptedTextField``."""
+    return tuple(f.name for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField))
+
+
+class MaskedSecretsMixin:
+    """No page of this admin shows a stored secret, to any user.
+
+    Editors get the form's write-only input (connections.forms.SecretField).
+    Everywhere a field is only displayed — every field of a view-only user's
+    change page, a read-only field, a list column — Django would print the
+    decrypted value, so each secret field (found from the model's
+    ``EncryptedTextField`` declarations) is replaced there by
+    ``<name>_state``, which says only "Set" or "Not set".
+    """
+
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        self.secret_fields = secret_field_names(model)
+        for name in self.secret_fields:
+            setattr(self, f"{name}_state", self._state_display(model._meta.get_field(name)))
+
+    @staticmethod
+    def _state_display(field):
+        @admin.display(description=field.verbose_name[:1].upper() + field.verbose_name[1:])
+        def state(obj):
+            return SECRET_SET if getattr(obj, field.attname, "") else SECRET_NOT_SET
+        return state
+
+    def _masked(self, names):
+        # Fieldsets may put several fields on one line: ("a", ("b", "c")).
+        return type(names)(self._masked(name) if isinstance(name, (list, tuple)) else
+                           f"{name}_state" if name in self.secret_fields else name for name in names)
+
+    def _shows_forms(self, request, obj) -> bool:
+        return obj is None and self.has_add_permission(request) or \
+            obj is not None and self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self._shows_forms(request, obj):
+            return fieldsets
+        return [(title, {**options, "fields": self._masked(options["fields"])}) for title, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._masked(super().get_readonly_fields(request, obj))
+
+    def get_list_display(self, request):
+        return self._masked(super().get_list_display(request))
 
 
 class ChecksOverHttpMixin:
@@ -34,7 +90,7 @@ class ChecksOverHttpMixin:
         return self._changeform_view(request, object_id, form_url, extra_context)
 
 
-class ConnectionAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
+class ConnectionAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.ModelAdmin):
     """Shared admin behaviour of both connection kinds."""
 
     list_filter = ("status",)
@@ -52,7 +108,8 @@ class ConnectionAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
     def short_error(self, obj):
         return (obj.last_error[:120] + "…") if len(obj.last_error) > 120 else obj.last_error
 
-    @admin.action(description="Test connection")
+    # A live call that also writes the connection's status: for those who may change it.
+    @admin.action(description="Test connection", permissions=["change"])
     def test_connections(self, request, queryset):
         failed = 0
         for connection in queryset:

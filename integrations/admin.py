@@ -29,7 +29,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import ChecksOverHttpMixin
+from connections.admin import ChecksOverHttpMixin, MaskedSecretsMixin
 from connections.models import XurrentTenant
 from integrations import provisioning, services
 from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
@@ -76,7 +76,7 @@ def report(request, integration: OutgoingIntegration | None) -> None:
 
 
 @admin.register(OutgoingIntegration)
-class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
+class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.ModelAdmin):
     form = OutgoingIntegrationForm
     change_form_template = f"{TEMPLATES}/change_form.html"
     delete_confirmation_template = f"{TEMPLATES}/delete_confirmation.html"
@@ -216,7 +216,10 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
         """What the provisioning panel of the change page shows."""
         hooks = obj.xurrent_webhooks or {}
         zenduty_pending = provisioning.zenduty_step_pending(obj)
+        can_change = self.has_change_permission(request, obj)
         return {
+            # Buttons that call out or write are for those who may change the integration.
+            "can_change": can_change,
             "badge": status_badge(obj),
             "webhooks": [{"event": event, **(hooks.get(event) or {})} for event in XURRENT_EVENTS]
             if obj.needs_xurrent_webhooks else [],
@@ -225,7 +228,7 @@ class OutgoingIntegrationAdmin(ChecksOverHttpMixin, admin.ModelAdmin):
             "zenduty_pending": zenduty_pending,
             # The portal's own signing key is a secret: only for those who may change the
             # integration, and only while the Zenduty step it serves is still to be done.
-            "show_portal_key": zenduty_pending and self.has_change_permission(request, obj),
+            "show_portal_key": zenduty_pending and can_change,
             "address_warning": provisioning.unreachable_address_warning(),
             "urls": {**{name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
                         for name in ("provision", "enable", "disable", "zenduty_step_done", "panel")},
