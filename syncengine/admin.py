@@ -24,6 +24,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
+from django_q import admin as q_admin
+from django_q.models import Failure, Success
 
 from integrations.models import OutgoingIntegration
 from syncengine import services
@@ -379,3 +381,18 @@ def _rows(day_list, counts, legend) -> list[dict]:
                     for key, label, colour in legend if per_key.get(key)]
         rows.append({"day": day, "total": sum(per_key.values()), "segments": segments})
     return rows
+
+
+# -- django-q2's task lists --------------------------------------------------------------------
+# django-q2 offers "Resubmit selected tasks" to anyone who may view its task lists, with no
+# permission declared: a view-only user could queue jobs again. Re-registered here with the
+# action limited to those who may change the task rows (django-q2's admin is loaded first,
+# INSTALLED_APPS lists django_q before syncengine).
+@admin.action(description=q_admin.resubmit_task.short_description, permissions=["change"])
+def resubmit_tasks(model_admin, request, queryset):
+    return q_admin.resubmit_task(model_admin, request, queryset)
+
+
+for _model, _base in ((Success, q_admin.TaskAdmin), (Failure, q_admin.FailAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(_base.__name__, (_base,), {"actions": [resubmit_tasks]}))

@@ -121,6 +121,36 @@ def test_the_test_action_records_a_failure(admin_client, demo):
     assert "did not accept" in tenant.last_error
 
 
+@pytest.mark.parametrize("model", ["xurrenttenant", "zendutyaccount"])
+def test_a_view_only_user_neither_sees_nor_runs_the_test_action(client, admin_client, demo, model):
+    from django.contrib.auth.models import Permission, User
+
+    from connections.http import call_observers
+
+    admin_client.post(ADD_TENANT, tenant_form())
+    admin_client.post(ADD_ZENDUTY, {"name": "Zenduty", "api_token": "demo-zenduty-token",
+                                    "base_url": "https://www.zenduty.com"})
+    connection = (XurrentTenant if model == "xurrenttenant" else ZendutyAccount).objects.get()
+    checked_at = connection.last_checked_at
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename=f"view_{model}"))
+    client.force_login(viewer)
+
+    listing = client.get(f"/admin/connections/{model}/").content.decode()
+    assert "test_connections" not in listing
+
+    calls = []
+    call_observers.append(calls.append)
+    try:
+        response = run_test_action(client, model, connection)
+    finally:
+        call_observers.remove(calls.append)
+    assert response.status_code == 200
+    assert calls == []
+    connection.refresh_from_db()
+    assert connection.last_checked_at == checked_at
+
+
 def run_test_action(admin_client, model, obj):
     return admin_client.post(f"/admin/connections/{model}/", {"action": "test_connections",
                                                               "_selected_action": [obj.pk]}, follow=True)

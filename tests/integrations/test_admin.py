@@ -283,6 +283,32 @@ def test_the_portals_signing_key_is_shown_only_to_changers_and_only_while_the_st
     assert secret not in admin_client.get(change).content.decode()
 
 
+def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, client, world, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    buttons = (">Retry provisioning</button>", ">Disable</button>", ">I have done this in Zenduty</button>")
+    page = admin_client.get(change).content.decode()
+    assert all(label in page for label in buttons)
+
+    viewer = django_user_model.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outgoingintegration"))
+    client.force_login(viewer)
+    viewed = client.get(change).content.decode()
+    assert not [label for label in buttons if label in viewed]
+    assert "an integration admin then confirms it here" in viewed
+    listing = client.get(reverse("admin:integrations_outgoingintegration_changelist")).content.decode()
+    assert "retry_provisioning" not in listing and "disable_integrations" not in listing
+
+    status = integration.provisioning_status
+    refused = client.post(reverse("admin:integrations_outgoingintegration_disable", args=[integration.pk]))
+    assert refused.status_code == 403
+    integration.refresh_from_db()
+    assert integration.enabled and integration.provisioning_status == status
+
+
 def test_the_panel_alone_refreshes_and_links_to_the_history(admin_client, client, world):
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
     integration = OutgoingIntegration.objects.get()
