@@ -165,7 +165,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         query = (request.GET.get("q") or "").strip()[:80]
         try:
             listing = services.xurrent_service_instances(tenant, query)
-        except services.OptionsError as exc:
+        except services.IntegrationError as exc:
             return JsonResponse({"results": [], "error": exc.message}, status=502)
         return JsonResponse({"results": [{"id": o.id, "name": o.name} for o in listing.options],
                              "complete": listing.complete, "error": ""})
@@ -319,7 +319,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
                 # Before Django's (atomic) delete: HTTP must stay outside transactions.
                 try:
                     provisioning.deprovision(obj)
-                except provisioning.ProvisioningError as exc:
+                except services.IntegrationError as exc:
                     # exc.message ends with what is still there (removed parts are gone for good).
                     if not request.POST.get("delete_anyway"):
                         messages.error(request, f"The integration was kept. {exc.message} Fix the cause and "
@@ -338,7 +338,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         for obj in queryset:
             try:
                 provisioning.deprovision(obj)
-            except provisioning.ProvisioningError as exc:
+            except services.IntegrationError as exc:
                 failed.append(obj.pk)
                 messages.error(request, f"{obj} was not deleted: {exc.message}")
         queryset.exclude(pk__in=failed).delete()

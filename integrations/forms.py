@@ -18,7 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from integrations import services
 from integrations.models import MIN_PRIORITIES_FOR_CUSTOM_MAPPING, Impact, OutgoingIntegration
-from integrations.services import Option, OptionsError
+from integrations.services import IntegrationError, Option
 
 
 def too_few_priorities_message(team_name: str, count: int) -> str:
@@ -80,7 +80,7 @@ class ChooseServiceForm(forms.Form):
         for account in accounts:
             try:
                 teams = services.zenduty_teams(account)
-            except OptionsError as exc:
+            except IntegrationError as exc:
                 self.load_errors.append(exc.message)
                 continue
             for team in teams:
@@ -275,7 +275,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
             return
         try:
             found = services.zenduty_service(self.account, team_id, service_id)
-        except OptionsError as exc:
+        except IntegrationError as exc:
             self.live_errors.append(exc.message)
             found = None
         if found:
@@ -290,7 +290,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
         widget.team_name = self.team.name if self.team else ""
         try:
             self.priorities = services.zenduty_priorities(self.account, team_id)
-        except OptionsError as exc:
+        except IntegrationError as exc:
             self.live_errors.append(exc.message)
             widget.message = f"The priorities cannot be listed right now. {exc.message}"
             return
@@ -313,7 +313,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
                 listing = services.xurrent_service_instances(self.tenant)
                 choices += [(o.id, o.name) for o in listing.options]
                 widget.complete = listing.complete
-            except OptionsError as exc:
+            except IntegrationError as exc:
                 self.live_errors.append(exc.message)
         current = self._value("service_instance_id")
         if current and current not in {c[0] for c in choices}:
@@ -343,14 +343,14 @@ class OutgoingIntegrationForm(forms.ModelForm):
             # Chosen through the search box: make sure it exists.
             try:
                 self.instance_name = services.xurrent_service_instance(self.tenant, value).name
-            except OptionsError as exc:
+            except IntegrationError as exc:
                 raise forms.ValidationError(exc.message) from exc
         return value
 
     def _listed_instances(self) -> list[Option]:
         try:
             return services.xurrent_service_instances(self.tenant).options
-        except OptionsError:
+        except IntegrationError:
             return []
 
     def clean(self):

@@ -43,6 +43,7 @@ from connections.models import XurrentTenant
 from connections.zenduty import constants as zenduty_constants
 from integrations import services
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+from integrations.services import IntegrationError
 from syncengine.context import sync_context
 
 logger = logging.getLogger("integrations.provisioning")
@@ -57,14 +58,6 @@ ZENDUTY_APPLICATION_NAME = "Outgoing Webhooks"
 # second run (a double click) waits briefly, then reports the state it finds.
 LOCK_MARGIN_SECONDS = 40
 LOCK_WAIT_SECONDS = 5.0
-
-
-class ProvisioningError(Exception):
-    """Provisioning could not finish; ``message`` is safe to show and store."""
-
-    def __init__(self, message: str):
-        self.message = message
-        super().__init__(message)
 
 
 # -- what the other side is told -------------------------------------------------------------
@@ -272,7 +265,7 @@ def _fail(integration: OutgoingIntegration, message: str) -> None:
 
 
 def _explain(exc: BaseException, action: str, connection: object) -> str:
-    if isinstance(exc, ProvisioningError):
+    if isinstance(exc, IntegrationError):
         return exc.message
     if isinstance(exc, errors.ApiError):
         return services.describe_api_error(exc, action, connection)
@@ -311,7 +304,7 @@ def provision(integration_id: int, *, resend_verification: bool = False) -> Outg
             else:
                 _remove_zenduty(integration, step)
         except Exception as exc:  # noqa: BLE001 - recorded for the admin, never half-hidden
-            if not isinstance(exc, (errors.ApiError, ProvisioningError)):
+            if not isinstance(exc, (errors.ApiError, IntegrationError)):
                 logger.exception("provisioning.crashed %r during %s", integration, step.action)
             _fail(integration, f"{_explain(exc, step.action, connection_in_use)} Everything created until then "
                                f"is recorded; “Retry provisioning” continues from there.")
@@ -366,7 +359,7 @@ def _ensure_policy(integration: OutgoingIntegration, client, step: _Steps) -> No
           xurrent_policy_audience=policy.get("jwt_audience") or audience,
           xurrent_policy_public_key=policy.get("public_key_pem") or "")
     if not integration.xurrent_policy_public_key:
-        raise ProvisioningError(
+        raise IntegrationError(
             f"Xurrent created webhook policy {integration.xurrent_policy_id} but did not return its public key, "
             f"so deliveries could not be checked. 'Retry provisioning' replaces the policy.")
 
@@ -513,7 +506,7 @@ def _find_application(client) -> str:
     for app in client.list_applications():
         if str(app.get("name", "")).strip().casefold() == ZENDUTY_APPLICATION_NAME.casefold():
             return str(app["unique_id"])
-    raise ProvisioningError(
+    raise IntegrationError(
         f"Zenduty does not offer the '{ZENDUTY_APPLICATION_NAME}' application to this account, so the "
         f"integration cannot receive incidents from Zenduty. Choose the direction Xurrent → Zenduty, or ask "
         f"Zenduty support.")
@@ -579,7 +572,7 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
     Records already gone are fine. Progress is stored as it goes, so a second
     call after a failure continues where the first stopped.
 
-    :raises ProvisioningError: with a plain sentence when something could not be removed
+    :raises IntegrationError: with a plain sentence when something could not be removed
         (also recorded as FAILED on the integration).
     """
     _require_no_transaction("deprovision()")
@@ -597,14 +590,14 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
             try:
                 remove(integration, step)
             except Exception as exc:  # noqa: BLE001 - explained to the admin below
-                if not isinstance(exc, (errors.ApiError, ProvisioningError)):
+                if not isinstance(exc, (errors.ApiError, IntegrationError)):
                     logger.exception("deprovisioning.crashed %r during %s", integration, step.action)
                 problems.append(_explain(exc, step.action, connection_in_use))
         if problems:
             left = remaining_records(integration)
             message = " ".join(problems) + (f" Still there: {left}." if left else "")
             _fail(integration, message)
-            raise ProvisioningError(message)
+            raise IntegrationError(message)
         _save(integration, provisioning_status=ProvisioningStatus.PENDING, provisioning_error="")
         logger.info("deprovisioning.done %r", integration)
 

@@ -4,7 +4,7 @@ The admin lists Zenduty teams, services and priorities and Xurrent service
 instances live from the connected accounts. Each listing is cached for a
 minute per connection (in the shared Django cache), so that moving between
 the two steps of the add form, or a validation error, does not call the APIs
-again. Every ``ApiError`` becomes an :class:`OptionsError` with a sentence a
+again. Every ``ApiError`` becomes an :class:`IntegrationError` with a sentence a
 person can act on.
 """
 from __future__ import annotations
@@ -38,8 +38,9 @@ CATALOGUE_SECONDS = 300
 T = TypeVar("T")
 
 
-class OptionsError(Exception):
-    """Options could not be loaded; ``message`` says why, for a person."""
+class IntegrationError(Exception):
+    """Options could not be listed, or provisioning could not finish; ``message``
+    says why in a sentence that is safe to show and store."""
 
     def __init__(self, message: str):
         self.message = message
@@ -163,7 +164,7 @@ def _close(client) -> None:
 def zenduty_teams(account: ZendutyAccount) -> list[ZendutyTeam]:
     """The account's teams with their services, sorted by name (cached for a minute).
 
-    :raises OptionsError: when Zenduty cannot be asked.
+    :raises IntegrationError: when Zenduty cannot be asked.
     """
     def load() -> list[ZendutyTeam]:
         client = zenduty_client(account)
@@ -176,7 +177,7 @@ def zenduty_teams(account: ZendutyAccount) -> list[ZendutyTeam]:
                                          sorted(services, key=lambda o: o.name.casefold())))
             return sorted(teams, key=lambda t: t.name.casefold())
         except errors.ApiError as exc:
-            raise OptionsError(describe_api_error(exc, f"list the teams and services of Zenduty account "
+            raise IntegrationError(describe_api_error(exc, f"list the teams and services of Zenduty account "
                                                        f"'{account}'")) from exc
         finally:
             _close(client)
@@ -205,7 +206,7 @@ def zenduty_priorities(account: ZendutyAccount, team_id: str) -> list[Option]:
             return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"]))
                     for p in client.list_priorities(team_id)]
         except errors.ApiError as exc:
-            raise OptionsError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
+            raise IntegrationError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
         finally:
             _close(client)
 
@@ -263,12 +264,12 @@ def _read_instances(tenant: XurrentTenant, limit: int) -> InstanceList:
 
 @contextmanager
 def _instance_errors(tenant: XurrentTenant) -> Iterator:
-    """A client for ``tenant``, closed afterwards; API errors become an OptionsError."""
+    """A client for ``tenant``, closed afterwards; API errors become an IntegrationError."""
     client = xurrent_client(tenant)
     try:
         yield client
     except errors.ApiError as exc:
-        raise OptionsError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
+        raise IntegrationError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
                                                    f"'{tenant}'")) from exc
     finally:
         _close(client)
@@ -277,17 +278,17 @@ def _instance_errors(tenant: XurrentTenant) -> Iterator:
 def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:
     """One service instance, read live (used to validate a choice made by search).
 
-    :raises OptionsError: also when the tenant has no such instance.
+    :raises IntegrationError: also when the tenant has no such instance.
     """
     def load() -> Option:
         client = xurrent_client(tenant)
         try:
             return _instance_option(client.get_service_instance(instance_id))
         except errors.NotFoundError as exc:
-            raise OptionsError(f"Xurrent tenant '{tenant}' has no service instance with ID {instance_id}. "
+            raise IntegrationError(f"Xurrent tenant '{tenant}' has no service instance with ID {instance_id}. "
                                f"Pick one from the list.") from exc
         except errors.ApiError as exc:
-            raise OptionsError(describe_api_error(exc, f"read service instance {instance_id} in Xurrent")) from exc
+            raise IntegrationError(describe_api_error(exc, f"read service instance {instance_id} in Xurrent")) from exc
         finally:
             _close(client)
 

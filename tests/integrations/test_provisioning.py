@@ -264,7 +264,7 @@ def test_deprovisioning_still_removes_zenduty_when_xurrent_fails_and_says_what_i
     hook_ids = sorted(str(h["id"]) for h in provisioned.xurrent_webhooks.values())
     faults.inject("xurrent", "error_500", count=50, path_prefix="/v1/webhooks", method="DELETE")
 
-    with pytest.raises(provisioning.ProvisioningError) as caught:
+    with pytest.raises(provisioning.IntegrationError) as caught:
         provisioning.deprovision(integration.pk)
 
     assert sim.counts() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 0}

@@ -248,7 +248,7 @@ def test_deprovision_failure_is_recorded_and_raised(fakes, tenant, account):
     provisioning.provision(integration.pk)
     xurrent.fail["delete_webhook_policy"] = 1
 
-    with pytest.raises(provisioning.ProvisioningError, match="delete the Xurrent webhook policy"):
+    with pytest.raises(provisioning.IntegrationError, match="delete the Xurrent webhook policy"):
         provisioning.deprovision(integration)
     integration.refresh_from_db()
     assert integration.provisioning_status == ProvisioningStatus.FAILED
