@@ -544,9 +544,7 @@ def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
 
 
 def _set_zenduty_enabled(client, integration: OutgoingIntegration, record: dict, step: _Steps) -> None:
-    # Only when the client can: the receiver drops events of a disabled integration anyway.
-    if "is_enabled" in record and bool(record["is_enabled"]) != integration.enabled \
-            and hasattr(client, "update_integration"):
+    if "is_enabled" in record and bool(record["is_enabled"]) != integration.enabled:
         step("enable the Zenduty integration" if integration.enabled else "disable the Zenduty integration")
         client.update_integration(integration.zenduty_team_id, integration.zenduty_service_id,
                                   integration.zenduty_integration_id, {"is_enabled": integration.enabled})

@@ -150,3 +150,14 @@ class FakeZenduty:
         self.calls.append(("delete_integration", integration_id))
         if self.integrations.pop((team_id, service_id, integration_id), None) is None:
             raise errors.NotFoundError(status=404, service="zenduty")
+
+    def update_integration(self, team_id, service_id, integration_id, fields):
+        # Same contract as ZendutyClient.update_integration (a PATCH of the named fields).
+        if not fields:
+            raise ValueError("update_integration needs at least one field to change.")
+        self.calls.append(("update_integration", integration_id, dict(fields)))
+        record = self.integrations.get((team_id, service_id, integration_id))
+        if record is None:
+            raise errors.NotFoundError(status=404, service="zenduty")
+        record.update(fields)
+        return dict(record)
