@@ -11,12 +11,13 @@ import pytest
 
 from connections.zenduty import EVENT_TYPES, compute_signature, parse_outgoing_webhook, verify_signature
 
-FIXTURES = Path(__file__).parent / "fixtures" / "zenduty"
+# One file per event type, shared with the sync engine's tests (their README says where the shape comes from).
+FIXTURES = Path(__file__).parents[1] / "syncengine" / "fixtures" / "zenduty"
 SECRET = "whsec-8d1f0c5a7e2b4e69"
 
 
 def raw(event_type: str) -> bytes:
-    return (FIXTURES / f"outgoing_webhook__{event_type}.json").read_bytes()
+    return (FIXTURES / f"{event_type}.json").read_bytes()
 
 
 # -- signature ---------------------------------------------------------------------------
