@@ -121,6 +121,19 @@ class BaseClient:
         self.rate_limit: dict[str, str] = {}
         self._budget_spent_until: float | None = None
 
+    # -- opening and closing -------------------------------------------------
+    # Clients open and close one way: ``with XurrentClient.for_tenant(t) as client:``.
+    # Closing ends the session's keep-alive connections.
+    def close(self) -> None:
+        """Close the HTTP session (its keep-alive connections)."""
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # -- hooks --------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate a call (computed per call: tokens expire)."""

@@ -250,13 +250,10 @@ class _Steps:
 @contextmanager
 def _client(step: _Steps, connection) -> Iterator[Any]:
     """An API client for ``connection`` (tenant or Zenduty account) bound to the run's deadline."""
-    client = (services.xurrent_client(connection) if isinstance(connection, XurrentTenant)
-              else services.zenduty_client(connection))
-    client.deadline = step.deadline
-    try:
+    with (services.xurrent_client(connection) if isinstance(connection, XurrentTenant)
+          else services.zenduty_client(connection)) as client:
+        client.deadline = step.deadline
         yield client
-    finally:
-        services._close(client)
 
 
 def _fail(integration: OutgoingIntegration, message: str) -> None:

@@ -154,12 +154,6 @@ def xurrent_client(tenant: XurrentTenant):
     return XurrentClient.for_tenant(tenant)
 
 
-def _close(client) -> None:
-    session = getattr(client, "session", None)
-    if session is not None:
-        session.close()
-
-
 # -- Zenduty ------------------------------------------------------------------------------
 def zenduty_teams(account: ZendutyAccount) -> list[ZendutyTeam]:
     """The account's teams with their services, sorted by name (cached for a minute).
@@ -167,20 +161,18 @@ def zenduty_teams(account: ZendutyAccount) -> list[ZendutyTeam]:
     :raises IntegrationError: when Zenduty cannot be asked.
     """
     def load() -> list[ZendutyTeam]:
-        client = zenduty_client(account)
-        try:
-            teams = []
-            for team in client.list_teams():
-                services = [Option(str(s["unique_id"]), s.get("name") or str(s["unique_id"]))
-                            for s in client.list_services(team["unique_id"])]
-                teams.append(ZendutyTeam(str(team["unique_id"]), team.get("name") or str(team["unique_id"]),
-                                         sorted(services, key=lambda o: o.name.casefold())))
-            return sorted(teams, key=lambda t: t.name.casefold())
-        except errors.ApiError as exc:
-            raise IntegrationError(describe_api_error(exc, f"list the teams and services of Zenduty account "
-                                                       f"'{account}'")) from exc
-        finally:
-            _close(client)
+        with zenduty_client(account) as client:
+            try:
+                teams = []
+                for team in client.list_teams():
+                    services = [Option(str(s["unique_id"]), s.get("name") or str(s["unique_id"]))
+                                for s in client.list_services(team["unique_id"])]
+                    teams.append(ZendutyTeam(str(team["unique_id"]), team.get("name") or str(team["unique_id"]),
+                                             sorted(services, key=lambda o: o.name.casefold())))
+                return sorted(teams, key=lambda t: t.name.casefold())
+            except errors.ApiError as exc:
+                raise IntegrationError(describe_api_error(exc, f"list the teams and services of Zenduty account "
+                                                               f"'{account}'")) from exc
 
     return _cached(_key(account, "teams"), load)
 
@@ -201,14 +193,12 @@ def zenduty_priorities(account: ZendutyAccount, team_id: str) -> list[Option]:
     Zenduty has no rank field on priorities, so the list order is kept as is.
     """
     def load() -> list[Option]:
-        client = zenduty_client(account)
-        try:
-            return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"]))
-                    for p in client.list_priorities(team_id)]
-        except errors.ApiError as exc:
-            raise IntegrationError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
-        finally:
-            _close(client)
+        with zenduty_client(account) as client:
+            try:
+                return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"]))
+                        for p in client.list_priorities(team_id)]
+            except errors.ApiError as exc:
+                raise IntegrationError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
 
     return _cached(_key(account, "priorities", team_id), load)
 
@@ -265,14 +255,12 @@ def _read_instances(tenant: XurrentTenant, limit: int) -> InstanceList:
 @contextmanager
 def _instance_errors(tenant: XurrentTenant) -> Iterator:
     """A client for ``tenant``, closed afterwards; API errors become an IntegrationError."""
-    client = xurrent_client(tenant)
-    try:
-        yield client
-    except errors.ApiError as exc:
-        raise IntegrationError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
-                                                   f"'{tenant}'")) from exc
-    finally:
-        _close(client)
+    with xurrent_client(tenant) as client:
+        try:
+            yield client
+        except errors.ApiError as exc:
+            raise IntegrationError(describe_api_error(exc, f"list the service instances of Xurrent tenant "
+                                                           f"'{tenant}'")) from exc
 
 
 def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:
@@ -281,15 +269,14 @@ def xurrent_service_instance(tenant: XurrentTenant, instance_id: str) -> Option:
     :raises IntegrationError: also when the tenant has no such instance.
     """
     def load() -> Option:
-        client = xurrent_client(tenant)
-        try:
-            return _instance_option(client.get_service_instance(instance_id))
-        except errors.NotFoundError as exc:
-            raise IntegrationError(f"Xurrent tenant '{tenant}' has no service instance with ID {instance_id}. "
-                               f"Pick one from the list.") from exc
-        except errors.ApiError as exc:
-            raise IntegrationError(describe_api_error(exc, f"read service instance {instance_id} in Xurrent")) from exc
-        finally:
-            _close(client)
+        with xurrent_client(tenant) as client:
+            try:
+                return _instance_option(client.get_service_instance(instance_id))
+            except errors.NotFoundError as exc:
+                raise IntegrationError(f"Xurrent tenant '{tenant}' has no service instance with ID "
+                                       f"{instance_id}. Pick one from the list.") from exc
+            except errors.ApiError as exc:
+                raise IntegrationError(describe_api_error(exc, f"read service instance {instance_id} "
+                                                               f"in Xurrent")) from exc
 
     return _cached(_key(tenant, "instance", instance_id), load)

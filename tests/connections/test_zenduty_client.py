@@ -552,3 +552,13 @@ def test_the_token_is_never_logged_nor_in_errors(api, client, caplog, monkeypatc
     assert raised[1].field_errors == {"note": ["bad note for ********"]}
     assert records and all(TOKEN not in repr(r) for r in records)
     assert TOKEN not in repr(client)
+
+
+def test_a_client_used_as_a_context_manager_closes_its_session(monkeypatch):
+    from connections.zenduty import ZendutyClient
+
+    closed = []
+    with ZendutyClient("token-for-the-test") as client:
+        monkeypatch.setattr(client.session, "close", lambda: closed.append(True))
+        assert not closed
+    assert closed == [True]

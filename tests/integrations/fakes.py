@@ -12,7 +12,22 @@ import uuid
 from connections import errors
 
 
-class FakeXurrent:
+class FakeClient:
+    """Opens and closes like connections.http.BaseClient (a context manager)."""
+
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class FakeXurrent(FakeClient):
     def __init__(self):
         self.ids = itertools.count(100)
         self.policies: dict[int, dict] = {}
@@ -20,7 +35,6 @@ class FakeXurrent:
         self.instances = [{"id": 1, "name": "Website (Production)"}, {"id": 2, "name": "Mail"}]
         self.calls: list[tuple] = []
         self.fail: dict[str, int] = {}  # method -> fail on the n-th next call (1 = next)
-        self.session = None
 
     def _call(self, name, *args):
         self.calls.append((name, *args))
@@ -107,7 +121,7 @@ class FakeXurrent:
         raise errors.NotFoundError(status=404, service="xurrent")
 
 
-class FakeZenduty:
+class FakeZenduty(FakeClient):
     OPS, PLATFORM = "team-ops", "team-platform"
 
     def __init__(self):
@@ -122,7 +136,6 @@ class FakeZenduty:
                              {"unique_id": "app-outgoing", "name": "Outgoing Webhooks"}]
         self.integrations: dict[tuple, dict] = {}
         self.calls: list[tuple] = []
-        self.session = None
 
     def list_teams(self):
         self.calls.append(("list_teams",))

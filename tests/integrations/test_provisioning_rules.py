@@ -39,6 +39,7 @@ def test_it_creates_a_policy_and_one_webhook_per_event(fakes, tenant, account, s
         h["event"]: (h["id"], False) for h in xurrent.webhooks.values()}
     assert not zenduty.integrations  # Xurrent → Zenduty needs nothing in Zenduty
     assert result.provisioned_at is not None
+    assert xurrent.closed  # the run's client is closed after use
 
 
 def test_it_refuses_to_run_inside_a_transaction(fakes, tenant, account):
