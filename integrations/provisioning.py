@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from connections import errors
@@ -62,11 +63,13 @@ LOCK_WAIT_SECONDS = 5.0
 
 # -- what the other side is told -------------------------------------------------------------
 def xurrent_webhook_url(integration: OutgoingIntegration) -> str:
-    return f"{settings.PORTAL_BASE_URL}/webhooks/xurrent/{integration.public_id}/"
+    """Where Xurrent delivers this integration's webhooks (the ``syncengine:xurrent-webhook`` route)."""
+    return settings.PORTAL_BASE_URL + reverse("syncengine:xurrent-webhook", args=[integration.public_id])
 
 
 def zenduty_webhook_url(integration: OutgoingIntegration) -> str:
-    return f"{settings.PORTAL_BASE_URL}/webhooks/zenduty/{integration.public_id}/"
+    """Where Zenduty's outgoing webhook of this integration's service posts (``syncengine:zenduty-webhook``)."""
+    return settings.PORTAL_BASE_URL + reverse("syncengine:zenduty-webhook", args=[integration.public_id])
 
 
 def audience_for(integration: OutgoingIntegration) -> str:
