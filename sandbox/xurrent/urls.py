@@ -5,6 +5,7 @@ https://api.<domain>/v1/..., and the prefix itself for the account host
 https://<account>.<domain> (verification callbacks, canonical links).
 Trailing slashes are tolerated on API paths.
 """
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
@@ -42,7 +43,10 @@ urlpatterns = [
     # By-hand UI
     # The account host's root leads a person to the by-hand UI.
     path("", RedirectView.as_view(pattern_name="sandbox-xurrent-ui", permanent=False)),
-    path("ui/", ui.index, name="sandbox-xurrent-ui"),
-    path("ui/requests/<int:request_id>/", ui.request_detail, name="sandbox-xurrent-ui-request"),
-    path("ui/webhooks/<int:webhook_id>/", ui.webhook_action, name="sandbox-xurrent-ui-webhook"),
+    # For the portal's staff only (sandbox/urls.py says why).
+    path("ui/", staff_member_required(ui.index), name="sandbox-xurrent-ui"),
+    path("ui/requests/<int:request_id>/", staff_member_required(ui.request_detail),
+         name="sandbox-xurrent-ui-request"),
+    path("ui/webhooks/<int:webhook_id>/", staff_member_required(ui.webhook_action),
+         name="sandbox-xurrent-ui-webhook"),
 ]

@@ -4,6 +4,7 @@
 https://www.zenduty.com/integration/… (trailing slashes as Zenduty uses);
 ``ui/…`` is the by-hand page standing in for Zenduty's own screens.
 """
+from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
@@ -42,9 +43,11 @@ urlpatterns = [
     re_path(r"^api/(?P<unmatched>.*/)$", api.not_found_view),
     # The by-hand UI.
     path("", RedirectView.as_view(pattern_name="zenduty-ui", permanent=False)),
-    path("ui/", views.incident_list, name="zenduty-ui"),
-    path("ui/incidents/<int:pk>/", views.incident_detail, name="zenduty-ui-incident"),
-    path("ui/services/", views.service_list, name="zenduty-ui-services"),
-    path("ui/services/<int:pk>/webhooks/", views.service_webhooks, name="zenduty-ui-service-webhooks"),
-    path("ui/settings/", views.simulator_settings, name="zenduty-ui-settings"),
+    # For the portal's staff only (sandbox/urls.py says why).
+    path("ui/", staff_member_required(views.incident_list), name="zenduty-ui"),
+    path("ui/incidents/<int:pk>/", staff_member_required(views.incident_detail), name="zenduty-ui-incident"),
+    path("ui/services/", staff_member_required(views.service_list), name="zenduty-ui-services"),
+    path("ui/services/<int:pk>/webhooks/", staff_member_required(views.service_webhooks),
+         name="zenduty-ui-service-webhooks"),
+    path("ui/settings/", staff_member_required(views.simulator_settings), name="zenduty-ui-settings"),
 ]

@@ -121,15 +121,15 @@ def test_a_delivery_fault_cannot_be_narrowed_by_path_or_method(narrowing):
 
 
 @pytest.mark.django_db
-def test_the_faults_page_refuses_a_narrowed_delivery_fault_and_says_why(client):
+def test_the_faults_page_refuses_a_narrowed_delivery_fault_and_says_why(admin_client):
     form = {"service": "zenduty", "kind": FaultKind.DROP_DELIVERY, "count": 1, "path_prefix": "/api/incidents/",
             "method": "POST", "latency_ms": 0, "retry_after": 30}
-    response = client.post(reverse("sandbox-faults"), form)
+    response = admin_client.post(reverse("sandbox-faults"), form)
 
     assert response.status_code == 200
     assert "leave the path and the method empty" in response.content.decode()
     assert not Fault.objects.exists()
-    client.post(reverse("sandbox-faults"), {**form, "path_prefix": "", "method": ""})
+    admin_client.post(reverse("sandbox-faults"), {**form, "path_prefix": "", "method": ""})
     assert Fault.objects.get().kind == FaultKind.DROP_DELIVERY
 
 
@@ -222,3 +222,27 @@ def test_the_first_request_starts_no_sender_when_nothing_waits_or_the_thread_is_
     OutboundDelivery.objects.create(service="xurrent", url="http://127.0.0.1:9/hook", body="{}")
     client.get(reverse("sandbox-index"))
     assert sender_starts == []
+
+
+@pytest.mark.django_db
+def test_the_by_hand_pages_need_a_staff_login_and_the_apis_stay_open(client, django_user_model):
+    pages = [reverse(name) for name in ("sandbox-index", "sandbox-faults", "sandbox-deliveries",
+                                        "sandbox-xurrent-ui", "zenduty-ui", "zenduty-ui-services",
+                                        "zenduty-ui-settings")]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+    assert client.post(reverse("sandbox-faults"), {"service": "xurrent", "kind": "error_500", "count": 1}) \
+        .status_code == 302
+    assert not Fault.objects.exists()
+
+    # The simulated services answer as the real ones do: with their own authentication, not a login page.
+    assert client.get("/sandbox/xurrent/v1/me").status_code == 401
+    assert client.get("/sandbox/zenduty/api/account/teams/").status_code == 401
+    assert client.post("/sandbox/xurrent/oauth/token", {"grant_type": "client_credentials"}).status_code in (400, 401)
+
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    for url in pages:  # (the services page sends a person to the incident list while no demo is seeded)
+        response = client.get(url)
+        assert response.status_code in (200, 302) and "/admin/login/" not in response.get("Location", ""), url

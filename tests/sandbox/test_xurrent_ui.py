@@ -54,21 +54,21 @@ def test_the_demo_seed_is_idempotent_and_has_the_website_instance(sandbox):
     assert account.oauth_applications.get().check_secret("demo-client-secret")
 
 
-def test_pages_render(client, wired):
+def test_pages_render(admin_client, wired):
     created = wired.post("/v1/requests", json={"subject": "From the API", "category": "rfi"}).json()
-    index = client.get(UI)
+    index = admin_client.get(UI)
     assert index.status_code == 200
     text = index.content.decode()
     assert "From the API" in text and "Howard Tanner" in text and "verified" in text
-    detail = client.get(f"{UI}requests/{created['id']}/")
+    detail = admin_client.get(f"{UI}requests/{created['id']}/")
     assert detail.status_code == 200 and "Add a note" in detail.content.decode()
-    canonical = client.get(f"/sandbox/xurrent/requests/{created['id']}")
+    canonical = admin_client.get(f"/sandbox/xurrent/requests/{created['id']}")
     assert canonical.status_code == 302 and canonical["Location"].endswith(f"{UI}requests/{created['id']}/")
 
 
-def test_changes_by_hand_fire_webhooks_as_the_ui_person(client, wired, receiver):
+def test_changes_by_hand_fire_webhooks_as_the_ui_person(admin_client, wired, receiver):
     instance = ServiceInstance.objects.get(name="Website (Production)")
-    response = client.post(UI, {"action": "raise", "account": "wdc", "subject": "Site slow",
+    response = admin_client.post(UI, {"action": "raise", "account": "wdc", "subject": "Site slow",
                                 "service_instance": instance.pk, "category": "incident", "impact": "medium"})
     record = Request.objects.get(subject="Site slow")
     assert response.status_code == 302 and response["Location"].endswith(f"{UI}requests/{record.pk}/")
@@ -76,9 +76,9 @@ def test_changes_by_hand_fire_webhooks_as_the_ui_person(client, wired, receiver)
     assert record.source == ""  # not an API record: no "Xurrent API" source
 
     page = f"{UI}requests/{record.pk}/"
-    client.post(page, {"action": "note", "text": "Customer called"})
-    client.post(page, {"action": "impact", "impact": "high"})
-    client.post(page, {"action": "complete", "completion_reason": "solved", "note": ""})
+    admin_client.post(page, {"action": "note", "text": "Customer called"})
+    admin_client.post(page, {"action": "impact", "impact": "high"})
+    admin_client.post(page, {"action": "complete", "completion_reason": "solved", "note": ""})
     deliveries.flush()
 
     record.refresh_from_db()
@@ -93,20 +93,20 @@ def test_changes_by_hand_fire_webhooks_as_the_ui_person(client, wired, receiver)
     assert sent[-1]["payload"]["previous_status"] == "assigned" and sent[-1]["payload"]["status"] == "completed"
 
 
-def test_invalid_input_by_hand_is_reported_not_saved(client, wired):
-    response = client.post(UI, {"action": "raise", "account": "wdc", "subject": "No impact",
+def test_invalid_input_by_hand_is_reported_not_saved(admin_client, wired):
+    response = admin_client.post(UI, {"action": "raise", "account": "wdc", "subject": "No impact",
                                 "category": "incident", "impact": ""}, follow=True)
     assert "Impact can&#x27;t be blank" in response.content.decode()
     assert not Request.objects.filter(subject="No impact").exists()
 
 
-def test_simulator_settings_can_be_changed_by_hand(client, wired):
-    client.post(UI, {"action": "settings", "account": "wdc", "rate_limit": 5, "rate_window_seconds": 60,
+def test_simulator_settings_can_be_changed_by_hand(admin_client, wired):
+    admin_client.post(UI, {"action": "settings", "account": "wdc", "rate_limit": 5, "rate_window_seconds": 60,
                      "burst_limit": 0, "burst_window_seconds": 2})
     knobs = Account.objects.get(account_id="wdc").simulator_settings()
     assert knobs.rate_limit == 5 and knobs.strict_account_header is False  # unchecked box
 
 
-def test_the_simulator_root_leads_to_the_ui(client):
-    response = client.get("/sandbox/xurrent/")
+def test_the_simulator_root_leads_to_the_ui(admin_client):
+    response = admin_client.get("/sandbox/xurrent/")
     assert response.status_code == 302 and response["Location"] == reverse("sandbox-xurrent-ui")

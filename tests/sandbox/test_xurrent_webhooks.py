@@ -401,7 +401,7 @@ def verified_webhook(api, receiver, event="request.create", path="/health"):
     return hook
 
 
-def test_a_failing_webhook_is_disabled_after_the_streak_and_receives_nothing_more(api, client, receiver,
+def test_a_failing_webhook_is_disabled_after_the_streak_and_receives_nothing_more(api, admin_client, receiver,
                                                                                    compressed):
     hook = verified_webhook(api, receiver)
     assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] is None
@@ -435,7 +435,7 @@ def test_a_failing_webhook_is_disabled_after_the_streak_and_receives_nothing_mor
     assert len(receiver.received) == sent
     assert api.get(f"/v1/webhooks/{hook['id']}").json()["last_error"] == "500 Internal Server Error"  # kept
 
-    page = client.get("/sandbox/xurrent/ui/", {"account": "acme"}).content.decode()
+    page = admin_client.get("/sandbox/xurrent/ui/", {"account": "acme"}).content.decode()
     assert "disabled after 6 failures" in page and "500 Internal Server Error" in page
 
 

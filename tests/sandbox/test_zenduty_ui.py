@@ -28,29 +28,29 @@ def test_seed_is_idempotent_and_builds_the_demo(world):
     assert again.ui_user.full_name == "Dwight Schrute"
 
 
-def test_empty_ui_offers_to_create_the_demo(client):
-    response = client.get(reverse("zenduty-ui"))
+def test_empty_ui_offers_to_create_the_demo(admin_client):
+    response = admin_client.get(reverse("zenduty-ui"))
     assert b"Create the demo account" in response.content
-    client.post(reverse("zenduty-ui"), {"seed": "1"})
+    admin_client.post(reverse("zenduty-ui"), {"seed": "1"})
     assert Account.objects.filter(name=demo.DEMO_ACCOUNT_NAME).exists()
 
 
-def test_trigger_acknowledge_resolve_note_and_priority_by_hand(client, world):
+def test_trigger_acknowledge_resolve_note_and_priority_by_hand(admin_client, world):
     hook = demo.configure_outgoing_webhook(world.website, "http://127.0.0.1:9/hook/", "k")
-    response = client.post(reverse("zenduty-ui"), {"service": world.website.pk, "title": "By hand",
+    response = admin_client.post(reverse("zenduty-ui"), {"service": world.website.pk, "title": "By hand",
                                                     "summary": "s", "priority": world.priorities[0].pk})
     incident = Incident.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("zenduty-ui-incident", args=[incident.pk])
     assert incident.created_by == world.ui_user and incident.team_priority == world.priorities[0]
-    page = client.get(reverse("zenduty-ui"))
+    page = admin_client.get(reverse("zenduty-ui"))
     assert b"By hand" in page.content and b"triggered" in page.content
 
     url = reverse("zenduty-ui-incident", args=[incident.pk])
-    client.post(url, {"action": "note", "note": "Checked the logs"})
-    client.post(url, {"action": "priority", "priority": world.priorities[3].pk})
+    admin_client.post(url, {"action": "note", "note": "Checked the logs"})
+    admin_client.post(url, {"action": "priority", "priority": world.priorities[3].pk})
     assert OutboundDelivery.objects.count() == 1  # notes and priority changes send nothing
-    client.post(url, {"action": "acknowledge"})
-    client.post(url, {"action": "resolve"})
+    admin_client.post(url, {"action": "acknowledge"})
+    admin_client.post(url, {"action": "resolve"})
     incident.refresh_from_db()
     assert incident.status == Incident.RESOLVED and incident.acknowledged_date and incident.resolved_date
     assert incident.team_priority == world.priorities[3]
@@ -58,53 +58,53 @@ def test_trigger_acknowledge_resolve_note_and_priority_by_hand(client, world):
     events = [json.loads(d.body)["payload"]["event_type"] for d in OutboundDelivery.objects.order_by("id")]
     assert events == ["triggered", "acknowledged", "resolved"]
     assert all(d.url == hook.outgoing_url for d in OutboundDelivery.objects.all())
-    detail = client.get(url)
+    detail = admin_client.get(url)
     assert b"Checked the logs" in detail.content and b"Dwight Schrute" in detail.content
 
 
-def test_trigger_form_refuses_a_priority_of_another_team(client, world):
-    response = client.post(reverse("zenduty-ui"), {"service": world.website.pk, "title": "x",
+def test_trigger_form_refuses_a_priority_of_another_team(admin_client, world):
+    response = admin_client.post(reverse("zenduty-ui"), {"service": world.website.pk, "title": "x",
                                                     "priority": world.platform_priorities[0].pk})
     assert response.status_code == 200 and Incident.objects.count() == 0
 
 
-def test_configure_outgoing_webhook_by_hand_shows_the_key_once(client, world):
+def test_configure_outgoing_webhook_by_hand_shows_the_key_once(admin_client, world):
     url = reverse("zenduty-ui-service-webhooks", args=[world.website.pk])
-    assert b"no Outgoing Webhooks integration" in client.get(url).content
-    client.post(url, {"action": "add"})
+    assert b"no Outgoing Webhooks integration" in admin_client.get(url).content
+    admin_client.post(url, {"action": "add"})
     integration = Integration.objects.get()
     prefix = str(integration.pk)
-    response = client.post(url, {"action": "save", "integration": integration.pk,
+    response = admin_client.post(url, {"action": "save", "integration": integration.pk,
                                  f"{prefix}-url": "http://127.0.0.1:8000/webhooks/zenduty/x/",
                                  f"{prefix}-is_enabled": "on", f"{prefix}-auth_type": WebhookAuth.HMAC})
     integration.refresh_from_db()
     assert integration.outgoing_url.endswith("/webhooks/zenduty/x/") and integration.signing_secret
     assert integration.signing_secret.encode() in response.content  # shown right after generating
-    assert integration.signing_secret.encode() not in client.get(url).content  # and never again
+    assert integration.signing_secret.encode() not in admin_client.get(url).content  # and never again
 
-    client.post(url, {"action": "save", "integration": integration.pk, f"{prefix}-url": integration.outgoing_url,
+    admin_client.post(url, {"action": "save", "integration": integration.pk, f"{prefix}-url": integration.outgoing_url,
                       f"{prefix}-is_enabled": "on", f"{prefix}-auth_type": WebhookAuth.HMAC,
                       f"{prefix}-signing_secret": "pasted-from-the-portal"})
     integration.refresh_from_db()
     assert integration.signing_secret == "pasted-from-the-portal"
-    response = client.post(url, {"action": "regenerate", "integration": integration.pk})
+    response = admin_client.post(url, {"action": "regenerate", "integration": integration.pk})
     integration.refresh_from_db()
     assert integration.signing_secret != "pasted-from-the-portal"
     assert integration.signing_secret.encode() in response.content
-    bad = client.post(url, {"action": "save", "integration": integration.pk, f"{prefix}-url": "not a url",
+    bad = admin_client.post(url, {"action": "save", "integration": integration.pk, f"{prefix}-url": "not a url",
                             f"{prefix}-auth_type": WebhookAuth.NONE}, follow=True)
     assert b"Enter a full http(s) URL." in bad.content
 
 
-def test_services_and_settings_pages(client, world):
+def test_services_and_settings_pages(admin_client, world):
     demo.configure_outgoing_webhook(world.website, "http://127.0.0.1:9/hook/")
-    page = client.get(reverse("zenduty-ui-services"))
+    page = admin_client.get(reverse("zenduty-ui-services"))
     assert b"Payments API" in page.content and b"URL set" in page.content
-    client.post(reverse("zenduty-ui-settings"), {"per_second_limits": "on"})
+    admin_client.post(reverse("zenduty-ui-settings"), {"per_second_limits": "on"})
     row = SimulatorSettings.load()
     assert row.rate_limits is False and row.per_second_limits is True
 
 
-def test_the_simulator_root_leads_to_the_ui(client):
-    response = client.get("/sandbox/zenduty/")
+def test_the_simulator_root_leads_to_the_ui(admin_client):
+    response = admin_client.get("/sandbox/zenduty/")
     assert response.status_code == 302 and response["Location"] == reverse("zenduty-ui")
