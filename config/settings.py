@@ -235,7 +235,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_secrets": {"()": "connections.secrets.RedactSecretsFilter"},
-                "quiet_health_probes": {"()": "config.health.HealthProbeLogFilter"}},
+                "quiet_health_probes": {"()": "config.health.HealthProbeLogFilter"},
+                "refusals_without_traceback": {"()": "config.log_filters.RefusalWithoutTracebackFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
@@ -245,7 +246,7 @@ LOGGING = {
         # urllib3 logs full URLs at DEBUG; keep it quiet.
         "urllib3": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
-        "django.request": {"filters": ["quiet_health_probes"]},
+        "django.request": {"filters": ["quiet_health_probes", "refusals_without_traceback"]},
     },
 }
 

@@ -283,7 +283,8 @@ def test_the_portals_signing_key_is_shown_only_to_changers_and_only_while_the_st
     assert secret not in admin_client.get(change).content.decode()
 
 
-def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, client, world, django_user_model):
+def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, client, world, django_user_model,
+                                                                   caplog):
     from django.contrib.auth.models import Permission
 
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
@@ -305,6 +306,10 @@ def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, 
     status = integration.provisioning_status
     refused = client.post(reverse("admin:integrations_outgoingintegration_disable", args=[integration.pk]))
     assert refused.status_code == 403
+    # A page in the admin's look that says what happened, and one log line without a traceback.
+    assert "You may look, but not do this" in refused.content.decode() and "changed nothing" in refused.content.decode()
+    (logged,) = [r for r in caplog.records if r.name == "django.request" and getattr(r, "status_code", 0) == 403]
+    assert logged.exc_info is None and "Forbidden" in logged.getMessage()
     integration.refresh_from_db()
     assert integration.enabled and integration.provisioning_status == status
 
