@@ -8,6 +8,8 @@ error text, not from request headers or bodies they sent.
 """
 from __future__ import annotations
 
+from http import HTTPStatus
+
 
 class ApiError(Exception):
     """Any failure talking to an external API.
@@ -38,6 +40,20 @@ class ApiError(Exception):
     def kind(self) -> str:
         """A short machine-readable name for history records and filters."""
         return _KIND_BY_CLASS.get(type(self).__name__, "error")
+
+    @property
+    def summary(self) -> str:
+        """The answer in a few words from its status code alone, e.g. "401 (unauthorized)".
+
+        For pages that must not echo what the remote server wrote: its text
+        is whatever that server chose to put there.
+        """
+        if self.status is None:
+            return "nothing usable"
+        try:
+            return f"{self.status} ({HTTPStatus(self.status).phrase.lower()})"
+        except ValueError:  # a code Python does not know
+            return f"HTTP {self.status}"
 
     def __str__(self) -> str:
         prefix = f"{self.service} " if self.service else ""

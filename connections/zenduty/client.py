@@ -12,6 +12,7 @@ cannot break a sync.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -37,6 +38,7 @@ _ERROR_BY_STATUS = {401: errors.AuthenticationError, 403: errors.PermissionDenie
 
 # Vendor error text ends up on admin pages; keep it to a readable length.
 _MAX_MESSAGE = 500
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9.+-]{1,40}/[A-Za-z0-9.+-]{1,60}")
 
 
 class ZendutyClient(BaseClient):
@@ -166,9 +168,12 @@ class ZendutyClient(BaseClient):
                 return
             if page is None and response.content:
                 # A web site or a proxy, not the API: typically a wrong base URL.
-                kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+                kind = response.headers.get("content-type", "").split(";")[0].strip()
+                # Named only when it looks like a media type: it is the remote server's text all the same.
+                what = (f"a {kind} page" if _MEDIA_TYPE.fullmatch(kind)
+                        else "a page of another content type" if kind else "a page without a content type")
                 raise errors.UnexpectedResponseError(
-                    f"{urlsplit(url).path} answered with a {kind} page, not JSON.",
+                    f"{urlsplit(url).path} answered with {what}, not JSON.",
                     status=response.status_code, service=self.service)
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise errors.UnexpectedResponseError(

@@ -387,6 +387,18 @@ def test_an_answer_that_is_neither_list_nor_page_is_an_error(api, client):
         client.list_teams()
 
 
+@pytest.mark.parametrize("content_type, says", [
+    ("text/html; charset=utf-8", "answered with a text/html page, not JSON"),
+    ("text/html <b>see https://evil.example</b>", "answered with a page of another content type, not JSON"),
+    (None, "answered with a page without a content type, not JSON"),
+])
+def test_a_page_that_is_not_json_is_named_by_its_media_type_only(api, client, content_type, says):
+    api.add(200, raw=b"<html>Welcome</html>", headers={"Content-Type": content_type} if content_type else {})
+    with pytest.raises(errors.UnexpectedResponseError) as caught:
+        client.list_teams()
+    assert says in caught.value.message and "evil" not in caught.value.message
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 def test_401_is_an_authentication_error(api, client):
