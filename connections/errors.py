@@ -130,6 +130,13 @@ class UnexpectedResponseError(PermanentError):
         super().__init__(message, **kw)
 
 
+class DestinationRefusedError(PermanentError):
+    """The call was not made: the address it would go to is not allowed
+    (connections.zenduty.destinations). The message says which rule."""
+
+    default_message = "This address is not allowed."
+
+
 class RetryableError(ApiError):
     """Retrying later may succeed."""
 
@@ -175,6 +182,7 @@ _KIND_BY_CLASS = {
     "NetworkError": "network",
     "TimeoutError_": "timeout",
     "UnexpectedResponseError": "unexpected_response",
+    "DestinationRefusedError": "refused_destination",
     "PermanentError": "permanent",
     "RetryableError": "retryable",
     "ApiError": "error",

@@ -10,6 +10,7 @@ from django import forms
 
 from connections.models import XurrentEnvironment, XurrentRegion, XurrentTenant, ZendutyAccount, account_id_validator
 from connections.services import ConnectionCheckError, check_xurrent, check_zenduty
+from connections.zenduty import destinations
 
 
 class SecretField(forms.CharField):
@@ -135,6 +136,15 @@ class ZendutyAccountForm(LiveCheckedForm):
     class Meta:
         model = ZendutyAccount
         fields = ["name", "api_token", "base_url"]
+
+    def clean_base_url(self):
+        base_url = self.cleaned_data["base_url"].rstrip("/")
+        # Before any call: https on zenduty.com (or an address the operator
+        # allowed), and no private, loopback or link-local address.
+        problem = destinations.base_url_problem(base_url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return base_url
 
     def run_check(self, candidate):
         return check_zenduty(candidate)

@@ -119,6 +119,8 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
     client = ZendutyClient(account.api_token, base_url=account.base_url)
     try:
         return list(client.list_teams())
+    except errors.DestinationRefusedError as exc:
+        raise ConnectionCheckError("base_url", exc.message) from exc
     except errors.AuthenticationError as exc:
         raise ConnectionCheckError(
             "api_token", f"Zenduty answered {exc.summary}: it did not accept this API token. Create one under "

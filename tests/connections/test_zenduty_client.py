@@ -275,8 +275,16 @@ def test_the_default_base_url_is_www_zenduty_com(api):
     assert api.calls[0].url == "https://www.zenduty.com/api/account/teams/"
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1:8123", "http://127.0.0.1:8123/"])
+@pytest.mark.parametrize("base", ["https://staging.zenduty.com:8443", "https://staging.zenduty.com:8443/"])
 def test_a_custom_base_url_may_have_a_port(api, base):
+    api.add(200, [])
+    ZendutyClient(TOKEN, base_url=base).list_teams()
+    assert api.calls[0].url == "https://staging.zenduty.com:8443/api/account/teams/"
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8123", "http://127.0.0.1:8123/"])
+def test_an_allowed_base_url_may_be_http_with_a_port(api, settings, base):
+    settings.ZENDUTY_ALLOWED_BASE_URLS = ["http://127.0.0.1:8123"]
     api.add(200, [])
     ZendutyClient(TOKEN, base_url=base).list_teams()
     assert api.calls[0].url == "http://127.0.0.1:8123/api/account/teams/"
@@ -294,10 +302,10 @@ def test_sandbox_api_url_replaces_the_host_at_call_time(api, settings):
 
 
 def test_for_account_uses_the_accounts_token_and_base_url(api):
-    account = ZendutyAccount(name="Ops", api_token=TOKEN, base_url="http://localhost:9000")
+    account = ZendutyAccount(name="Ops", api_token=TOKEN, base_url="https://staging.zenduty.com")
     api.add(200, [])
     ZendutyClient.for_account(account, max_retries=0).list_teams()
-    assert api.calls[0].url == "http://localhost:9000/api/account/teams/"
+    assert api.calls[0].url == "https://staging.zenduty.com/api/account/teams/"
     assert api.calls[0].headers["Authorization"] == f"Token {TOKEN}"
 
 
