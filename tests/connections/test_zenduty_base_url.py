@@ -71,6 +71,56 @@ def form_errors(response):
     return response.context["adminform"].form.errors
 
 
+# -- the form: a new base URL needs the token again ------------------------------------------------
+
+def test_a_new_base_url_with_a_blank_token_asks_for_the_token_and_calls_nobody(admin_client, production, listener,
+                                                                               sent):
+    production.ZENDUTY_ALLOWED_BASE_URLS = [listener.url]
+    production.ZENDUTY_ALLOW_PRIVATE_ADDRESSES = True  # the new address itself would be allowed
+    account = ZendutyAccount.objects.create(name="Ops", api_token=STORED_TOKEN, status=ConnectionStatus.ACTIVE)
+
+    response = admin_client.post(change_url(account), {"name": "Ops", "api_token": "", "base_url": listener.url})
+
+    assert listener.received == [] and sent == []
+    assert "enter the API token again" in " ".join(form_errors(response).get("api_token", []))
+    account.refresh_from_db()
+    assert account.base_url == "https://www.zenduty.com" and account.api_token == STORED_TOKEN
+
+
+def test_the_new_base_url_is_accepted_with_the_token_typed_again_when_the_operator_allows_it(
+        admin_client, production, listener):
+    production.ZENDUTY_ALLOWED_BASE_URLS = [listener.url]
+    production.ZENDUTY_ALLOW_PRIVATE_ADDRESSES = True
+    account = ZendutyAccount.objects.create(name="Ops", api_token=STORED_TOKEN, status=ConnectionStatus.ACTIVE)
+    listener.replies.append(b"[]")
+
+    response = admin_client.post(change_url(account), {"name": "Ops", "api_token": NEW_TOKEN,
+                                                       "base_url": f"{listener.url}/"})
+
+    assert response.status_code == 302
+    assert [(r.method, r.path, r.headers["authorization"]) for r in listener.received] == [
+        ("GET", "/api/account/teams/", f"Token {NEW_TOKEN}")]
+    account.refresh_from_db()
+    assert account.base_url == listener.url and account.api_token == NEW_TOKEN
+
+
+@pytest.mark.django_db(transaction=True)  # the live server reads what the test wrote
+def test_an_unchanged_base_url_keeps_the_stored_token_through_the_sandbox(admin_client, sandbox):
+    from sandbox.zenduty import demo as zenduty_demo
+
+    zenduty_demo.seed()
+    assert admin_client.post(ADD, {"name": "ZD", "api_token": "demo-zenduty-token",
+                                   "base_url": "https://www.zenduty.com"}).status_code == 302
+    account = ZendutyAccount.objects.get()
+    # The same address written differently is not a new one.
+    response = admin_client.post(change_url(account), {"name": "Renamed", "api_token": "",
+                                                       "base_url": "https://WWW.zenduty.com:443/"})
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.name == "Renamed" and account.api_token == "demo-zenduty-token"
+    assert account.status == ConnectionStatus.ACTIVE
+
+
 # -- the form: which base URLs ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("base_url, says", [
