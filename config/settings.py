@@ -105,6 +105,15 @@ EXTERNAL_API_MAX_RETRIES = env.int("EXTERNAL_API_MAX_RETRIES", default=2)
 # Below gunicorn's 30 s worker timeout, with room for the page itself.
 PROVISIONING_TIME_BUDGET = env.float("PROVISIONING_TIME_BUDGET", default=20.0)
 
+# Where the Zenduty API token may go (connections.zenduty.destinations). By
+# default only https on zenduty.com and its sub-domains, at public addresses.
+# Further base URLs an admin may store (an egress proxy, a test server), e.g.
+# "http://zenduty-proxy.internal:8080"; http is then allowed for them.
+ZENDUTY_ALLOWED_BASE_URLS = env.list("ZENDUTY_ALLOWED_BASE_URLS", default=[])
+# Allow hosts that are, or resolve to, private, loopback or link-local
+# addresses (such a proxy or test server usually is).
+ZENDUTY_ALLOW_PRIVATE_ADDRESSES = env.bool("ZENDUTY_ALLOW_PRIVATE_ADDRESSES", default=False)
+
 REDIS_URL = env.str("REDIS_URL", default="")
 
 INSTALLED_APPS = [

@@ -8,6 +8,8 @@ error text, not from request headers or bodies they sent.
 """
 from __future__ import annotations
 
+from http import HTTPStatus
+
 
 class ApiError(Exception):
     """Any failure talking to an external API.
@@ -38,6 +40,20 @@ class ApiError(Exception):
     def kind(self) -> str:
         """A short machine-readable name for history records and filters."""
         return _KIND_BY_CLASS.get(type(self).__name__, "error")
+
+    @property
+    def summary(self) -> str:
+        """The answer in a few words from its status code alone, e.g. "401 (unauthorized)".
+
+        For pages that must not echo what the remote server wrote: its text
+        is whatever that server chose to put there.
+        """
+        if self.status is None:
+            return "nothing usable"
+        try:
+            return f"{self.status} ({HTTPStatus(self.status).phrase.lower()})"
+        except ValueError:  # a code Python does not know
+            return f"HTTP {self.status}"
 
     def __str__(self) -> str:
         prefix = f"{self.service} " if self.service else ""
@@ -114,6 +130,13 @@ class UnexpectedResponseError(PermanentError):
         super().__init__(message, **kw)
 
 
+class DestinationRefusedError(PermanentError):
+    """The call was not made: the address it would go to is not allowed
+    (connections.zenduty.destinations). The message says which rule."""
+
+    default_message = "This address is not allowed."
+
+
 class RetryableError(ApiError):
     """Retrying later may succeed."""
 
@@ -159,6 +182,7 @@ _KIND_BY_CLASS = {
     "NetworkError": "network",
     "TimeoutError_": "timeout",
     "UnexpectedResponseError": "unexpected_response",
+    "DestinationRefusedError": "refused_destination",
     "PermanentError": "permanent",
     "RetryableError": "retryable",
     "ApiError": "error",

@@ -10,6 +10,7 @@ from django import forms
 
 from connections.models import XurrentEnvironment, XurrentRegion, XurrentTenant, ZendutyAccount, account_id_validator
 from connections.services import ConnectionCheckError, check_xurrent, check_zenduty
+from connections.zenduty import destinations
 
 
 class SecretField(forms.CharField):
@@ -39,7 +40,7 @@ class LiveCheckedForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         for name in self.secret_fields:
-            if not cleaned.get(name) and self.instance.pk:
+            if not cleaned.get(name) and self.instance.pk and name not in self.errors:
                 # Blank on edit means "keep": fetch the stored value for the check.
                 cleaned[name] = getattr(type(self.instance).objects.get(pk=self.instance.pk), name)
         if not self.errors:
@@ -127,7 +128,8 @@ class ZendutyAccountForm(LiveCheckedForm):
 
     secret_fields = ("api_token",)
     base_url = forms.URLField(assume_scheme="https", initial="https://www.zenduty.com",
-                              help_text="Leave as https://www.zenduty.com unless Zenduty told you otherwise.")
+                              help_text="Leave as https://www.zenduty.com unless Zenduty told you otherwise. "
+                                        "Changing it asks for the API token again.")
     api_token = SecretField(label="API token",
                             help_text="Zenduty → Account → API Keys → Create API Key. Stored encrypted and "
                                       "never shown again.")
@@ -135,6 +137,27 @@ class ZendutyAccountForm(LiveCheckedForm):
     class Meta:
         model = ZendutyAccount
         fields = ["name", "api_token", "base_url"]
+
+    def clean_base_url(self):
+        base_url = self.cleaned_data["base_url"].rstrip("/")
+        # Before any call: https on zenduty.com (or an address the operator
+        # allowed), and no private, loopback or link-local address.
+        problem = destinations.base_url_problem(base_url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return base_url
+
+    def clean(self):
+        # Blank keeps the stored token, but only for the address it was
+        # entered for: a new base URL gets the token typed again, so the stored
+        # one never goes anywhere an admin did not send it knowingly.
+        base_url = self.cleaned_data.get("base_url")
+        if self.instance.pk and base_url and not self.cleaned_data.get("api_token"):
+            stored = ZendutyAccount.objects.filter(pk=self.instance.pk).values_list("base_url", flat=True).first()
+            if stored is not None and not destinations.same_base_url(base_url, stored):
+                self.add_error("api_token", "You changed the base URL: enter the API token again. The stored "
+                                            "token is never sent to a new address.")
+        return super().clean()
 
     def run_check(self, candidate):
         return check_zenduty(candidate)

@@ -175,8 +175,14 @@ class BaseClient:
             try:
                 response = send(self.session, method, url, params=params, json=json, data=data,
                                 headers=call_headers, timeout=timeout, allow_redirects=False)
+            except errors.ApiError as exc:
+                # The transport refused the call before sending anything (a
+                # client's adapter, e.g. connections.zenduty.destinations):
+                # recorded and raised like any other failure.
+                error: errors.ApiError = exc
+                response = None
             except requests.Timeout:
-                error: errors.ApiError = errors.TimeoutError_(
+                error = errors.TimeoutError_(
                     f"no answer from {urlsplit(url).netloc} within {timeout[1]:.3g} s", service=self.service)
                 response = None
             except requests.RequestException as exc:

@@ -108,6 +108,10 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
 def check_zenduty(account: ZendutyAccount) -> list[dict]:
     """List the teams the API token can see. Returns them.
 
+    Zenduty's answers are summarised by their status code, never quoted: the
+    base URL decides who answers, and a server that is not Zenduty's must not
+    get its text onto the admin's page.
+
     :raises ConnectionCheckError: with the field to fix and a plain message.
     """
     from connections.zenduty import ZendutyClient
@@ -115,14 +119,16 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
     client = ZendutyClient(account.api_token, base_url=account.base_url)
     try:
         return list(client.list_teams())
+    except errors.DestinationRefusedError as exc:
+        raise ConnectionCheckError("base_url", exc.message) from exc
     except errors.AuthenticationError as exc:
         raise ConnectionCheckError(
-            "api_token", "Zenduty did not accept this API token. Create one under Account → API Keys "
-                         f"(it is shown only once). Zenduty said: {exc.message}") from exc
+            "api_token", f"Zenduty answered {exc.summary}: it did not accept this API token. Create one under "
+                         f"Account → API Keys (it is shown only once).") from exc
     except errors.PermissionDeniedError as exc:
         raise ConnectionCheckError(
-            "api_token", f"This API token may not read teams. Use a key of an Account Owner or Admin. "
-                         f"Zenduty said: {exc.message}") from exc
+            "api_token", f"Zenduty answered {exc.summary}: this API token may not read teams. Use a key of an "
+                         f"Account Owner or Admin.") from exc
     except errors.NotFoundError as exc:
         raise ConnectionCheckError(
             "base_url", "This base URL does not serve the Zenduty API (HTTP 404 on /api/account/teams/).") from exc
@@ -133,7 +139,7 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
     except errors.RateLimitedError as exc:
         raise ConnectionCheckError(None, "Zenduty is rate limiting this token; try again in a minute.") from exc
     except errors.ApiError as exc:
-        raise ConnectionCheckError(None, f"Zenduty answered with an error: {exc}") from exc
+        raise ConnectionCheckError(None, f"Zenduty answered {exc.summary}.") from exc
     finally:
         client.session.close()
 
@@ -141,11 +147,16 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
 def _not_zenduty_api(exc: errors.UnexpectedResponseError) -> str:
     """Why a base URL that answered is still not Zenduty's API."""
     if exc.status and 300 <= exc.status < 400:
+        # Only the origin of the redirect target: the rest is the remote server's text.
         target = urlsplit(exc.location)
-        suggestion = f" (probably {target.scheme}://{target.netloc})" if target.scheme and target.netloc else ""
-        return (f"This base URL redirects (HTTP {exc.status}) to {exc.location or 'another address'} instead of "
-                f"answering Zenduty's API. The portal does not follow redirects, which would send the API token "
-                f"along: enter the address it redirects to{suggestion}.")
+        try:
+            origin = f"{target.scheme}://{target.hostname}{f':{target.port}' if target.port else ''}"
+        except ValueError:  # a port that is not a number
+            origin = ""
+        where = origin if target.scheme in ("http", "https") and target.hostname else "another address"
+        return (f"This base URL redirects (HTTP {exc.status}) to {where} instead of answering Zenduty's API. "
+                f"The portal does not follow redirects, which would send the API token along: enter the "
+                f"address it redirects to.")
     return (f"This base URL does not serve Zenduty's API: {exc.message} "
             "Check the address; it is https://www.zenduty.com unless Zenduty told you otherwise.")
 

@@ -12,6 +12,7 @@ cannot break a sync.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -20,6 +21,7 @@ from django.conf import settings
 
 from connections import errors, secrets
 from connections.http import BaseClient, default_error_for_response, parse_retry_after, safe_json
+from connections.zenduty import destinations
 from connections.zenduty.constants import ACKNOWLEDGED, FILTER_ALL, INCIDENT_STATUSES, RESOLVED
 
 logger = logging.getLogger("connections.zenduty")
@@ -37,14 +39,18 @@ _ERROR_BY_STATUS = {401: errors.AuthenticationError, 403: errors.PermissionDenie
 
 # Vendor error text ends up on admin pages; keep it to a readable length.
 _MAX_MESSAGE = 500
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9.+-]{1,40}/[A-Za-z0-9.+-]{1,60}")
 
 
 class ZendutyClient(BaseClient):
     """One Zenduty account, reached with an API token (Account → API Keys).
 
-    ``base_url`` is the host without ``/api`` (ports allowed, e.g. a local
-    simulator). When ``settings.SANDBOX_API_URL`` is set, every call goes to
-    the portal's Zenduty simulator instead; the setting is read per call.
+    ``base_url`` is the host without ``/api``. The token goes only where
+    connections.zenduty.destinations allows (https on zenduty.com, public
+    addresses, unless the operator allows more): checked before every call
+    and for every connection opened. When ``settings.SANDBOX_API_URL`` is
+    set, every call goes to the portal's Zenduty simulator instead; the
+    setting is read per call.
     """
 
     service = "zenduty"
@@ -58,6 +64,9 @@ class ZendutyClient(BaseClient):
         self._api_token = api_token
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         secrets.remember(api_token)  # logs mask it even if it was never saved
+        checking = destinations.AddressCheckingAdapter()
+        self.session.mount("https://", checking)
+        self.session.mount("http://", checking)
 
     @classmethod
     def for_account(cls, account, **base_kwargs) -> ZendutyClient:
@@ -72,6 +81,18 @@ class ZendutyClient(BaseClient):
         """Where calls go now: the simulator when SANDBOX_API_URL is set."""
         sandbox = (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
         return f"{sandbox}{SANDBOX_PREFIX}" if sandbox else self._base_url
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        """BaseClient.request, refused without a call when the stored base URL
+        is not an allowed one (it may predate the rules or have been changed in the
+        database). The stored URL is judged even while the sandbox stands in
+        for it, so a demo finds out what production would refuse."""
+        problem = destinations.url_problem(self._base_url)
+        if problem:
+            error = errors.DestinationRefusedError(problem, service=self.service)
+            self._record(method.upper(), url, None, 0, 1, error)
+            raise error
+        return super().request(method, url, **kwargs)
 
     # -- hooks ---------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -166,9 +187,12 @@ class ZendutyClient(BaseClient):
                 return
             if page is None and response.content:
                 # A web site or a proxy, not the API: typically a wrong base URL.
-                kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+                kind = response.headers.get("content-type", "").split(";")[0].strip()
+                # Named only when it looks like a media type: it is the remote server's text all the same.
+                what = (f"a {kind} page" if _MEDIA_TYPE.fullmatch(kind)
+                        else "a page of another content type" if kind else "a page without a content type")
                 raise errors.UnexpectedResponseError(
-                    f"{urlsplit(url).path} answered with a {kind} page, not JSON.",
+                    f"{urlsplit(url).path} answered with {what}, not JSON.",
                     status=response.status_code, service=self.service)
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise errors.UnexpectedResponseError(

@@ -282,18 +282,19 @@ def zenduty_errors(admin_client, base_url="https://www.zenduty.com"):
 
 
 def test_a_redirecting_zenduty_base_url_is_a_base_url_error(admin_client, answers):
-    answers(301, headers={"Location": "https://www.zenduty.com/api/account/teams/"})
-    errors = zenduty_errors(admin_client, base_url="http://www.zenduty.com")
-    assert answers.sent == [("GET", "http://www.zenduty.com/api/account/teams/")]  # not followed
+    # The bare domain redirects to www.
+    answers(301, headers={"Location": "https://www.zenduty.com/api/account/teams/?from=<script>"})
+    errors = zenduty_errors(admin_client, base_url="https://zenduty.com")
+    assert answers.sent == [("GET", "https://zenduty.com/api/account/teams/")]  # not followed
     message = " ".join(errors["base_url"])
-    assert "redirects (HTTP 301)" in message
-    assert "https://www.zenduty.com" in message
+    assert "redirects (HTTP 301) to https://www.zenduty.com instead" in message
+    assert "script" not in message  # the target's origin only, not the remote server's text
     assert "__all__" not in errors
 
 
 def test_a_web_page_instead_of_zenduty_api_is_a_base_url_error(admin_client, answers):
     answers(200, b"<!doctype html><html><body>Welcome</body></html>", {"Content-Type": "text/html; charset=utf-8"})
-    errors = zenduty_errors(admin_client, base_url="https://zenduty.example.com")
+    errors = zenduty_errors(admin_client, base_url="https://status.zenduty.com")
     message = " ".join(errors["base_url"])
     assert "does not serve Zenduty's API" in message and "text/html page, not JSON" in message
     assert "__all__" not in errors
@@ -305,8 +306,9 @@ def test_a_zenduty_token_without_permission_is_an_api_token_error(admin_client, 
             {"Content-Type": "application/json"})
     errors = zenduty_errors(admin_client)
     message = " ".join(errors["api_token"])
+    assert "Zenduty answered 403 (forbidden)" in message
     assert "may not read teams" in message and "Account Owner or Admin" in message
-    assert "You do not have permission to perform this action." in message
+    assert "You do not have permission" not in message  # summarised, not quoted
 
 
 @pytest.mark.parametrize("region, environment, instance, token_url", [

@@ -275,8 +275,16 @@ def test_the_default_base_url_is_www_zenduty_com(api):
     assert api.calls[0].url == "https://www.zenduty.com/api/account/teams/"
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1:8123", "http://127.0.0.1:8123/"])
+@pytest.mark.parametrize("base", ["https://staging.zenduty.com:8443", "https://staging.zenduty.com:8443/"])
 def test_a_custom_base_url_may_have_a_port(api, base):
+    api.add(200, [])
+    ZendutyClient(TOKEN, base_url=base).list_teams()
+    assert api.calls[0].url == "https://staging.zenduty.com:8443/api/account/teams/"
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8123", "http://127.0.0.1:8123/"])
+def test_an_allowed_base_url_may_be_http_with_a_port(api, settings, base):
+    settings.ZENDUTY_ALLOWED_BASE_URLS = ["http://127.0.0.1:8123"]
     api.add(200, [])
     ZendutyClient(TOKEN, base_url=base).list_teams()
     assert api.calls[0].url == "http://127.0.0.1:8123/api/account/teams/"
@@ -294,10 +302,10 @@ def test_sandbox_api_url_replaces_the_host_at_call_time(api, settings):
 
 
 def test_for_account_uses_the_accounts_token_and_base_url(api):
-    account = ZendutyAccount(name="Ops", api_token=TOKEN, base_url="http://localhost:9000")
+    account = ZendutyAccount(name="Ops", api_token=TOKEN, base_url="https://staging.zenduty.com")
     api.add(200, [])
     ZendutyClient.for_account(account, max_retries=0).list_teams()
-    assert api.calls[0].url == "http://localhost:9000/api/account/teams/"
+    assert api.calls[0].url == "https://staging.zenduty.com/api/account/teams/"
     assert api.calls[0].headers["Authorization"] == f"Token {TOKEN}"
 
 
@@ -385,6 +393,18 @@ def test_an_answer_that_is_neither_list_nor_page_is_an_error(api, client):
     api.add(200, {"unexpected": True})
     with pytest.raises(errors.PermanentError, match="neither a list nor a page"):
         client.list_teams()
+
+
+@pytest.mark.parametrize("content_type, says", [
+    ("text/html; charset=utf-8", "answered with a text/html page, not JSON"),
+    ("text/html <b>see https://evil.example</b>", "answered with a page of another content type, not JSON"),
+    (None, "answered with a page without a content type, not JSON"),
+])
+def test_a_page_that_is_not_json_is_named_by_its_media_type_only(api, client, content_type, says):
+    api.add(200, raw=b"<html>Welcome</html>", headers={"Content-Type": content_type} if content_type else {})
+    with pytest.raises(errors.UnexpectedResponseError) as caught:
+        client.list_teams()
+    assert says in caught.value.message and "evil" not in caught.value.message
 
 
 # -- errors -----------------------------------------------------------------------------------
