@@ -84,7 +84,9 @@ def describe_api_error(exc: errors.ApiError, action: str, connection: object = N
     """
     service = SERVICE_LABELS.get(exc.service, exc.service.capitalize() if exc.service else "The API")
     where = f" (connection '{connection}')" if connection is not None else ""
-    if isinstance(exc, errors.AuthenticationError):
+    if isinstance(exc, errors.DestinationRefusedError):
+        why = f"The portal did not call {service}{where}: {exc.message} Check the connection's base URL."
+    elif isinstance(exc, errors.AuthenticationError):
         why = (f"{service} did not accept the credentials{where}. Check the connection under "
                f"Connections; its secret may have been revoked or rotated.")
     elif isinstance(exc, errors.PermissionDeniedError):

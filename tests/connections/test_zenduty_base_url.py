@@ -321,3 +321,16 @@ def test_an_allowed_base_url_is_matched_whole(settings):
     assert destinations.url_problem("http://proxy.internal:8081/zenduty")
     assert destinations.url_problem("https://proxy.internal:8080/zenduty")
     assert destinations.url_problem("http://proxy.internal:8080/other")
+
+
+def test_a_refused_address_is_not_described_as_an_answer_from_zenduty(production, listener):
+    from integrations.services import IntegrationError, zenduty_teams
+
+    account = ZendutyAccount.objects.create(name="Ops", api_token=STORED_TOKEN, base_url=listener.url,
+                                            status=ConnectionStatus.ACTIVE)
+    with pytest.raises(IntegrationError) as caught:
+        zenduty_teams(account)
+    assert caught.value.message.startswith("Could not list the teams and services of Zenduty account 'Ops'. "
+                                           "The portal did not call Zenduty")
+    assert "answered" not in caught.value.message
+    assert listener.received == []
