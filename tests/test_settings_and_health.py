@@ -1,4 +1,5 @@
 """Start-up configuration checks and /healthz."""
+import ast
 import os
 import subprocess
 import sys
@@ -80,6 +81,22 @@ def test_the_proxys_https_header_is_trusted_only_when_named():
     assert _setting("SECURE_PROXY_SSL_HEADER", {}) == "None"
     assert _setting("SECURE_PROXY_SSL_HEADER", {"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}) == \
         repr(("HTTP_X_FORWARDED_PROTO", "https"))
+
+
+def test_the_event_lease_outlasts_the_job_timeout_by_default():
+    timeout = ast.literal_eval(_setting("Q_CLUSTER", {}))["timeout"]
+    assert int(_setting("SYNC_EVENT_LEASE_SECONDS", {})) == timeout + 30
+    assert _setting("SYNC_EVENT_LEASE_SECONDS", {"SYNC_EVENT_LEASE_SECONDS": str(timeout + 1)}) == str(timeout + 1)
+
+
+@pytest.mark.parametrize("shorter", [0, 1])
+def test_start_up_stops_when_the_event_lease_is_not_longer_than_the_job_timeout(shorter):
+    # A job still running when its lease ends could be run a second time alongside it.
+    timeout = ast.literal_eval(_setting("Q_CLUSTER", {}))["timeout"]
+    result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50, "FIELD_ENCRYPTION_KEYS": GOOD_KEY,
+                        "SYNC_EVENT_LEASE_SECONDS": str(timeout - shorter)})
+    assert result.returncode != 0
+    assert f"SYNC_EVENT_LEASE_SECONDS ({timeout - shorter}) must be longer than the job timeout" in result.stderr
 
 
 def _heartbeat(age_seconds=0):
