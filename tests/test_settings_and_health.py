@@ -1,5 +1,6 @@
 """Start-up configuration checks and /healthz."""
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -161,6 +162,62 @@ def test_healthz_reports_a_long_queue(client, settings):
     body = client.get("/healthz").json()
     assert body["worker"]["queue_length"] == 3
     assert body["status"] == "unhealthy"
+
+
+@pytest.mark.django_db(transaction=True)  # PostgreSQL: the session setting applies to the next transaction
+def test_healthz_is_503_when_the_database_refuses_writes(client):
+    from django.db import connection
+
+    _heartbeat()
+    read_only, writable = {"sqlite": ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),
+                           "postgresql": ("SET default_transaction_read_only = on",
+                                          "SET default_transaction_read_only = off")}[connection.vendor]
+    assert client.get("/healthz").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(read_only)
+    try:
+        response = client.get("/healthz")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(writable)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"]["ok"] is False and body["database"]["writable"] is False
+    assert "refuses writes" in body["database"]["detail"]
+    assert body["worker"]["ok"] is True  # reads still work: the heartbeat is seen, the database is the reason
+
+
+READ_ONLY_FILE = """
+import json, sys
+import django
+django.setup()
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+from django.test import Client
+
+MigrationRecorder(connection).ensure_schema()
+answers = [Client().get("/healthz").json()["database"]]
+connection.close()
+connection.settings_dict["NAME"] = f"file:{sys.argv[1]}?mode=ro"
+answers.append(Client().get("/healthz").json()["database"])
+print(json.dumps(answers))
+"""
+
+
+def test_healthz_says_a_read_only_sqlite_file_refuses_writes(tmp_path):
+    path = tmp_path / "portal.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true", "DATABASE_URL": f"sqlite:///{path}"})
+    result = subprocess.run([sys.executable, "-c", "import environ; environ.Env.read_env=lambda *a, **k: None\n"
+                             + READ_ONLY_FILE, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+
+    writable, read_only = json.loads(result.stdout)
+    assert writable == {"ok": True, "writable": True}
+    assert read_only["ok"] is False and read_only["writable"] is False
+    assert read_only["error"] == "OperationalError" and "refuses writes" in read_only["detail"]
 
 
 CONCURRENT_WRITERS = """
