@@ -1,19 +1,22 @@
 """/healthz: is the portal able to do its work?
 
-Checks the database, the age of the newest django-q2 cluster heartbeat and the
-queue length. 200 when all are fine, 503 otherwise, with details as JSON so a
-load balancer and a person can both read it.
+Checks that the database answers and accepts writes, the age of the newest
+django-q2 cluster heartbeat and the queue length. 200 when all are fine, 503
+otherwise, with details as JSON so a load balancer and a person can both read it.
 """
 from __future__ import annotations
 
 import logging
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+REFUSES_WRITES = "The database answers reads but refuses writes (read-only?); no delivery can be stored."
 
 
 def _check_database() -> dict:
@@ -23,7 +26,25 @@ def _check_database() -> dict:
             cursor.fetchone()
     except Exception as exc:  # any failure means unhealthy, with the reason
         return {"ok": False, "error": type(exc).__name__}
-    return {"ok": True}
+    try:
+        _try_a_write()
+    except DatabaseError as exc:
+        # The error's class only: its text is the database's and /healthz is public.
+        return {"ok": False, "writable": False, "error": type(exc).__name__, "detail": REFUSES_WRITES}
+    return {"ok": True, "writable": True}
+
+
+def _try_a_write() -> None:
+    """An UPDATE that changes no row, in a transaction rolled back: it needs the
+    database's write access all the same. PostgreSQL refuses it in a read-only
+    transaction (default_transaction_read_only, a hot standby), SQLite on a
+    file or connection opened read-only; on SQLite it also takes the write lock
+    for a moment. django_migrations is the one table every migrated database has.
+    """
+    table = connection.ops.quote_name(MigrationRecorder.Migration._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET app = app WHERE 1 = 0")
+        transaction.set_rollback(True)
 
 
 def _check_cluster() -> dict:
@@ -49,7 +70,9 @@ def _check_cluster() -> dict:
 @require_GET
 def healthz(request):
     database = _check_database()
-    cluster = _check_cluster() if database["ok"] else {"ok": False, "error": "database unavailable"}
+    # Reads are enough for the worker's heartbeat and the queue length.
+    readable = database["ok"] or database.get("writable") is False
+    cluster = _check_cluster() if readable else {"ok": False, "error": "database unavailable"}
     healthy = database["ok"] and cluster["ok"]
     body = {"status": "ok" if healthy else "unhealthy", "database": database, "worker": cluster}
     return JsonResponse(body, status=200 if healthy else 503)

@@ -232,6 +232,20 @@ Q_CLUSTER = build_q_cluster(
     workers=env.int("Q_WORKERS", default=2),
 )
 
+# Lease of a job on an inbound event: an event still "processing" this many
+# seconds after a worker claimed it was left by a worker that died (killed, out
+# of memory, restarted), and the sweep (syncengine.services.recover_stalled_events,
+# every minute) queues it again. It must outlast the job timeout: django-q2
+# kills a job after Q_CLUSTER["timeout"] seconds, so a job past its lease is
+# never still running, and no event is processed twice at the same time. The
+# margin covers the cluster's guard cycle and clock differences between hosts.
+SYNC_EVENT_LEASE_SECONDS = env.int("SYNC_EVENT_LEASE_SECONDS", default=Q_CLUSTER["timeout"] + 30)
+if SYNC_EVENT_LEASE_SECONDS <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured(
+        f"SYNC_EVENT_LEASE_SECONDS ({SYNC_EVENT_LEASE_SECONDS}) must be longer than the job timeout "
+        f"(Q_CLUSTER timeout, {Q_CLUSTER['timeout']} s): an event whose lease ends while its job still runs "
+        f"could be processed twice at the same time.")
+
 # A cluster whose newest heartbeat is older than this is reported unhealthy.
 HEALTHZ_MAX_HEARTBEAT_AGE = env.int("HEALTHZ_MAX_HEARTBEAT_AGE", default=120)
 HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)

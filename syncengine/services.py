@@ -54,9 +54,6 @@ RETRY_MAX_SECONDS = 3600
 # Up to this share is added to each delay, so that events rate-limited together
 # do not all come back in the same second.
 RETRY_JITTER = 0.1
-# An event "processing" for longer than this was left by a worker that died
-# (django-q2 kills a job after Q_CLUSTER["timeout"] = 120 s).
-STALLED_AFTER = timedelta(minutes=10)
 # A received / retry_scheduled event this late was not picked up (lost enqueue, broker down).
 LOST_AFTER = timedelta(minutes=5)
 
@@ -332,22 +329,35 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 
 # -- housekeeping ----------------------------------------------------------------------------------
+def event_lease() -> timedelta:
+    """How long a claimed event may stay "processing" before its worker counts as dead
+    (``settings.SYNC_EVENT_LEASE_SECONDS``, longer than the job timeout)."""
+    return timedelta(seconds=settings.SYNC_EVENT_LEASE_SECONDS)
+
+
 def recover_stalled_events(now=None) -> int:
     """Queue events a lost enqueue, a lost schedule or a dead worker left behind.
 
-    Run every few minutes (schedule created by migration 0002). Returns how
+    Run every minute (schedule created by migration 0002, interval set by
+    0007): an event whose worker died is queued again at most
+    ``SYNC_EVENT_LEASE_SECONDS`` + about 90 s after it was claimed (one
+    interval, plus django-q2's scheduler looking every 30 s). Returns how
     many events were queued again.
     """
     now = now or timezone.now()
+    lease = event_lease()
     revived: list[int] = []
-    dead = InboundEvent.objects.filter(status=EventStatus.PROCESSING, claimed_at__lt=now - STALLED_AFTER)
+    dead = InboundEvent.objects.filter(status=EventStatus.PROCESSING, claimed_at__lt=now - lease)
     for event in dead.only("pk", "attempts", "source", "event_type", "payload", "body"):
         give_up = event.attempts >= MAX_ATTEMPTS
-        updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+        # The lease is checked again in the UPDATE: another sweep may have
+        # revived the event since it was read, and a worker claimed it afresh.
+        updated = dead.filter(pk=event.pk).update(
             **(_without_verification_code(event) if give_up else {}),
             status=EventStatus.FAILED if give_up else EventStatus.RETRY_SCHEDULED,
             next_attempt_at=None if give_up else now, processed_at=now if give_up else None,
-            last_error="The worker stopped while processing this event (timeout or restart).",
+            last_error=f"The worker stopped while processing this event (no result within the "
+                       f"{lease.total_seconds():.0f} s lease: killed, timed out or restarted).",
             reason="The worker stopped while processing this event; " +
                    (f"gave up after {event.attempts} attempts." if give_up else "it is queued again."))
         if updated and not give_up:

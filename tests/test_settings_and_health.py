@@ -1,4 +1,6 @@
 """Start-up configuration checks and /healthz."""
+import ast
+import json
 import os
 import subprocess
 import sys
@@ -82,6 +84,22 @@ def test_the_proxys_https_header_is_trusted_only_when_named():
         repr(("HTTP_X_FORWARDED_PROTO", "https"))
 
 
+def test_the_event_lease_outlasts_the_job_timeout_by_default():
+    timeout = ast.literal_eval(_setting("Q_CLUSTER", {}))["timeout"]
+    assert int(_setting("SYNC_EVENT_LEASE_SECONDS", {})) == timeout + 30
+    assert _setting("SYNC_EVENT_LEASE_SECONDS", {"SYNC_EVENT_LEASE_SECONDS": str(timeout + 1)}) == str(timeout + 1)
+
+
+@pytest.mark.parametrize("shorter", [0, 1])
+def test_start_up_stops_when_the_event_lease_is_not_longer_than_the_job_timeout(shorter):
+    # A job still running when its lease ends could be run a second time alongside it.
+    timeout = ast.literal_eval(_setting("Q_CLUSTER", {}))["timeout"]
+    result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50, "FIELD_ENCRYPTION_KEYS": GOOD_KEY,
+                        "SYNC_EVENT_LEASE_SECONDS": str(timeout - shorter)})
+    assert result.returncode != 0
+    assert f"SYNC_EVENT_LEASE_SECONDS ({timeout - shorter}) must be longer than the job timeout" in result.stderr
+
+
 def _heartbeat(age_seconds=0):
     from datetime import timedelta
 
@@ -144,6 +162,62 @@ def test_healthz_reports_a_long_queue(client, settings):
     body = client.get("/healthz").json()
     assert body["worker"]["queue_length"] == 3
     assert body["status"] == "unhealthy"
+
+
+@pytest.mark.django_db(transaction=True)  # PostgreSQL: the session setting applies to the next transaction
+def test_healthz_is_503_when_the_database_refuses_writes(client):
+    from django.db import connection
+
+    _heartbeat()
+    read_only, writable = {"sqlite": ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),
+                           "postgresql": ("SET default_transaction_read_only = on",
+                                          "SET default_transaction_read_only = off")}[connection.vendor]
+    assert client.get("/healthz").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(read_only)
+    try:
+        response = client.get("/healthz")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(writable)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"]["ok"] is False and body["database"]["writable"] is False
+    assert "refuses writes" in body["database"]["detail"]
+    assert body["worker"]["ok"] is True  # reads still work: the heartbeat is seen, the database is the reason
+
+
+READ_ONLY_FILE = """
+import json, sys
+import django
+django.setup()
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+from django.test import Client
+
+MigrationRecorder(connection).ensure_schema()
+answers = [Client().get("/healthz").json()["database"]]
+connection.close()
+connection.settings_dict["NAME"] = f"file:{sys.argv[1]}?mode=ro"
+answers.append(Client().get("/healthz").json()["database"])
+print(json.dumps(answers))
+"""
+
+
+def test_healthz_says_a_read_only_sqlite_file_refuses_writes(tmp_path):
+    path = tmp_path / "portal.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true", "DATABASE_URL": f"sqlite:///{path}"})
+    result = subprocess.run([sys.executable, "-c", "import environ; environ.Env.read_env=lambda *a, **k: None\n"
+                             + READ_ONLY_FILE, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+
+    writable, read_only = json.loads(result.stdout)
+    assert writable == {"ok": True, "writable": True}
+    assert read_only["ok"] is False and read_only["writable"] is False
+    assert read_only["error"] == "OperationalError" and "refuses writes" in read_only["detail"]
 
 
 CONCURRENT_WRITERS = """

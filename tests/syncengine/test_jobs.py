@@ -7,6 +7,7 @@ from datetime import timedelta
 import jwt
 import pytest
 from django.core import serializers
+from django.db import connection
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -312,6 +313,52 @@ class TestRecovery:
         assert event.status == EventStatus.PROCESSED and event.attempts == 2
         assert "worker stopped" in event.last_error
 
+    def test_an_event_past_its_lease_is_queued_again_and_processed_once(self, settings, integration, outbound):
+        settings.SYNC_EVENT_LEASE_SECONDS = 5  # shortened: the default is the job timeout + 30 s
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
+                             claimed_at=timezone.now() - timedelta(seconds=6))
+
+        assert services.recover_stalled_events() == 1
+
+        event = reload(event)
+        assert event.status == EventStatus.PROCESSED and event.attempts == 2
+        assert "5 s lease" in event.last_error
+        # The dead worker's own job, handed out again by the broker, and the next sweep find nothing to do.
+        assert services.process_inbound_event(event.pk) is None
+        assert services.recover_stalled_events() == 0
+        assert len(callback_calls(outbound)) == 1
+
+    def test_an_event_within_its_lease_is_left_alone(self, settings, integration, outbound):
+        settings.SYNC_EVENT_LEASE_SECONDS = 5
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
+                             claimed_at=timezone.now() - timedelta(seconds=3))
+
+        assert services.recover_stalled_events() == 0
+
+        assert reload(event).status == EventStatus.PROCESSING
+        assert outbound.requests == []
+
+    def test_an_event_claimed_afresh_while_the_sweep_runs_is_left_alone(self, settings, integration, outbound):
+        # Between the sweep reading a dead event and updating it, another sweep
+        # revived it and a worker claimed it again: that claim holds a new lease.
+        settings.SYNC_EVENT_LEASE_SECONDS = 5
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
+                             claimed_at=timezone.now() - timedelta(seconds=60))
+        claimed_again = []
+
+        def claim_before_the_first_update(execute, sql, params, many, context):
+            if sql.startswith("UPDATE") and "inboundevent" in sql and not claimed_again:
+                claimed_again.append(timezone.now())
+                InboundEvent.objects.filter(pk=event.pk).update(claimed_at=claimed_again[0], attempts=2)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(claim_before_the_first_update):
+            assert services.recover_stalled_events() == 0
+
+        event = reload(event)
+        assert claimed_again and (event.status, event.claimed_at) == (EventStatus.PROCESSING, claimed_again[0])
+        assert outbound.requests == []
+
     def test_it_fails_a_dead_event_out_of_attempts(self, integration):
         event = stored_event(integration, status=EventStatus.PROCESSING, attempts=services.MAX_ATTEMPTS,
                              claimed_at=timezone.now() - timedelta(hours=1))
@@ -333,7 +380,8 @@ class TestRecovery:
 
     def test_the_recovery_schedule_exists(self, db):
         schedule = Schedule.objects.get(func="syncengine.tasks.recover_stalled_events")
-        assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 5)
+        # Every minute: a dead worker's event waits at most its lease plus about 90 s.
+        assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
 
 
 @pytest.mark.django_db
