@@ -3,8 +3,9 @@
 Lone UTF-16 surrogates (an emoji cut in half), ``\\u0000`` and NaN / ±Infinity
 are legal for Python's JSON reader; both databases and UTF-8 pages refuse
 them. A signed delivery carrying them is still genuine: it is acknowledged
-and stored (see syncengine.sanitize), and its pages render. These are the
-cases from the bug report.
+and stored (see syncengine.sanitize), and its pages render. The property
+tests (test_intake_properties.py) generate such deliveries at random; these
+are the cases from the bug report.
 """
 from __future__ import annotations
 
