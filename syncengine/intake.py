@@ -21,7 +21,9 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 Odd text does not refuse a delivery: lone UTF-16 surrogates and ``\\u0000``
 become U+FFFD and NaN / ±Infinity the strings ``"NaN"`` / ``"Infinity"`` /
 ``"-Infinity"`` in everything stored but the raw body, which keeps them as
-sent (``syncengine.sanitize``); both databases refuse them otherwise.
+sent (``syncengine.sanitize``); both databases refuse them otherwise. A
+body that the server could not read (sent in chunks to a server that does
+not de-chunk) → 411, recorded as rejected.
 
 Unknown ``public_id`` (404) is decided by the view and recorded nowhere:
 without an integration there is no key to check a signature with, so
@@ -71,11 +73,19 @@ ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
 
 @dataclass
 class RawDelivery:
-    """What the view read from the request. ``body`` is None when it was too large to read."""
+    """What the view read from the request.
+
+    ``body`` is None when it was too large (``size`` is then the declared
+    length, or the bytes read before giving up when ``chunked``: the body came
+    without a Content-Length and was read to its end) or could not be read at
+    all (``unreadable`` says why).
+    """
 
     headers: dict[str, str]
     body: bytes | None
     size: int
+    chunked: bool = False
+    unreadable: str = ""
 
 
 @dataclass
@@ -137,9 +147,12 @@ def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery
     base = {"source": source, "integration": integration, "headers": filtered_headers(headers),
             "body_size": delivery.size,
             "delivery_id": storable_text(_first_header(headers, DELIVERY_HEADERS)[:128])}
+    if delivery.unreadable:
+        return _reject(base, _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"))
     if delivery.body is None:
+        size = f"more than {MAX_BODY_BYTES}" if delivery.chunked else str(delivery.size)
         return _reject(base, _Refused(
-            413, f"The body has {delivery.size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
+            413, f"The body has {size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
             signature_ok=None, code="too_large"))
     try:
         checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
