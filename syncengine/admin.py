@@ -32,6 +32,7 @@ from syncengine import services
 from syncengine.history import describe_event
 from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, OutboundCall, Source,
                                StatusClass)
+from syncengine.sanitize import for_display
 
 STATUS_CLASS_COLOURS = {
     StatusClass.SUCCESS: "#198754",
@@ -50,7 +51,8 @@ def badge(label: str, colour: str):
 
 
 def pretty_json(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    """Indented JSON; a lone surrogate (from a raw body or an older row) stays the escape the sender wrote."""
+    return for_display(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
 def compact_time(value):
@@ -131,7 +133,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="about", ordering="event_type")
     def about(self, obj: InboundEvent):
-        return describe_event(obj) or f"{obj.event_type or '—'} {obj.object_id}".strip()
+        return for_display(describe_event(obj) or f"{obj.event_type or '—'} {obj.object_id}".strip())
 
     @admin.display(description="reason")
     def short_reason(self, obj: InboundEvent):

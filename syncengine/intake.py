@@ -6,7 +6,8 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 
 1. body too large → 413, recorded as rejected (without the body);
 2. signature on the raw body → 401, recorded as rejected;
-3. malformed JSON / not a delivery → 400, recorded as rejected.
+3. malformed JSON / not a delivery (or nested more than
+   ``sanitize.MAX_NESTING`` levels) → 400, recorded as rejected.
    A rejected body keeps only its first ``REJECTED_BODY_KEPT`` bytes, with
    its size and sha256, so unsigned junk cannot fill the table;
 4. a repeated delivery → 200, the stored event counts one more duplicate.
@@ -17,6 +18,13 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 6. anything else → 200, stored as received and queued once the row is
    committed (``syncengine.tasks.process_inbound_event``).
 
+Odd text does not refuse a delivery: lone UTF-16 surrogates and ``\\u0000``
+become U+FFFD and NaN / ±Infinity the strings ``"NaN"`` / ``"Infinity"`` /
+``"-Infinity"`` in everything stored but the raw body, which keeps them as
+sent (``syncengine.sanitize``); both databases refuse them otherwise. A
+body that the server could not read (sent in chunks to a server that does
+not de-chunk) → 411, recorded as rejected.
+
 Unknown ``public_id`` (404) is decided by the view and recorded nowhere:
 without an integration there is no key to check a signature with, so
 storing would let anyone fill the table by guessing addresses. It is logged.
@@ -26,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -38,6 +46,7 @@ from connections.xurrent.webhooks import InvalidDelivery, read_signed_delivery
 from connections.zenduty import webhooks as zenduty_webhooks
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
+from syncengine.sanitize import TooDeep, for_storage, storable_text
 
 logger = logging.getLogger("syncengine.intake")
 
@@ -64,11 +73,19 @@ ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
 
 @dataclass
 class RawDelivery:
-    """What the view read from the request. ``body`` is None when it was too large to read."""
+    """What the view read from the request.
+
+    ``body`` is None when it was too large (``size`` is then the declared
+    length, or the bytes read before giving up when ``chunked``: the body came
+    without a Content-Length and was read to its end) or could not be read at
+    all (``unreadable`` says why).
+    """
 
     headers: dict[str, str]
     body: bytes | None
     size: int
+    chunked: bool = False
+    unreadable: str = ""
 
 
 @dataclass
@@ -117,7 +134,7 @@ def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
             continue
         if key not in _KEPT_SIGNATURE_HEADERS and any(word in key for word in _DROPPED_WORDS):
             continue
-        kept[key] = str(value)[:MAX_HEADER_VALUE]
+        kept[storable_text(key)] = storable_text(str(value)[:MAX_HEADER_VALUE])
         if len(kept) >= MAX_HEADERS:
             break
     return kept
@@ -128,14 +145,19 @@ def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery
     # Lookups use every header; the stored copy is filtered and capped.
     headers = {name.lower(): str(value) for name, value in delivery.headers.items()}
     base = {"source": source, "integration": integration, "headers": filtered_headers(headers),
-            "body_size": delivery.size, "delivery_id": _first_header(headers, DELIVERY_HEADERS)[:128]}
+            "body_size": delivery.size,
+            "delivery_id": storable_text(_first_header(headers, DELIVERY_HEADERS)[:128])}
+    if delivery.unreadable:
+        return _reject(base, _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"))
     if delivery.body is None:
+        size = f"more than {MAX_BODY_BYTES}" if delivery.chunked else str(delivery.size)
         return _reject(base, _Refused(
-            413, f"The body has {delivery.size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
+            413, f"The body has {size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
             signature_ok=None, code="too_large"))
     try:
         checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
             else _check_zenduty(integration, delivery.body, headers)
+        checked = _storable(checked)
     except _Refused as refused:
         return _reject(base, refused, delivery.body)
     base["body"] = _as_text(delivery.body)
@@ -201,6 +223,21 @@ def _check_zenduty(integration: OutgoingIntegration, body: bytes, headers: dict)
 
 
 # -- storing -------------------------------------------------------------------------------------
+def _storable(checked: _Checked) -> _Checked:
+    """``checked`` as both databases store it (see ``syncengine.sanitize``).
+
+    The identities (dedupe_id, replay_id) were computed from the message as
+    sent, so two messages that differ only in a replaced character stay two.
+    """
+    try:
+        payload = for_storage(checked.payload)
+    except TooDeep as exc:
+        raise _Refused(400, str(exc), signature_ok=True, code="malformed") from None
+    return replace(checked, payload=payload, event_type=storable_text(checked.event_type),
+                   object_id=storable_text(checked.object_id), delivery_id=storable_text(checked.delivery_id),
+                   dedupe_id=storable_text(checked.dedupe_id), replay_id=storable_text(checked.replay_id))
+
+
 def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> Intake:
     source = base["source"]
     status, reason = EventStatus.RECEIVED, ""
@@ -216,7 +253,7 @@ def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> I
     dedupe_key = f"{source}:{integration.pk}:{checked.dedupe_id}"[:255]
     replay_key = f"{source}:{integration.pk}:{checked.replay_id}"[:255] if checked.replay_id else None
     fields = {**base, "delivery_id": checked.delivery_id[:128], "event_type": checked.event_type[:100],
-              "object_id": checked.object_id[:100], "payload": _without_nul(checked.payload), "signature_ok": True,
+              "object_id": checked.object_id[:100], "payload": checked.payload, "signature_ok": True,
               "status": status, "reason": reason, "received_at": now, "dedupe_key": dedupe_key,
               "replay_key": replay_key, "processed_at": now if status == EventStatus.IGNORED else None}
     try:
@@ -278,17 +315,6 @@ def _text(value: Any) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _without_nul(value: Any) -> Any:
-    """The value with NUL characters replaced (PostgreSQL's jsonb refuses \\u0000)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
 
 
 def _is_json(body: bytes) -> bool:

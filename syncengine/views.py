@@ -19,10 +19,27 @@ logger = logging.getLogger("syncengine.views")
 
 
 def read_delivery(request) -> intake.RawDelivery:
-    """The headers and raw body; the body stays unread (None) when larger than MAX_BODY_BYTES."""
+    """The headers and raw body; the body stays unread (None) when larger than MAX_BODY_BYTES.
+
+    A body sent with ``Transfer-Encoding: chunked`` has no Content-Length,
+    and Django reads exactly Content-Length bytes: such a body would look
+    empty, hence unsigned. A WSGI server that de-chunks the input and ends it
+    (``wsgi.input_terminated``, as gunicorn does) is read here directly, up to
+    the cap. Where the input is not ended (Django's runserver and test live
+    server) it cannot be read safely, and the delivery is refused with 411
+    (Length Required), so the sender knows to send a length.
+    """
     headers = dict(request.headers.items())
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH"):
+        if meta.get("wsgi.input_terminated"):
+            return _read_to_end(meta["wsgi.input"], headers)
+        if meta.get("HTTP_TRANSFER_ENCODING"):
+            return intake.RawDelivery(headers=headers, body=None, size=0, chunked=True, unreadable=(
+                "The body was sent in chunks (Transfer-Encoding) without a Content-Length, and this web server "
+                "cannot read such a body. Send a Content-Length, or serve the portal with gunicorn."))
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > MAX_BODY_BYTES:
@@ -34,6 +51,20 @@ def read_delivery(request) -> intake.RawDelivery:
     if len(body) > MAX_BODY_BYTES:
         return intake.RawDelivery(headers=headers, body=None, size=len(body))
     return intake.RawDelivery(headers=headers, body=body, size=len(body))
+
+
+def _read_to_end(stream, headers: dict) -> intake.RawDelivery:
+    """A body of unknown length from an input the server ends; no more than one byte past the cap is read."""
+    parts, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        part = stream.read(MAX_BODY_BYTES + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > MAX_BODY_BYTES:
+        return intake.RawDelivery(headers=headers, body=None, size=size, chunked=True)
+    return intake.RawDelivery(headers=headers, body=b"".join(parts), size=size, chunked=True)
 
 
 class WebhookView(APIView):

@@ -4,12 +4,26 @@ End-to-end tests run the portal's API clients against the sandbox over real
 HTTP: the ``sandbox`` fixture starts Django's live server (which serves the
 sandbox app) and points every Xurrent and Zenduty host at it.
 """
+import os
 import threading
 import time
 import weakref
 
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (hypothesis). "repeatable", the default: the same
+# examples on every run and in CI (derived from each test's name), few enough
+# to keep the suite fast. HYPOTHESIS_PROFILE=explore tries new, and more,
+# examples and keeps failing ones in .hypothesis/ to retry first.
+# function_scoped_fixture: the tests roll back each example's rows themselves.
+settings.register_profile("repeatable", max_examples=25, derandomize=True, database=None, deadline=None,
+                          print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("explore", parent=settings.get_profile("repeatable"), max_examples=500,
+                          derandomize=False, database=settings.default.database)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Every requests session a test opens, so that the sandbox fixture can close
 # their keep-alive connections to the live server (see below).

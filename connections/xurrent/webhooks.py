@@ -41,11 +41,15 @@ class SignedDelivery:
     @property
     def message_id(self) -> str:
         """What identifies this signed message, whatever unsigned headers came with it:
-        ``jti:<jti>``, or ``sha256:<hex>`` of the token when it carries no jti."""
+        ``jti:<jti>``, or ``jti-sha256:<hex>`` of a jti that is long or not printable
+        (a lone UTF-16 surrogate, NUL: no database column holds those), or
+        ``sha256:<hex>`` of the token when it carries no jti."""
         jti = self.claims.get("jti")
         if jti not in (None, ""):
             jti = str(jti)
-            return f"jti:{jti}" if len(jti) <= 128 else f"jti-sha256:{hashlib.sha256(jti.encode()).hexdigest()}"
+            if len(jti) <= 128 and jti.isprintable():
+                return f"jti:{jti}"
+            return f"jti-sha256:{hashlib.sha256(jti.encode('utf-8', 'surrogatepass')).hexdigest()}"
         return f"sha256:{hashlib.sha256(self.token.encode()).hexdigest()}"
 
 
@@ -84,6 +88,8 @@ def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str
     token = body.get("jwt") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise InvalidDelivery("no_jwt", "The delivery has no jwt property, but its webhook policy requires one.")
+    if not token.isascii():  # PyJWT would fail encoding a lone surrogate (an unhandled 500 otherwise)
+        raise InvalidDelivery("malformed", "The token is not a valid JWT (a compact JWT is ASCII).")
     try:
         claims = jwt.decode(token, public_key_pem, algorithms=[algorithm], audience=audience or None,
                             issuer=issuer, leeway=leeway, options={"require": ["iss", "iat", "exp"]})
