@@ -406,8 +406,11 @@ class OutgoingIntegrationForm(forms.ModelForm):
                 names = ", ".join(missing)
                 self.add_error("priority_mapping", f"Choose a Xurrent impact for every priority of the "
                                                    f"{team_name} team; missing: {names}.")
-        cleaned["priority_mapping"] = {p.id: {"name": p.name, "impact": posted[p.id]} for p in self.priorities
-                                       if posted.get(p.id) in Impact.values}
+        # "rank": the team's order as Zenduty lists it (P1 first); the reverse rule (impact →
+        # priority, syncengine.mapping) picks the highest-ranked priority, and PostgreSQL's
+        # jsonb does not keep key order.
+        cleaned["priority_mapping"] = {p.id: {"name": p.name, "impact": posted[p.id], "rank": rank}
+                                       for rank, p in enumerate(self.priorities) if posted.get(p.id) in Impact.values}
 
     def validate_unique(self):
         # The constraints' own messages would repeat the friendlier ones of clean();
