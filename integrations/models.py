@@ -44,7 +44,19 @@ class ProvisioningStatus(models.TextChoices):
 # Xurrent events the portal subscribes to (reference: xurrent-api.md §6.1).
 XURRENT_EVENTS = ("request.create", "request.update", "request.status-changed", "request.note-added")
 MIN_PRIORITIES_FOR_CUSTOM_MAPPING = 4
-# Request categories that create incidents unless the integration says otherwise.
+# Xurrent's request categories (https://developer.xurrent.com/v1/requests/), and those that
+# create incidents unless the integration says otherwise.
+REQUEST_CATEGORIES = (
+    ("incident", "Incident – Request for Incident Resolution"),
+    ("rfc", "RFC – Request for Change"),
+    ("rfi", "RFI – Request for Information"),
+    ("reservation", "Reservation – Request for Reservation"),
+    ("order", "Order – Request for Purchase"),
+    ("fulfillment", "Fulfillment – Request for Order Fulfillment"),
+    ("complaint", "Complaint – Request for Support Improvement"),
+    ("compliment", "Compliment – Request for Bestowal of Praise"),
+    ("other", "Other – Request is Out of Scope"),
+)
 DEFAULT_CATEGORIES = ("incident",)
 
 
