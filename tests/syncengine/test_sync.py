@@ -8,6 +8,8 @@ the engine in Zenduty); ``settle()`` delivers every pending webhook until none i
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
@@ -116,7 +118,7 @@ def reasons():
 
 
 # -- incident → request ----------------------------------------------------------------------------
-def test_an_incident_becomes_one_request_with_its_fields(demo):
+def test_an_incident_becomes_one_request_with_its_fields(demo, admin_client):
     incident = demo.trigger(priority="P1")
     demo.settle()
 
@@ -128,6 +130,9 @@ def test_an_incident_becomes_one_request_with_its_fields(demo):
     [note] = demo.notes(request)
     assert note.internal and "5xx above 5% for 10 minutes" in note.text
     assert f"Zenduty incident #{incident.incident_number}: " in note.text
+    link = urlsplit(note.text.rsplit(": ", 1)[1])  # the incident's page (here the simulator's)
+    assert link.path == f"/sandbox/zenduty/dashboard/incidents/{incident.incident_number}"
+    assert admin_client.get(link.path)["Location"] == f"/sandbox/zenduty/ui/incidents/{incident.pk}/"
     pair = LinkedPair.objects.get()
     assert (pair.state, pair.origin, pair.xurrent_request_id, pair.zenduty_incident_unique_id) == \
         (PairState.LINKED, "zenduty", str(request.pk), incident.unique_id)
@@ -275,7 +280,7 @@ def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, mo
     assert request.status == "in_progress" and LinkedPair.objects.count() == 1
 
 
-def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_can_be_replayed(demo):
+def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_can_be_replayed(demo, admin_client):
     OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(service_instance_id="999999")
     demo.trigger()
     demo.settle()
@@ -286,6 +291,8 @@ def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_c
     integration = OutgoingIntegration.objects.get()
     assert "Service instance is invalid" in integration.sync_error and integration.sync_error_at
     assert LinkedPair.objects.get().state == PairState.FAILED and demo.requests() == []
+    page = admin_client.get(f"/admin/integrations/outgoingintegration/{integration.pk}/change/").content.decode()
+    assert "Service instance is invalid" in page and "replay the failed event" in page
 
     OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(
         service_instance_id=demo.integration.service_instance_id)
