@@ -50,6 +50,10 @@ def handle(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
 def _handle(event, integration, message: dict, request_id: str) -> Outcome:
     data = message.get("payload") if isinstance(message.get("payload"), dict) else {}
     pair = pairs.by_request(integration.tenant_id, request_id)
+    if pair is not None and pair.integration_id != integration.pk:
+        # Xurrent webhooks are account-wide: every integration of the tenant gets a copy.
+        return common.ignored(event, f"Request #{request_id} is linked through integration '{pair.integration}'; "
+                                     f"that integration's copy of this event is the one synced.")
     if event.event_type == NOTE_ADDED:
         return common.ignored(event, "Note sync is not built yet (issue #11); the event is stored for replay.", pair)
     if event.event_type == CREATE:
