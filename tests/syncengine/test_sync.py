@@ -492,3 +492,25 @@ def test_a_500_on_the_create_is_retried_and_makes_one_request(demo):
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED and event.reason.startswith("Created Xurrent request")
     assert len(demo.requests()) == 1
+
+
+def test_zenduty_rate_limiting_the_create_backs_off_a_minute_then_makes_one_incident(demo):
+    from django.utils import timezone
+
+    from sandbox import faults
+
+    faults.inject("zenduty", "rate_limit_429", path_prefix="/api/incidents/", method="POST")
+    demo.raise_request()
+    before = timezone.now()
+    demo.settle()
+    [event] = events("request.create")
+    assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
+    # Zenduty's 429 names no Retry-After; its docs say to wait about a minute.
+    assert (event.next_attempt_at - before).total_seconds() >= 59
+    assert demo.incidents() == []
+
+    services.process_inbound_event(event.pk)
+
+    event.refresh_from_db()
+    assert event.status == EventStatus.PROCESSED, event.reason
+    assert len(demo.incidents()) == 1 and LinkedPair.objects.get().state == PairState.LINKED
