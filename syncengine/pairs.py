@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
-from syncengine.models import InboundEvent, LinkedPair, PairState, Source
+from syncengine.models import InboundEvent, LinkedPair, PairState
 
 # Longer than one handler's calls can take (timeouts 5 + 15 s, two retries, a
 # few calls), shorter than anyone should wait for a dead worker's claim.
@@ -166,7 +166,3 @@ def attach_event(event: InboundEvent, pair: LinkedPair) -> None:
         InboundEvent.objects.filter(pk=event.pk).update(pair=pair)
         event.pair_id = pair.pk
 
-
-__all__ = ["LEASE", "PairBusy", "Source", "attach_event", "by_incident", "by_request", "claim", "mark_failed",
-           "mark_linked", "new_owner", "record_incident", "record_request", "record_written", "release",
-           "take_lease", "update"]

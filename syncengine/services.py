@@ -41,10 +41,10 @@ from connections.zenduty.constants import EVENT_TYPES as ZENDUTY_EVENTS
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from integrations.services import describe_api_error
 from syncengine.context import sync_context
+from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.intake import VERIFY_EVENT
 from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, OutboundCall, Source
 from syncengine.outcomes import EventError, Outcome
-from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.pairs import PairBusy
 
 logger = logging.getLogger("syncengine.services")
