@@ -514,3 +514,19 @@ def test_zenduty_rate_limiting_the_create_backs_off_a_minute_then_makes_one_inci
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason
     assert len(demo.incidents()) == 1 and LinkedPair.objects.get().state == PairState.LINKED
+
+
+def test_the_direction_decides_which_side_creates_pairs(demo):
+    OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="xurrent_to_zenduty")
+    demo.trigger()
+    demo.settle()
+    OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="zenduty_to_xurrent")
+    demo.raise_request()
+    demo.settle()
+
+    assert len(demo.requests()) == 1 and len(demo.incidents()) == 1  # each made by hand, neither synced
+    assert LinkedPair.objects.count() == 0
+    [triggered] = events("triggered")
+    assert triggered.status == EventStatus.IGNORED and "direction is Xurrent → Zenduty" in triggered.reason
+    [created] = events("request.create")
+    assert created.status == EventStatus.IGNORED and "direction is Zenduty → Xurrent" in created.reason
