@@ -530,3 +530,27 @@ def test_the_direction_decides_which_side_creates_pairs(demo):
     assert triggered.status == EventStatus.IGNORED and "direction is Xurrent → Zenduty" in triggered.reason
     [created] = events("request.create")
     assert created.status == EventStatus.IGNORED and "direction is Zenduty → Xurrent" in created.reason
+
+
+def test_no_database_transaction_is_held_across_a_call(demo, monkeypatch):
+    # A transaction held while the other side answers would hold SQLite's write lock (IMMEDIATE
+    # mode) or PostgreSQL row locks: the webhook intake and other workers would wait on it.
+    from django.db import connection
+
+    real_send = http.send
+    seen = []
+
+    def send(session, method, url, **kwargs):
+        seen.append((method, url.rsplit("/sandbox/", 1)[-1], connection.in_atomic_block))
+        return real_send(session, method, url, **kwargs)
+
+    monkeypatch.setattr(http, "send", send)
+    incident = demo.trigger()
+    demo.settle()
+    demo.set_incident_status(incident, 3)
+    demo.raise_request()
+    demo.settle()
+
+    assert len(demo.requests()) == 2 and len(demo.incidents()) == 2
+    assert {m for m, _, _ in seen} >= {"GET", "POST", "PATCH"}
+    assert [call for call in seen if call[2]] == []
