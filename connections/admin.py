@@ -141,8 +141,20 @@ class XurrentTenantAdmin(ConnectionAdmin):
                            "Webhook and Webhook Policy – Create, Read, Update, Delete. The account ID is under "
                            "Settings → Account Overview. Saving checks the connection live.",
         }),
-        ("Connection status", {"fields": ("status", "last_checked_at", "last_error")}),
+        ("Connection status", {"fields": ("status", "last_checked_at", "last_error", "portal_acts_as")}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "portal_acts_as")
+
+    @admin.display(description="The portal acts as")
+    def portal_acts_as(self, obj):
+        """The Xurrent person behind the OAuth application (GET /me): its changes are the portal's own."""
+        if not obj.portal_person_id:
+            return "Not known yet (read when the connection is checked)."
+        return format_html("{} <span class='quiet'>(person {}) — changes by this person are recognised as the "
+                           "portal's own; use a dedicated person for the OAuth application.</span>",
+                           obj.portal_person_name or "?", obj.portal_person_id)
 
 
 @admin.register(ZendutyAccount)

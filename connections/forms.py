@@ -120,7 +120,11 @@ class XurrentTenantForm(LiveCheckedForm):
             self.add_error("account_id", "This account is already connected for this region and environment.")
 
     def run_check(self, candidate):
-        return check_xurrent(candidate)
+        account = check_xurrent(candidate)
+        # Who the portal acts as, read by the check (GET /me): saved with the tenant.
+        self.instance.portal_person_id = candidate.portal_person_id
+        self.instance.portal_person_name = candidate.portal_person_name
+        return account
 
 
 class ZendutyAccountForm(LiveCheckedForm):

@@ -77,6 +77,10 @@ class XurrentTenant(ConnectionStatusMixin):
     region = models.CharField(max_length=16, choices=XurrentRegion.choices, default=XurrentRegion.GLOBAL)
     environment = models.CharField(max_length=16, choices=XurrentEnvironment.choices,
                                    default=XurrentEnvironment.PRODUCTION)
+    # The person the OAuth application acts as (GET /me at the last check): changes it makes come
+    # back as webhooks naming this person, which is how the sync recognises its own echoes.
+    portal_person_id = models.CharField("Portal acts as (person ID)", max_length=64, blank=True, default="")
+    portal_person_name = models.CharField("Portal acts as", max_length=200, blank=True, default="")
 
     class Meta:
         verbose_name = "Xurrent tenant"

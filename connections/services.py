@@ -63,6 +63,7 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
             client.access_token()
             token_ok = True
             account = client.get_account()
+            _read_portal_person(tenant, client)
         finally:
             client.session.close()
     except errors.AuthenticationError as exc:
@@ -103,6 +104,32 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
         raise ConnectionCheckError(
             "account_id", f"Xurrent answered for account '{returned}', not '{tenant.account_id}'.")
     return account
+
+
+def _read_portal_person(tenant: XurrentTenant, client) -> None:
+    """Who the portal acts as (``GET /me``), kept on ``tenant`` (not saved here).
+
+    The sync recognises its own changes coming back as webhooks by this
+    person. A refusal leaves it unknown rather than failing the check.
+    """
+    try:
+        me = client.get_me()
+    except (errors.PermissionDeniedError, errors.NotFoundError) as exc:
+        logger.warning("connections.portal-person-unreadable %r: %s", tenant, exc.message)
+        tenant.portal_person_id, tenant.portal_person_name = "", ""
+        return
+    tenant.portal_person_id = str(me.get("id") or "") if isinstance(me, dict) else ""
+    tenant.portal_person_name = str(me.get("name") or "")[:200] if isinstance(me, dict) else ""
+
+
+def record_portal_person(tenant: XurrentTenant, me: dict | None = None) -> None:
+    """Store who the portal acts as on a saved tenant (from ``me``, a ``GET /me`` answer, when given)."""
+    if me is not None:
+        tenant.portal_person_id = str(me.get("id") or "")
+        tenant.portal_person_name = str(me.get("name") or "")[:200]
+    if tenant.pk:
+        XurrentTenant.objects.filter(pk=tenant.pk).update(portal_person_id=tenant.portal_person_id,
+                                                          portal_person_name=tenant.portal_person_name)
 
 
 def check_zenduty(account: ZendutyAccount) -> list[dict]:
@@ -166,6 +193,7 @@ def test_connection(connection: XurrentTenant | ZendutyAccount) -> str:
     try:
         if isinstance(connection, XurrentTenant):
             check_xurrent(connection, shared_token=True)
+            record_portal_person(connection)
         else:
             check_zenduty(connection)
     except ConnectionCheckError as exc:

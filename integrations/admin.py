@@ -106,12 +106,12 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
             return (
                 (None, {"fields": (*STEP1_KEYS, "confirm_failed_connections")}),
                 ("Xurrent service instance", {"fields": ("service_instance_id",)}),
-                ("What to sync", {"fields": ("direction", "sync_notes")}),
+                ("What to sync", {"fields": ("direction", "sync_notes", "categories")}),
                 mapping,
             )
         fieldsets = [
             ("Zenduty ⇄ Xurrent", {"fields": ("zenduty_service_display", "tenant", "service_instance_id")}),
-            ("What to sync", {"fields": ("enabled", "direction", "sync_notes")}),
+            ("What to sync", {"fields": ("enabled", "direction", "sync_notes", "categories", "sync_status")}),
             mapping,
         ]
         if obj.receives_from_zenduty:
@@ -128,7 +128,16 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         return integration_inlines() if obj is not None else []
 
     def get_readonly_fields(self, request, obj=None):
-        return ("zenduty_service_display", "tenant") if obj is not None else ()
+        return ("zenduty_service_display", "tenant", "sync_status") if obj is not None else ()
+
+    @admin.display(description="Sync")
+    def sync_status(self, obj):
+        """The last permanent sync failure (cleared by the next success); replay its event once fixed."""
+        if not obj.sync_error:
+            return "No sync error."
+        return format_html('<strong style="color:#9b1c1c">{}</strong><br><span class="quiet">at {} UTC — fix the '
+                           'cause, then replay the failed event under Sync → Inbound events.</span>',
+                           obj.sync_error, f"{obj.sync_error_at:%Y-%m-%d %H:%M:%S}" if obj.sync_error_at else "?")
 
     @admin.display(description="Zenduty service")
     def zenduty_service_display(self, obj):

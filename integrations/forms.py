@@ -17,7 +17,8 @@ from django.urls import NoReverseMatch, reverse
 
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from integrations import services
-from integrations.models import MIN_PRIORITIES_FOR_CUSTOM_MAPPING, Impact, OutgoingIntegration
+from integrations.models import (DEFAULT_CATEGORIES, MIN_PRIORITIES_FOR_CUSTOM_MAPPING, REQUEST_CATEGORIES, Impact,
+                                 OutgoingIntegration)
 from integrations.services import IntegrationError, Option
 
 
@@ -208,6 +209,10 @@ class OutgoingIntegrationForm(forms.ModelForm):
         label="Xurrent service instance", widget=ServiceInstanceSelect,
         help_text="Listed live from the tenant. Type in the search box to find one among many.")
     priority_mapping = PriorityMappingField(required=False, label="Priority → impact")
+    categories = forms.MultipleChoiceField(
+        choices=REQUEST_CATEGORIES, required=False, initial=list(DEFAULT_CATEGORIES),
+        widget=forms.CheckboxSelectMultiple, label="Request categories",
+        help_text="Xurrent requests of these categories create Zenduty incidents (Xurrent → Zenduty).")
     confirm_failed_connections = forms.BooleanField(required=False, widget=forms.HiddenInput)
     new_zenduty_signing_secret = forms.CharField(
         required=False, strip=True, widget=SecretInput(), label="Zenduty signing key",
@@ -217,14 +222,17 @@ class OutgoingIntegrationForm(forms.ModelForm):
     class Meta:
         model = OutgoingIntegration
         fields = ["zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant", "service_instance_id",
-                  "direction", "sync_notes", "default_impact", "use_custom_mapping", "priority_mapping", "enabled"]
+                  "direction", "sync_notes", "categories", "default_impact", "use_custom_mapping", "priority_mapping",
+                  "enabled"]
         widgets = {name: forms.HiddenInput for name in
                    ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")}
         labels = {"use_custom_mapping": "Custom impact mapping", "default_impact": "Default impact"}
         help_texts = {
             "default_impact": "The impact of Xurrent requests created from incidents, unless the custom mapping "
                               "names one for the incident's priority.",
-            "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact (both ways).",
+            "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact. Both ways: an incident "
+                                  "created from a request gets the highest-ranked priority (P1 first) mapped to "
+                                  "the request's impact; when none is, the service's default priority.",
             "sync_notes": "Copy notes between the incident and the request, both ways.",
         }
 
@@ -406,8 +414,11 @@ class OutgoingIntegrationForm(forms.ModelForm):
                 names = ", ".join(missing)
                 self.add_error("priority_mapping", f"Choose a Xurrent impact for every priority of the "
                                                    f"{team_name} team; missing: {names}.")
-        cleaned["priority_mapping"] = {p.id: {"name": p.name, "impact": posted[p.id]} for p in self.priorities
-                                       if posted.get(p.id) in Impact.values}
+        # "rank": the team's order as Zenduty lists it (P1 first); the reverse rule (impact →
+        # priority, syncengine.mapping) picks the highest-ranked priority, and PostgreSQL's
+        # jsonb does not keep key order.
+        cleaned["priority_mapping"] = {p.id: {"name": p.name, "impact": posted[p.id], "rank": rank}
+                                       for rank, p in enumerate(self.priorities) if posted.get(p.id) in Impact.values}
 
     def validate_unique(self):
         # The constraints' own messages would repeat the friendlier ones of clean();

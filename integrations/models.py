@@ -44,6 +44,24 @@ class ProvisioningStatus(models.TextChoices):
 # Xurrent events the portal subscribes to (reference: xurrent-api.md §6.1).
 XURRENT_EVENTS = ("request.create", "request.update", "request.status-changed", "request.note-added")
 MIN_PRIORITIES_FOR_CUSTOM_MAPPING = 4
+# Xurrent's request categories (https://developer.xurrent.com/v1/requests/), and those that
+# create incidents unless the integration says otherwise.
+REQUEST_CATEGORIES = (
+    ("incident", "Incident – Request for Incident Resolution"),
+    ("rfc", "RFC – Request for Change"),
+    ("rfi", "RFI – Request for Information"),
+    ("reservation", "Reservation – Request for Reservation"),
+    ("order", "Order – Request for Purchase"),
+    ("fulfillment", "Fulfillment – Request for Order Fulfillment"),
+    ("complaint", "Complaint – Request for Support Improvement"),
+    ("compliment", "Compliment – Request for Bestowal of Praise"),
+    ("other", "Other – Request is Out of Scope"),
+)
+DEFAULT_CATEGORIES = ("incident",)
+
+
+def default_categories() -> list[str]:
+    return list(DEFAULT_CATEGORIES)
 
 
 def new_signing_secret() -> str:
@@ -71,6 +89,12 @@ class OutgoingIntegration(models.Model):
     # {"<zenduty priority unique_id>": {"name": "P1", "impact": "top"}, ...}
     priority_mapping = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+    # Xurrent request categories whose requests create incidents (Xurrent → Zenduty).
+    categories = models.JSONField("Request categories", default=default_categories, blank=True,
+                                  help_text="Requests of these categories create incidents.")
+    # The last permanent sync failure (401/403/422 …), shown on the page; cleared by the next success.
+    sync_error = models.TextField(blank=True, default="")
+    sync_error_at = models.DateTimeField(null=True, blank=True)
 
     # Webhook URLs carry this instead of the primary key.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

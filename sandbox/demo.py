@@ -104,7 +104,7 @@ def ensure_integration(tenant, account) -> str:
             service_instance_id=str(instance["id"]), service_instance_name=instance["name"],
             direction=Direction.BIDIRECTIONAL, sync_notes=True, default_impact="medium",
             use_custom_mapping=len(priorities) >= 4,
-            priority_mapping={p["unique_id"]: {"name": p["name"], "impact": impacts[min(i, 4)]}
+            priority_mapping={p["unique_id"]: {"name": p["name"], "impact": impacts[min(i, 4)], "rank": i}
                               for i, p in enumerate(priorities)},
         )
     # Also after a start on another port (PORT=8001 make run): the webhooks

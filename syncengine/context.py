@@ -17,6 +17,7 @@ from typing import Iterator
 class SyncContext:
     integration_id: int | None = None
     inbound_event_id: int | None = None
+    pair_id: int | None = None
 
 
 _current: ContextVar[SyncContext | None] = ContextVar("syncengine_context", default=None)
@@ -28,7 +29,8 @@ def current() -> SyncContext | None:
 
 
 @contextmanager
-def sync_context(*, integration_id: int | None = None, inbound_event_id: int | None = None) -> Iterator[SyncContext]:
+def sync_context(*, integration_id: int | None = None, inbound_event_id: int | None = None,
+                 pair_id: int | None = None) -> Iterator[SyncContext]:
     """Attribute the outbound calls made inside the block to an integration (and event).
 
     Other code may use it too, e.g. provisioning, so that its calls show up
@@ -37,9 +39,18 @@ def sync_context(*, integration_id: int | None = None, inbound_event_id: int | N
         with sync_context(integration_id=integration.pk):
             provision(integration.pk)
     """
-    context = SyncContext(integration_id=integration_id, inbound_event_id=inbound_event_id)
+    context = SyncContext(integration_id=integration_id, inbound_event_id=inbound_event_id, pair_id=pair_id)
     token = _current.set(context)
     try:
         yield context
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def pair_context(pair_id: int | None) -> Iterator[SyncContext]:
+    """The current context, with the calls made inside the block also tied to a linked pair."""
+    outer = current() or SyncContext()
+    with sync_context(integration_id=outer.integration_id, inbound_event_id=outer.inbound_event_id,
+                      pair_id=pair_id) as context:
+        yield context

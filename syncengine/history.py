@@ -48,6 +48,7 @@ def record_call(record: CallRecord) -> None:
                 rate_limit=_rate_limit(record.extra),
                 integration_id=ctx.integration_id if ctx else None,
                 inbound_event_id=ctx.inbound_event_id if ctx else None,
+                pair_id=ctx.pair_id if ctx else None,
             )
     except Exception as exc:  # noqa: BLE001 - the audit trail must never break a sync
         logger.warning("syncengine.history.write-failed %s %s: %s", record.method, record.url, type(exc).__name__)

@@ -7,6 +7,8 @@
 * :class:`OutboundCall`: one row per call the API clients made
   (``connections.http.CallRecord``), tied to the integration and the event in
   whose context it happened.
+* :class:`LinkedPair`: one Xurrent request and the Zenduty incident the sync
+  linked it to, with what the portal last saw and wrote on each side.
 
 django-q2's own tables only move work and are pruned (``save_limit``); these
 two tables are the history people read in the admin.
@@ -97,6 +99,9 @@ class InboundEvent(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the last attempt started.")
     processed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The linked pair the event was about, once the sync knew it (its timeline).
+    pair = models.ForeignKey("syncengine.LinkedPair", on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="inbound_events")
 
     class Meta:
         verbose_name = "inbound event"
@@ -154,6 +159,8 @@ class OutboundCall(models.Model):
                                     blank=True, related_name="outbound_calls")
     inbound_event = models.ForeignKey(InboundEvent, on_delete=models.SET_NULL, null=True, blank=True,
                                       related_name="outbound_calls")
+    pair = models.ForeignKey("syncengine.LinkedPair", on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="outbound_calls")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -163,3 +170,79 @@ class OutboundCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.url} → {self.status or 'no response'}"
+
+
+class PairState(models.TextChoices):
+    # Claimed in the database; the counterpart is being created (or its answer was lost).
+    CREATING = "creating", "Creating the counterpart"
+    LINKED = "linked", "Linked"
+    CLOSED = "closed", "Closed"
+    FAILED = "failed", "Failed"
+
+
+class LinkedPair(models.Model):
+    """One Xurrent request and the Zenduty incident the sync linked it to.
+
+    The row is claimed (inserted, state ``creating``) *before* the
+    counterpart is created remotely, so the unique constraints on each
+    side's id make a second create impossible: a concurrent or repeated event
+    finds the claim. ``lease_until`` / ``lease_owner`` serialise the work on
+    one pair (taken by a conditional UPDATE, never a lock held across HTTP);
+    a ``creating`` claim whose lease ran out was left by a worker that died
+    or lost the create's answer, and the next event looks the counterpart up
+    before creating it again (``syncengine.pairs``).
+
+    ``tenant`` and ``zenduty_account`` repeat the integration's so that the
+    uniqueness holds across integrations. The ``xurrent_*`` / ``zenduty_*``
+    "seen" fields are the newest state the portal saw on each side (Zenduty
+    statuses only move forward: 1 triggered, 2 acknowledged, 3 resolved);
+    ``last_written`` is what the portal itself wrote to each side
+    (``{"xurrent": {"status": …}, "zenduty": {"status": …}}``), so that a
+    write that changes nothing is skipped and the portal's own changes are
+    recognised when they come back.
+    """
+
+    integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.CASCADE,
+                                    related_name="pairs")
+    tenant = models.ForeignKey("connections.XurrentTenant", on_delete=models.CASCADE, related_name="pairs")
+    zenduty_account = models.ForeignKey("connections.ZendutyAccount", on_delete=models.CASCADE,
+                                        related_name="pairs")
+    origin = models.CharField(max_length=16, choices=Source.choices, help_text="The side the pair started on.")
+    state = models.CharField(max_length=16, choices=PairState.choices, default=PairState.CREATING)
+    xurrent_request_id = models.CharField("Xurrent request", max_length=64, blank=True, default="")
+    zenduty_incident_unique_id = models.CharField("Zenduty incident", max_length=64, blank=True, default="")
+    zenduty_incident_number = models.PositiveIntegerField("Zenduty incident number", null=True, blank=True)
+
+    xurrent_status = models.CharField(max_length=32, blank=True, default="")
+    xurrent_updated_at = models.DateTimeField(null=True, blank=True)
+    zenduty_status = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                      help_text="1 triggered, 2 acknowledged, 3 resolved.")
+    zenduty_seen_at = models.DateTimeField(null=True, blank=True)
+    last_written = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "linked pair"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "xurrent_request_id"], condition=~models.Q(xurrent_request_id=""),
+                                    name="one_pair_per_xurrent_request"),
+            models.UniqueConstraint(fields=["zenduty_account", "zenduty_incident_unique_id"],
+                                    condition=~models.Q(zenduty_incident_unique_id=""),
+                                    name="one_pair_per_zenduty_incident"),
+        ]
+
+    def __str__(self) -> str:
+        request = f"request #{self.xurrent_request_id}" if self.xurrent_request_id else "request (pending)"
+        incident = f"incident #{self.zenduty_incident_number}" if self.zenduty_incident_number else \
+            (f"incident {self.zenduty_incident_unique_id}" if self.zenduty_incident_unique_id else "incident (pending)")
+        return f"{request} ⇄ {incident}"
+
+    def __repr__(self) -> str:
+        return f"<LinkedPair {self.pk} {self.state} {self.xurrent_request_id or '-'}/{self.zenduty_incident_unique_id or '-'}>"

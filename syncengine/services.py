@@ -13,8 +13,8 @@ Outcomes:
   ``retry_after``; after ``MAX_ATTEMPTS`` → failed;
 * ``PermanentError`` or a message that cannot be acted on → failed.
 
-What is built: the ``webhook.verify`` handshake. The request ⇄ incident sync
-is not: those events are stored and marked ignored, saying so.
+Handlers: the ``webhook.verify`` handshake here; request and incident events
+in ``syncengine.flows`` (one module per direction).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -42,8 +41,11 @@ from connections.zenduty.constants import EVENT_TYPES as ZENDUTY_EVENTS
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from integrations.services import describe_api_error
 from syncengine.context import sync_context
+from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.intake import VERIFY_EVENT
 from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, OutboundCall, Source
+from syncengine.outcomes import EventError, Outcome
+from syncengine.pairs import PairBusy
 
 logger = logging.getLogger("syncengine.services")
 
@@ -57,20 +59,7 @@ RETRY_JITTER = 0.1
 # A received / retry_scheduled event this late was not picked up (lost enqueue, broker down).
 LOST_AFTER = timedelta(minutes=5)
 
-NOT_BUILT = "event stored; request ⇄ incident sync is not built yet"
 MAX_TEXT = 2000
-
-
-class EventError(Exception):
-    """The stored message cannot be acted on (a permanent failure of this event)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a handler left the event."""
-
-    status: str
-    reason: str
 
 
 # -- queueing ------------------------------------------------------------------------------------
@@ -154,13 +143,20 @@ def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None 
 
 def _retry_or_fail(event: InboundEvent, exc: errors.RetryableError) -> str:
     attempts = event.attempts
+    if isinstance(exc, PairBusy):
+        # Waiting for another event of the same pair is no failed attempt: it
+        # ends when that event does, or when its lease runs out.
+        attempts -= 1
+        InboundEvent.objects.filter(pk=event.pk).update(attempts=attempts)
     if attempts >= MAX_ATTEMPTS:
         return _finish(event, EventStatus.FAILED,
                        f"Gave up after {attempts} attempts. {describe_api_error(exc, _action(event))}",
                        error=str(exc))
-    delay = retry_delay(attempts, getattr(exc, "retry_after", None))
+    busy = isinstance(exc, PairBusy)
+    delay = exc.retry_after if busy else retry_delay(attempts, getattr(exc, "retry_after", None))
     next_run = timezone.now() + timedelta(seconds=delay)
-    reason = (f"Attempt {attempts} of {MAX_ATTEMPTS}: {describe_api_error(exc, _action(event))} "
+    why = exc.message if busy else describe_api_error(exc, _action(event))
+    reason = (f"Attempt {attempts} of {MAX_ATTEMPTS}: {why} "
               f"Next attempt in {delay:.0f} s, at {next_run:%H:%M:%S} UTC.")
     with transaction.atomic():
         updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
@@ -304,26 +300,22 @@ def _without_verification_code(event: InboundEvent) -> dict:
     return fields
 
 
-def handle_not_built(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
-    """Request and incident events: kept in the inbox until the sync exists."""
-    return Outcome(EventStatus.IGNORED, NOT_BUILT)
-
-
 def handle_zenduty_incident(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
     """Zenduty incident events. A signed delivery proves that Zenduty's webhook URL and
-    signing key were entered, so the manual step is confirmed; the sync itself is not built."""
+    signing key were entered, so the manual step is confirmed; then the incident is synced."""
+    confirmed = ""
     if integration.zenduty_step_confirmed_at is None:
         from integrations.provisioning import confirm_zenduty_step
 
         confirm_zenduty_step(integration.pk)
-        return Outcome(EventStatus.IGNORED, f"{NOT_BUILT}. This signed delivery confirmed the Zenduty webhook "
-                                            f"setup of the integration.")
-    return handle_not_built(event, integration)
+        confirmed = " This signed delivery confirmed the Zenduty webhook setup of the integration."
+    outcome = zenduty_to_xurrent.handle(event, integration)
+    return Outcome(outcome.status, outcome.reason + confirmed) if confirmed else outcome
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     (Source.XURRENT, VERIFY_EVENT): handle_webhook_verify,
-    **{(Source.XURRENT, name): handle_not_built for name in XURRENT_EVENTS},
+    **{(Source.XURRENT, name): xurrent_to_zenduty.handle for name in XURRENT_EVENTS},
     **{(Source.ZENDUTY, name): handle_zenduty_incident for name in ZENDUTY_EVENTS},
 }
 

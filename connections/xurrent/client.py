@@ -174,6 +174,11 @@ class XurrentClient(BaseClient):
         """The account named in ``X-Xurrent-Account`` (``GET /account``)."""
         return self._call("GET", "account")
 
+    def get_me(self) -> dict:
+        """The person the OAuth application acts as (``GET /me``): its changes come back
+        as webhooks naming this person (https://developer.xurrent.com/v1/people/me/)."""
+        return self._call("GET", "me")
+
     def iter_service_instances(self, name: str | None = None, status: str | None = None) -> Iterator[dict]:
         """Service instances, optionally with exactly this name and/or status.
 

@@ -46,6 +46,9 @@ urlpatterns = [
     # For the portal's staff only (sandbox/urls.py says why).
     path("ui/", staff_member_required(views.incident_list), name="zenduty-ui"),
     path("ui/incidents/<int:pk>/", staff_member_required(views.incident_detail), name="zenduty-ui-incident"),
+    # Zenduty's own incident page address, which the portal links to.
+    path("dashboard/incidents/<int:number>", staff_member_required(views.dashboard_incident),
+         name="zenduty-ui-dashboard-incident"),
     path("ui/services/", staff_member_required(views.service_list), name="zenduty-ui-services"),
     path("ui/services/<int:pk>/webhooks/", staff_member_required(views.service_webhooks),
          name="zenduty-ui-service-webhooks"),

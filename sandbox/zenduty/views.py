@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -102,6 +103,15 @@ class NoteForm(forms.Form):
 
 
 @require_http_methods(["GET", "POST"])
+def dashboard_incident(request, number: int):
+    """Zenduty's incident page address (``/dashboard/incidents/<number>``), which the portal links to:
+    the simulator's page of that incident (numbers are per account; the newest account's wins)."""
+    incident = Incident.objects.filter(incident_number=number).order_by("-account_id").first()
+    if incident is None:
+        raise Http404("No such incident in the simulator.")
+    return redirect("zenduty-ui-incident", pk=incident.pk)
+
+
 def incident_detail(request, pk: int):
     """One incident: acknowledge, resolve, change priority, add a note; notes and alerts."""
     incident = get_object_or_404(Incident.objects.select_related(

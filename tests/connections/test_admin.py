@@ -35,6 +35,22 @@ def test_it_saves_a_working_tenant_as_active(admin_client, demo):
     assert tenant.last_checked_at is not None
 
 
+def test_saving_a_tenant_says_which_person_the_portal_acts_as(admin_client, demo):
+    from sandbox.xurrent.models import OAuthApplication
+
+    admin_client.post(ADD_TENANT, tenant_form())
+
+    tenant = XurrentTenant.objects.get()
+    person = OAuthApplication.objects.get(client_id="demo-client-id").person  # GET /me answers with it
+    assert (tenant.portal_person_id, tenant.portal_person_name) == (str(person.pk), "Portal Integration")
+    page = admin_client.get(f"/admin/connections/xurrenttenant/{tenant.pk}/change/").content.decode()
+    assert "The portal acts as" in page and "Portal Integration" in page
+    # The test action reads it again (here: after it was forgotten).
+    XurrentTenant.objects.filter(pk=tenant.pk).update(portal_person_id="", portal_person_name="")
+    run_test_action(admin_client, "xurrenttenant", tenant)
+    assert XurrentTenant.objects.get().portal_person_name == "Portal Integration"
+
+
 def test_a_wrong_secret_is_refused_with_a_field_error_and_nothing_stored(admin_client, demo):
     response = admin_client.post(ADD_TENANT, tenant_form(client_secret="not-the-right-secret"))
     assert response.status_code == 200

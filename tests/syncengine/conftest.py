@@ -167,3 +167,24 @@ def outbound(monkeypatch, settings):
     fake = Outbound()
     monkeypatch.setattr(http, "send", fake.send)
     return fake
+
+
+@pytest.fixture
+def sync_handlers(monkeypatch):
+    """Stand-ins for the sync's handlers, for tests of the intake (the sync is tested end to end in
+    test_sync.py): each event reaching them is recorded and processed."""
+    from syncengine import services
+    from syncengine.flows import zenduty_to_xurrent
+    from syncengine.models import EventStatus
+    from syncengine.outcomes import Outcome
+
+    reached = []
+
+    def handler(event, integration):
+        reached.append((event.source, event.event_type, event.object_id))
+        return Outcome(EventStatus.PROCESSED, "synced by the stand-in")
+
+    for name in XURRENT_EVENTS:
+        monkeypatch.setitem(services.HANDLERS, ("xurrent", name), handler)
+    monkeypatch.setattr(zenduty_to_xurrent, "handle", handler)
+    return reached

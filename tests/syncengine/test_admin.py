@@ -116,7 +116,7 @@ class TestReplay:
                                      {"action": "replay_events", "_selected_action": ids}, follow=True)
 
         assert "Nothing replayed" in response.content.decode()
-        assert InboundEvent.objects.get(pk=ids[0]).reason.startswith("event stored")
+        assert InboundEvent.objects.get(pk=ids[0]).reason.startswith("Request #70231 is not linked")
 
     def test_the_button_replays_one_event(self, admin_client, history, django_capture_on_commit_callbacks):
         event = history["request.update"]

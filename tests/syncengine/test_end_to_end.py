@@ -15,7 +15,6 @@ from connections.xurrent import XurrentClient
 from integrations import provisioning
 from integrations.models import XURRENT_EVENTS, Direction, OutgoingIntegration, ProvisioningStatus
 from syncengine.models import EventStatus, InboundEvent, OutboundCall
-from syncengine.services import NOT_BUILT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,7 +76,8 @@ def test_xurrent_verifies_the_provisioned_webhooks_through_the_portal(xurrent_si
         assert (call.method, call.status, call.integration_id) == ("GET", 200, integration.pk)
         assert call.url.endswith("/verify") and "code=" not in call.url
 
-    # A request created in Xurrent now reaches the portal signed, and is stored honestly.
+    # A request created in Xurrent now reaches the portal signed. This one was made by the
+    # portal's own person (its client), so it is recognised as the portal's own: no incident.
     client = XurrentClient.for_tenant(integration.tenant)
     created = client.create_request({"subject": "Checkout is down", "category": "incident", "impact": "high",
                                      "service_instance_id": instance.pk})
@@ -85,7 +85,8 @@ def test_xurrent_verifies_the_provisioned_webhooks_through_the_portal(xurrent_si
 
     event = InboundEvent.objects.get(event_type="request.create")
     assert event.object_id == str(created["id"]) and event.signature_ok is True
-    assert event.status == EventStatus.IGNORED and event.reason == NOT_BUILT
+    assert event.status == EventStatus.IGNORED and event.reason.startswith("Echo of the portal's own request")
+    assert "Portal Integration" in event.reason
     assert event.headers.get("x-xurrent-delivery")
 
 
@@ -107,13 +108,14 @@ def test_a_duplicated_xurrent_delivery_is_stored_once(xurrent_sim):
     assert event.duplicates == 1 and event.attempts == 1
 
 
-def test_zenduty_incidents_reach_the_portal_signed(zenduty_world):
+def test_zenduty_incidents_reach_the_portal_signed(zenduty_world, xurrent_sim):
     from sandbox import deliveries
+    from sandbox.xurrent.models import Request
     from sandbox.zenduty import engine
     from sandbox.zenduty.models import Integration, WebhookAuth
 
     website = zenduty_world.website
-    integration = make_integration(1, zenduty_service_id=str(website.unique_id),
+    integration = make_integration(xurrent_sim[1].pk, zenduty_service_id=str(website.unique_id),
                                    team_id=str(zenduty_world.operations.unique_id),
                                    direction=Direction.ZENDUTY_TO_XURRENT, sync_notes=False)
     provisioned = provisioning.provision(integration.pk)
@@ -130,9 +132,10 @@ def test_zenduty_incidents_reach_the_portal_signed(zenduty_world):
     assert [d.last_status for d in sent] == [200, 200]
     events = list(InboundEvent.objects.order_by("pk"))
     assert [(e.event_type, e.object_id, e.status) for e in events] == \
-           [("triggered", incident.unique_id, EventStatus.IGNORED),
-            ("acknowledged", incident.unique_id, EventStatus.IGNORED)]
-    assert all(e.reason.startswith(NOT_BUILT) for e in events)
+           [("triggered", incident.unique_id, EventStatus.PROCESSED),
+            ("acknowledged", incident.unique_id, EventStatus.PROCESSED)], [e.reason for e in events]
+    request = Request.objects.get()  # the sync made one request and moved it on
+    assert (request.sourceID, request.status) == (incident.unique_id, "in_progress")
     integration.refresh_from_db()
     assert integration.zenduty_step_confirmed_at is not None
     assert integration.provisioning_status == ProvisioningStatus.PROVISIONED

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from integrations.models import OutgoingIntegration
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, OutboundCall
-from syncengine.services import NOT_BUILT
 from tests.syncengine.conftest import (SIGNING_SECRET, fixture_bytes, fixture_json, make_jwt, sign_zenduty,
                                        xurrent_url, zenduty_url)
 
@@ -28,6 +27,7 @@ def only_event() -> InboundEvent:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sync_handlers")  # intake is under test here; the sync has its own tests
 class TestXurrentWebhooks:
     def test_it_answers_webhook_verify_and_marks_the_webhook_verified(self, integration, post_xurrent,
                                                                        sign_xurrent, outbound):
@@ -68,14 +68,14 @@ class TestXurrentWebhooks:
         assert CODE not in base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
 
     @pytest.mark.parametrize("name", REQUEST_EVENTS)
-    def test_it_stores_request_events_and_says_the_sync_is_not_built(self, name, integration, post_xurrent,
-                                                                      sign_xurrent, outbound):
+    def test_it_stores_request_events_and_hands_them_to_the_sync(self, name, integration, post_xurrent,
+                                                                  sign_xurrent, outbound, sync_handlers):
         response = post_xurrent(integration, sign_xurrent(name))
 
         event = only_event()
         assert response.status_code == 200 and response.json()["status"] == "accepted"
-        assert (event.event_type, event.object_id, event.status) == (name, "70231", EventStatus.IGNORED)
-        assert event.reason == NOT_BUILT
+        assert (event.event_type, event.object_id, event.status) == (name, "70231", EventStatus.PROCESSED)
+        assert sync_handlers == [("xurrent", name, "70231")]
         assert event.attempts == 1  # it went through the job
         assert event.payload == fixture_json(f"xurrent/{name}.json")
         assert outbound.requests == []
@@ -203,7 +203,7 @@ class TestXurrentWebhooks:
         post_xurrent(integration, body)
 
         event = only_event()
-        assert event.status == EventStatus.IGNORED and event.body == body.decode() and len(body) > 100_000
+        assert event.status == EventStatus.PROCESSED and event.body == body.decode() and len(body) > 100_000
 
     def test_it_stores_a_repeated_delivery_once_and_acts_once(self, integration, post_xurrent, sign_xurrent,
                                                               outbound):
@@ -306,10 +306,11 @@ class TestXurrentWebhooks:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("sync_handlers")
 class TestZendutyWebhooks:
     @pytest.mark.parametrize("name", ZENDUTY_EVENTS)
-    def test_it_stores_incident_events_and_says_the_sync_is_not_built(self, name, integration, post_zenduty,
-                                                                       outbound):
+    def test_it_stores_incident_events_and_hands_them_to_the_sync(self, name, integration, post_zenduty,
+                                                                   outbound, sync_handlers):
         body = fixture_bytes(f"zenduty/{name}.json")
 
         response = post_zenduty(integration, body)
@@ -317,12 +318,14 @@ class TestZendutyWebhooks:
         event = only_event()
         assert response.status_code == 200 and response.json() == {"status": "accepted", "event": event.pk}
         assert (event.source, event.event_type, event.object_id) == ("zenduty", name, "Hq7ZkD3mVbN9tRw2xYp4sC")
-        assert event.status == EventStatus.IGNORED and event.reason.startswith(NOT_BUILT)
+        assert event.status == EventStatus.PROCESSED and event.reason.startswith("synced by the stand-in")
+        assert sync_handlers == [("zenduty", name, "Hq7ZkD3mVbN9tRw2xYp4sC")]
         assert event.signature_ok is True and len(event.delivery_id) == 64  # a hash: Zenduty sends no id
         assert event.body == body.decode()
         assert outbound.requests == []
 
-    def test_the_first_signed_delivery_confirms_the_manual_zenduty_step(self, integration, post_zenduty):
+    def test_the_first_signed_delivery_confirms_the_manual_zenduty_step(self, integration, post_zenduty,
+                                                                         sync_handlers):
         assert integration.zenduty_step_confirmed_at is None
 
         post_zenduty(integration, fixture_bytes("zenduty/triggered.json"))

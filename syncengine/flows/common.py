@@ -1,0 +1,101 @@
+"""What both directions of the sync share: clients, links, the portal's own identity, errors on the page."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.utils import timezone
+
+from connections import errors
+from connections.xurrent import hosts as xurrent_hosts
+from integrations.models import OutgoingIntegration
+from syncengine.models import EventStatus, InboundEvent, LinkedPair
+from syncengine.outcomes import Outcome
+
+logger = logging.getLogger("syncengine.flows")
+
+# Zenduty's incident page: https://www.zenduty.com/dashboard/incidents/<incident_number>
+ZENDUTY_INCIDENT_PATH = "/dashboard/incidents/{number}"
+
+
+def xurrent_client(integration: OutgoingIntegration):
+    from connections.xurrent import XurrentClient
+
+    return XurrentClient.for_tenant(integration.tenant)
+
+
+def zenduty_client(integration: OutgoingIntegration):
+    from connections.zenduty import ZendutyClient
+
+    return ZendutyClient.for_account(integration.zenduty_account)
+
+
+def request_url(integration: OutgoingIntegration, request_id) -> str:
+    """The request's page in Xurrent, for the tenant's region and environment."""
+    tenant = integration.tenant
+    return f"{xurrent_hosts.account_url(tenant.account_id, tenant.region, tenant.environment)}/requests/{request_id}"
+
+
+def incident_url(integration: OutgoingIntegration, number, zenduty=None) -> str:
+    """The incident's page in Zenduty (the account's base URL, or the simulator's in sandbox mode)."""
+    base = zenduty.base_url if zenduty is not None else integration.zenduty_account.base_url.rstrip("/")
+    return base + ZENDUTY_INCIDENT_PATH.format(number=number)
+
+
+def portal_person_id(integration: OutgoingIntegration, client) -> str:
+    """The id of the Xurrent person the portal acts as; read once with ``GET /me`` when not known yet.
+
+    Stored on the tenant by the connection check; tenants saved before that
+    existed learn it here. A refused read leaves it unknown (the other echo
+    checks still apply).
+    """
+    tenant = integration.tenant
+    if tenant.portal_person_id:
+        return tenant.portal_person_id
+    try:
+        me = client.get_me()
+    except errors.PermanentError as exc:
+        logger.warning("syncengine.portal-person-unknown tenant=%s: %s", tenant.pk, exc)
+        return ""
+    from connections.services import record_portal_person
+
+    record_portal_person(tenant, me)
+    return tenant.portal_person_id
+
+
+def ignored(event: InboundEvent, reason: str, pair: LinkedPair | None = None) -> Outcome:
+    if pair is not None:
+        from syncengine.pairs import attach_event
+
+        attach_event(event, pair)
+    return Outcome(EventStatus.IGNORED, reason)
+
+
+def processed(event: InboundEvent, reason: str, pair: LinkedPair | None = None) -> Outcome:
+    if pair is not None:
+        from syncengine.pairs import attach_event
+
+        attach_event(event, pair)
+    return Outcome(EventStatus.PROCESSED, reason)
+
+
+@contextmanager
+def flagged_on_permanent_error(integration: OutgoingIntegration, action: str) -> Iterator[None]:
+    """Show a permanent API failure (401, 403, 422 …) on the integration's page; the next success clears it.
+
+    The error goes on (the event fails with the vendor's message and can be
+    replayed once the cause is fixed).
+    """
+    from integrations.services import describe_api_error
+
+    try:
+        yield
+    except errors.PermanentError as exc:
+        message = describe_api_error(exc, action)
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error=message[:2000],
+                                                                     sync_error_at=timezone.now())
+        raise
+    if integration.sync_error:
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error="", sync_error_at=None)
+        integration.sync_error = ""

@@ -1,0 +1,244 @@
+"""Xurrent request events (request.create / update / status-changed) → Zenduty incidents.
+
+* ``request.create`` of a request not linked yet, on an integration that
+  receives from Xurrent, and not the portal's own (its ``source`` "Zenduty",
+  or made by the person the portal acts as): one ``GET /requests/:id``
+  (the webhook names no service instance), then the request must be in the
+  integration's service instance and of one of its categories, else the
+  event is ignored with a reason naming them. Claim the pair, create the
+  incident (its title starts with the ``[Xurrent #<id>]`` marker), record it.
+* A linked request's status: the request is read again (``GET``; Xurrent's
+  limits are generous, a payload may be stale) and its current status acted
+  on, unless it is older than what the pair last saw. Completed (any reason)
+  → incident resolved. Reopened after the incident was resolved: Zenduty
+  cannot reopen it, so a note on the incident and an internal note on the
+  request say so; the pair stays linked.
+* Changes made by the portal's own person are its own writes coming back: echoes.
+
+Reference: https://developer.xurrent.com/v1/webhooks/,
+https://apidocs.zenduty.com (incidents).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from connections import errors
+from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
+from integrations.models import OutgoingIntegration
+from syncengine import context, mapping, pairs
+from syncengine.flows import common
+from syncengine.models import EventStatus, InboundEvent, LinkedPair, PairState, Source
+from syncengine.outcomes import EventError, Outcome
+
+logger = logging.getLogger("syncengine.flows.xurrent_to_zenduty")
+
+CREATE = "request.create"
+NOTE_ADDED = "request.note-added"
+
+
+def handle(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
+    """Sync one Xurrent request event to Zenduty."""
+    message = event.payload if isinstance(event.payload, dict) else {}
+    request_id = str(message.get("object_id") or event.object_id or "")
+    if not request_id:
+        raise EventError("The Xurrent event names no request (object_id); nothing can be synced.")
+    with common.flagged_on_permanent_error(integration, f"sync Xurrent request #{request_id} to Zenduty"):
+        return _handle(event, integration, message, request_id)
+
+
+def _handle(event, integration, message: dict, request_id: str) -> Outcome:
+    data = message.get("payload") if isinstance(message.get("payload"), dict) else {}
+    pair = pairs.by_request(integration.tenant_id, request_id)
+    if pair is not None and pair.integration_id != integration.pk:
+        # Xurrent webhooks are account-wide: every integration of the tenant gets a copy.
+        return common.ignored(event, f"Request #{request_id} is linked through integration '{pair.integration}'; "
+                                     f"that integration's copy of this event is the one synced.")
+    if event.event_type == NOTE_ADDED:
+        return common.ignored(event, "Note sync is not built yet (issue #11); the event is stored for replay.", pair)
+    if event.event_type == CREATE:
+        return _on_create(event, integration, message, data, request_id, pair)
+    if pair is None:
+        return common.ignored(event, f"Request #{request_id} is not linked to a Zenduty incident; nothing to sync.")
+    if _by_portal(integration, message):
+        return common.ignored(event, f"Echo of the portal's own change to request #{request_id} (made by "
+                                     f"{message.get('person_name') or 'the portal'}): not synced back.", pair)
+    return _with_lease(event, integration, pair, request_id, fresh=False)
+
+
+def _by_portal(integration, message: dict) -> bool:
+    """Whether the change was made by the person the portal acts as."""
+    actor = str(message.get("person_id") or "")
+    if not actor:
+        return False
+    with common.xurrent_client(integration) as xurrent:
+        own = common.portal_person_id(integration, xurrent)
+    return bool(own) and actor == own
+
+
+def _on_create(event, integration, message: dict, data: dict, request_id: str, pair) -> Outcome:
+    if pair is not None:
+        if pair.origin == Source.ZENDUTY:
+            return common.ignored(event, f"Echo of the portal's own request #{request_id}, created for Zenduty "
+                                         f"incident #{pair.zenduty_incident_number}: not synced back.", pair)
+        if pair.zenduty_incident_unique_id and pair.state not in (PairState.CREATING, PairState.FAILED):
+            return common.ignored(event, f"Request #{request_id} is already linked ({pair}); nothing to create.",
+                                  pair)
+        # A claim left unfinished (lost answer, failure, killed worker): finish it, looking first.
+        return _with_lease(event, integration, pair, request_id, fresh=False)
+    if mapping.is_portal_source(data.get("source")):
+        return common.ignored(event, f"Echo of the portal's own request #{request_id} (source "
+                                     f"'{data.get('source')}', sourceID '{data.get('sourceID') or '?'}'): not "
+                                     f"synced back.")
+    if _by_portal(integration, message):
+        return common.ignored(event, f"Echo of the portal's own request #{request_id} (created by "
+                                     f"{message.get('person_name') or 'the portal'}): not synced back.")
+    if not integration.receives_from_xurrent:
+        return common.ignored(event, f"This integration's direction is Zenduty → Xurrent: request #{request_id} "
+                                     f"does not create an incident.")
+    with common.xurrent_client(integration) as xurrent:
+        request = xurrent.get_request(request_id)
+    reason = _not_for_this_integration(integration, request)
+    if reason:
+        return common.ignored(event, reason)
+    owner = pairs.new_owner(event.pk)
+    pair = pairs.claim(integration, origin=Source.XURRENT, owner=owner, request_id=request_id)
+    if pair is None:  # claimed meanwhile by another event or worker
+        pair = pairs.by_request(integration.tenant_id, request_id)
+        if pair is None:
+            raise EventError(f"Request #{request_id} was claimed and then removed while this event ran.")
+        return _with_lease(event, integration, pair, request_id, fresh=False)
+    return _with_lease(event, integration, pair, request_id, fresh=True, owner=owner, request=request)
+
+
+def _not_for_this_integration(integration, request: dict) -> str:
+    """Why a request does not create an incident here ('' when it does)."""
+    instance = request.get("service_instance") if isinstance(request.get("service_instance"), dict) else {}
+    instance_id = str(instance.get("id") or "")
+    if instance_id != str(integration.service_instance_id):
+        name = instance.get("name") or (f"#{instance_id}" if instance_id else "none")
+        other = OutgoingIntegration.objects.filter(tenant_id=integration.tenant_id,
+                                                   service_instance_id=instance_id).exclude(pk=integration.pk).first()
+        if other is not None:
+            return f"Request #{request.get('id')} is in service instance '{name}', which integration '{other}' " \
+                   f"handles; not this one."
+        return f"Request #{request.get('id')}: no integration for service instance '{name}'."
+    category = str(request.get("category") or "")
+    allowed = [str(c) for c in (integration.categories or [])]
+    if category not in allowed:
+        return f"Request #{request.get('id')} is of category '{category}'; this integration creates incidents " \
+               f"for {', '.join(repr(c) for c in allowed) or 'no category'} only."
+    return ""
+
+
+def _with_lease(event, integration, pair: LinkedPair, request_id: str, *, fresh: bool, owner: str = "",
+                request: dict | None = None) -> Outcome:
+    owner = owner or pairs.new_owner(event.pk)
+    if not fresh:
+        pair = pairs.take_lease(pair, owner)
+    pairs.attach_event(event, pair)
+    with context.pair_context(pair.pk):
+        try:
+            return _sync(event, integration, pair, request_id, fresh=fresh, request=request)
+        finally:
+            pairs.release(pair, owner)
+
+
+def _sync(event, integration, pair: LinkedPair, request_id: str, *, fresh: bool, request: dict | None) -> Outcome:
+    with common.xurrent_client(integration) as xurrent, common.zenduty_client(integration) as zenduty:
+        if request is None:
+            request = xurrent.get_request(request_id)
+        seen = pair.xurrent_updated_at
+        if not fresh and mapping.is_older(mapping.parse_time(request.get("updated_at")), seen):
+            return common.processed(event, f"Request #{request_id} as read now is older than what the pair last "
+                                           f"saw; nothing to do.", pair)
+        created = ""
+        if not pair.zenduty_incident_unique_id:
+            if pair.origin != Source.XURRENT:
+                raise EventError(f"{pair} has no Zenduty incident although it started in Zenduty.")
+            created = _create_incident(integration, pair, request, xurrent, zenduty, look_first=not fresh)
+        elif pair.state in (PairState.CREATING, PairState.FAILED):
+            pairs.mark_linked(pair)
+        outcome = _sync_status(integration, pair, request, xurrent, zenduty)
+    reason = f"{created} {outcome.reason}".strip() if created else outcome.reason
+    return Outcome(EventStatus.PROCESSED if created else outcome.status, reason)
+
+
+def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zenduty, *, look_first: bool) -> str:
+    """Create (or, after a lost answer, find) the request's incident and link it. Returns a sentence."""
+    request_id = str(request.get("id"))
+    if look_first:
+        found = _find_own_incident(integration, pair, zenduty, request_id)
+        if found is not None:
+            pairs.record_incident(pair, found)
+            pairs.mark_linked(pair)
+            return f"Adopted Zenduty incident #{found.get('incident_number')}, created for request #{request_id} " \
+                   f"by an earlier attempt whose answer was lost."
+    notes = xurrent.list_request_notes(request_id)
+    first_note = str(notes[0].get("text") or "") if notes else ""
+    priority = mapping.priority_for_impact(request.get("impact"), use_custom_mapping=integration.use_custom_mapping,
+                                           mapping=integration.priority_mapping)
+    body = mapping.incident_body_for_request(request, first_note=first_note,
+                                             request_url=common.request_url(integration, request_id),
+                                             service_id=integration.zenduty_service_id, team_priority=priority)
+    try:
+        incident = zenduty.create_incident(**body)
+    except errors.PermanentError as exc:
+        pairs.mark_failed(pair, str(exc))
+        raise
+    # Status 1 is what the portal created; the later sync step compares against it.
+    pairs.record_incident(pair, incident)
+    pairs.record_written(pair, "zenduty", status=TRIGGERED, team_priority=priority)
+    pairs.mark_linked(pair)
+    named = f" with priority {integration.priority_mapping.get(priority, {}).get('name', priority)}" if priority else \
+        " with the service's default priority"
+    return f"Created Zenduty incident #{incident.get('incident_number')} on " \
+           f"{integration.zenduty_service_name or 'the service'}{named} for request #{request_id}."
+
+
+def _find_own_incident(integration, pair: LinkedPair, zenduty, request_id: str) -> dict | None:
+    """The incident an earlier attempt created for the request, found by the title marker.
+
+    Zenduty's filter cannot search text and returns no summary but does
+    return titles; incidents of the service since the day before the claim
+    are walked, newest first, until the marker is found.
+    """
+    since = (pair.created_at - timedelta(days=1)).date().isoformat()
+    for incident in zenduty.iter_incidents(status=FILTER_ALL, service_ids=[integration.zenduty_service_id],
+                                           from_date=since):
+        if mapping.request_id_in_title(incident.get("title")) == request_id:
+            return incident
+    return None
+
+
+def _sync_status(integration, pair: LinkedPair, request: dict, xurrent, zenduty) -> Outcome:
+    request_id = str(request.get("id"))
+    number = pair.zenduty_incident_number or pair.zenduty_incident_unique_id
+    previous = pair.xurrent_status
+    current = str(request.get("status") or "")
+    pairs.record_request(pair, request)
+    if mapping.is_completed(current):
+        if pair.zenduty_status == RESOLVED:
+            pairs.refresh_state(pair)
+            return Outcome(EventStatus.PROCESSED, f"Request #{request_id} completed; incident #{number} is already "
+                                                  f"resolved: nothing to write.")
+        incident = zenduty.update_incident(pair.zenduty_incident_unique_id, status=RESOLVED)
+        pairs.record_incident(pair, incident)
+        pairs.record_written(pair, "zenduty", status=RESOLVED)
+        pairs.refresh_state(pair)
+        return Outcome(EventStatus.PROCESSED, f"Request #{request_id} completed → incident #{number} resolved.")
+    if pair.zenduty_status == RESOLVED and mapping.is_completed(previous):
+        reopened = int(request.get("reopen_count") or 0)
+        if (pair.last_written.get("xurrent") or {}).get("reopen_noted") == reopened:
+            pairs.refresh_state(pair)
+            return Outcome(EventStatus.PROCESSED, f"Request #{request_id} reopened; both sides were told already.")
+        zenduty_note, xurrent_note = mapping.reopen_notes(request_id, pair.zenduty_incident_number)
+        zenduty.add_note(pair.zenduty_incident_number or pair.zenduty_incident_unique_id, zenduty_note)
+        xurrent.update_request(request_id, {"internal_note": xurrent_note})
+        pairs.record_written(pair, "xurrent", reopen_noted=reopened)
+        pairs.refresh_state(pair)
+        return Outcome(EventStatus.PROCESSED, f"Request #{request_id} reopened; incident #{number} stays resolved "
+                                              f"(Zenduty cannot reopen it): a note says so on both sides.")
+    pairs.refresh_state(pair)
+    return Outcome(EventStatus.PROCESSED, f"Request #{request_id} is {current.replace('_', ' ')}; nothing to "
+                                          f"change on incident #{number}.")
