@@ -79,6 +79,9 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rs
 # sandbox at that base URL instead of the real hosts.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
 SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="").rstrip("/")
+# The web address of a Zenduty incident, after the account's base URL ({number}: the
+# incident number). Zenduty's API docs do not give it; links in synced requests use it.
+ZENDUTY_INCIDENT_PAGE = env.str("ZENDUTY_INCIDENT_PAGE", default="/dashboard/incidents/{number}")
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)

@@ -42,6 +42,21 @@ _MAX_MESSAGE = 500
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9.+-]{1,40}/[A-Za-z0-9.+-]{1,60}")
 
 
+def effective_base_url(stored: str) -> str:
+    """The base URL calls and links use for a stored one: the simulator's when SANDBOX_API_URL is set."""
+    sandbox = (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
+    return f"{sandbox}{SANDBOX_PREFIX}" if sandbox else (stored or DEFAULT_BASE_URL).rstrip("/")
+
+
+def incident_page_url(stored_base_url: str, incident_number) -> str:
+    """The incident's page in Zenduty's web app (``ZENDUTY_INCIDENT_PAGE``, a path with ``{number}``).
+
+    Zenduty's API documentation does not give the web address of an incident; the
+    setting holds the one its web app uses, so it can be corrected in one place.
+    """
+    return effective_base_url(stored_base_url) + settings.ZENDUTY_INCIDENT_PAGE.format(number=incident_number)
+
+
 class ZendutyClient(BaseClient):
     """One Zenduty account, reached with an API token (Account → API Keys).
 
@@ -79,8 +94,7 @@ class ZendutyClient(BaseClient):
     @property
     def base_url(self) -> str:
         """Where calls go now: the simulator when SANDBOX_API_URL is set."""
-        sandbox = (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
-        return f"{sandbox}{SANDBOX_PREFIX}" if sandbox else self._base_url
+        return effective_base_url(self._base_url)
 
     def request(self, method: str, url: str, **kwargs) -> requests.Response:
         """BaseClient.request, refused without a call when the stored base URL

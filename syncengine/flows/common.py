@@ -15,8 +15,6 @@ from syncengine.outcomes import Outcome
 
 logger = logging.getLogger("syncengine.flows")
 
-# Zenduty's incident page: https://www.zenduty.com/dashboard/incidents/<incident_number>
-ZENDUTY_INCIDENT_PATH = "/dashboard/incidents/{number}"
 
 
 def xurrent_client(integration: OutgoingIntegration):
@@ -37,10 +35,11 @@ def request_url(integration: OutgoingIntegration, request_id) -> str:
     return f"{xurrent_hosts.account_url(tenant.account_id, tenant.region, tenant.environment)}/requests/{request_id}"
 
 
-def incident_url(integration: OutgoingIntegration, number, zenduty=None) -> str:
+def incident_url(integration: OutgoingIntegration, number) -> str:
     """The incident's page in Zenduty (the account's base URL, or the simulator's in sandbox mode)."""
-    base = zenduty.base_url if zenduty is not None else integration.zenduty_account.base_url.rstrip("/")
-    return base + ZENDUTY_INCIDENT_PATH.format(number=number)
+    from connections.zenduty.client import incident_page_url
+
+    return incident_page_url(integration.zenduty_account.base_url, number)
 
 
 def portal_person_id(integration: OutgoingIntegration, client) -> str:

@@ -134,8 +134,7 @@ def _create_request(integration, pair: LinkedPair, incident: dict, *, look_first
                 return f"Adopted Xurrent request #{request['id']}, created for incident #{number} by an earlier " \
                        f"attempt whose answer was lost."
         impact = _impact(integration, incident)
-        with common.zenduty_client(integration) as zenduty:
-            url = common.incident_url(integration, number, zenduty)
+        url = common.incident_url(integration, number)
         body = mapping.request_body_for_incident(incident, service_instance_id=integration.service_instance_id,
                                                  impact=impact, incident_url=url)
         try:
