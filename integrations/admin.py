@@ -242,7 +242,8 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
             "urls": {**{name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
                         for name in ("provision", "enable", "disable", "zenduty_step_done", "panel")},
                      "calls": f"{reverse('admin:syncengine_outboundcall_changelist')}?integration__id__exact={obj.pk}",
-                     "events": f"{reverse('admin:syncengine_inboundevent_changelist')}?integration__id__exact={obj.pk}"},
+                     "events": f"{reverse('admin:syncengine_inboundevent_changelist')}?integration__id__exact={obj.pk}",
+                     "pairs": f"{reverse('admin:syncengine_linkedpair_changelist')}?integration__id__exact={obj.pk}"},
             "refreshing": obj.provisioning_status == ProvisioningStatus.VERIFYING,
         }
 

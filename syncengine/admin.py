@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
@@ -30,8 +30,9 @@ from django_q.models import Failure, Success
 from integrations.models import OutgoingIntegration
 from syncengine import services
 from syncengine.history import describe_event
-from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, OutboundCall, Source,
-                               StatusClass)
+from syncengine.flows import common as flow_common
+from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, LinkedPair, OutboundCall,
+                               PairState, Source, StatusClass)
 from syncengine.sanitize import for_display
 
 STATUS_CLASS_COLOURS = {
@@ -109,8 +110,8 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 50
     actions = ["replay_events"]
     fieldsets = (
-        (None, {"fields": ("source", "integration", "event_type", "object_id", "about", "status_badge", "reason",
-                           "last_error")}),
+        (None, {"fields": ("source", "integration", "pair", "event_type", "object_id", "about", "status_badge",
+                           "reason", "last_error")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
         ("Delivery", {"fields": ("delivery_id", "signature_ok", "body_size", "message", "token", "headers_pretty",
@@ -242,7 +243,7 @@ class OutboundCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     fields = ("created_at", "service", "method", "url", "status", "status_class", "duration_ms", "attempt", "error",
-              "error_kind", "rate_limit", "integration", "inbound_event")
+              "error_kind", "rate_limit", "integration", "pair", "inbound_event")
     readonly_fields = fields
 
     @admin.display(description="at", ordering="created_at")
@@ -383,6 +384,120 @@ def _rows(day_list, counts, legend) -> list[dict]:
                     for key, label, colour in legend if per_key.get(key)]
         rows.append({"day": day, "total": sum(per_key.values()), "segments": segments})
     return rows
+
+
+# -- linked pairs ----------------------------------------------------------------------------------
+PAIR_STATE_COLOURS = {
+    PairState.CREATING: "#0d6efd",
+    PairState.LINKED: "#198754",
+    PairState.CLOSED: "#6c757d",
+    PairState.FAILED: "#dc3545",
+}
+ZENDUTY_STATUS_NAMES = {1: "triggered", 2: "acknowledged", 3: "resolved"}
+TIMELINE_ROWS = 200
+
+
+@admin.register(LinkedPair)
+class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """A request ⇄ incident pair: both ids, links to the records, and its timeline of events and calls."""
+
+    list_display = ("pair_label", "state_badge", "integration", "origin", "xurrent_link", "zenduty_link",
+                    "statuses", "updated")
+    list_display_links = ("pair_label",)
+    list_filter = ("state", "origin", "integration")
+    list_select_related = ("integration__tenant", "zenduty_account")
+    search_fields = ("=xurrent_request_id", "=zenduty_incident_unique_id")
+    search_help_text = "A Xurrent request ID, a Zenduty incident number (with or without #) or unique ID."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    list_per_page = 50
+    fieldsets = (
+        (None, {"fields": ("integration", "state_badge", "origin", "xurrent_link", "zenduty_link", "last_error")}),
+        ("Last seen and last written by the portal", {"fields": (
+            "xurrent_status", "xurrent_updated_at", "zenduty_status_name", "zenduty_seen_at", "written")}),
+        ("Timeline", {"fields": ("timeline",)}),
+        ("Record", {"fields": ("created_at", "updated_at", "closed_at", "lease_until", "lease_owner")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for _, options in self.fieldsets for f in options["fields"]]
+
+    def get_search_results(self, request, queryset, search_term):
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        number = search_term.strip().lstrip("#")
+        if number.isdigit():  # "#1042" or "1042": an incident number (or a request ID, matched above)
+            results |= queryset.filter(zenduty_incident_number=int(number))
+        return results, duplicates
+
+    @admin.display(description="pair", ordering="created_at")
+    def pair_label(self, obj: LinkedPair):
+        return str(obj)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: LinkedPair):
+        return badge(obj.get_state_display(), PAIR_STATE_COLOURS.get(obj.state, "#6c757d"))
+
+    @admin.display(description="Xurrent request")
+    def xurrent_link(self, obj: LinkedPair):
+        if not obj.xurrent_request_id:
+            return "— (not created yet)"
+        return format_html('<a href="{}" target="_blank" rel="noopener">#{}</a>',
+                           flow_common.request_url(obj.integration, obj.xurrent_request_id), obj.xurrent_request_id)
+
+    @admin.display(description="Zenduty incident")
+    def zenduty_link(self, obj: LinkedPair):
+        if not obj.zenduty_incident_unique_id:
+            return "— (not created yet)"
+        if obj.zenduty_incident_number is None:
+            return obj.zenduty_incident_unique_id
+        return format_html('<a href="{}" target="_blank" rel="noopener" title="{}">#{}</a>',
+                           flow_common.incident_url(obj.integration, obj.zenduty_incident_number),
+                           obj.zenduty_incident_unique_id, obj.zenduty_incident_number)
+
+    @admin.display(description="status (Xurrent / Zenduty)")
+    def statuses(self, obj: LinkedPair):
+        return f"{obj.xurrent_status or '—'} / {self.zenduty_status_name(obj)}"
+
+    @admin.display(description="Zenduty status")
+    def zenduty_status_name(self, obj: LinkedPair):
+        return ZENDUTY_STATUS_NAMES.get(obj.zenduty_status, "—")
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: LinkedPair):
+        return compact_time(obj.updated_at)
+
+    @admin.display(description="written by the portal")
+    def written(self, obj: LinkedPair):
+        return pre(pretty_json(obj.last_written or {}))
+
+    @admin.display(description=f"events and calls (latest {TIMELINE_ROWS}, newest first)")
+    def timeline(self, obj: LinkedPair):
+        """The pair's inbound events and outbound calls, merged by time."""
+        events = [(e.received_at, "event", e) for e in
+                  obj.inbound_events.order_by("-received_at", "-pk")[:TIMELINE_ROWS]]
+        calls = [(c.created_at, "call", c) for c in
+                 obj.outbound_calls.order_by("-created_at", "-pk")[:TIMELINE_ROWS]]
+        rows = sorted(events + calls, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
+        if not rows:
+            return "—"
+        cells = []
+        for at, kind, item in rows:
+            if kind == "event":
+                url = reverse("admin:syncengine_inboundevent_change", args=[item.pk])
+                what = format_html('<a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)
+                outcome = badge(item.get_status_display(), STATUS_COLOURS.get(item.status, "#6c757d"))
+                detail = Truncator(item.reason).chars(160)
+            else:
+                url = reverse("admin:syncengine_outboundcall_change", args=[item.pk])
+                what = format_html('<a href="{}">{} {} {}</a>', url, item.service, item.method, short_path(item.url))
+                outcome = badge(str(item.status or "none"), STATUS_CLASS_COLOURS.get(item.status_class, "#6c757d"))
+                detail = Truncator(item.error).chars(160)
+            cells.append(format_html("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                     compact_time(at), "received" if kind == "event" else "called", what,
+                                     outcome, detail))
+        return format_html('<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
+                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table>',
+                           format_html_join("", "{}", ((cell,) for cell in cells)))
 
 
 # -- django-q2's task lists --------------------------------------------------------------------

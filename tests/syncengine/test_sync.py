@@ -554,3 +554,48 @@ def test_no_database_transaction_is_held_across_a_call(demo, monkeypatch):
     assert len(demo.requests()) == 2 and len(demo.incidents()) == 2
     assert {m for m, _, _ in seen} >= {"GET", "POST", "PATCH"}
     assert [call for call in seen if call[2]] == []
+
+
+# -- the pair's page -------------------------------------------------------------------------------
+def test_each_pair_has_a_page_with_both_ids_links_and_its_timeline(demo, client, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    incident = demo.trigger(title="Disk full on web-1")
+    demo.settle()
+    demo.set_incident_status(incident, 2)
+    demo.settle()
+    [request] = demo.requests()
+    pair = LinkedPair.objects.get()
+
+    auditor = django_user_model.objects.create_user("auditor", password="pw", is_staff=True)
+    auditor.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(auditor)
+
+    listing = reverse("admin:syncengine_linkedpair_changelist")
+    for term in (f"#{incident.incident_number}", str(incident.incident_number), str(request.pk), incident.unique_id):
+        found = client.get(listing, {"q": term}).content.decode()
+        assert reverse("admin:syncengine_linkedpair_change", args=[pair.pk]) in found, term
+    assert reverse("admin:syncengine_linkedpair_change", args=[pair.pk]) not in \
+        client.get(listing, {"q": "999999"}).content.decode()
+
+    page = client.get(reverse("admin:syncengine_linkedpair_change", args=[pair.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    # Both ids, with links to the records (the simulators stand in for the tenant's and Zenduty's hosts).
+    assert f'/sandbox/xurrent/requests/{request.pk}"' in html and f">#{request.pk}</a>" in html
+    assert f'/sandbox/zenduty/dashboard/incidents/{incident.incident_number}"' in html
+    assert f">#{incident.incident_number}</a>" in html
+    # The timeline: the events received for the pair and the calls made for it, linked, newest first.
+    timeline = html.split('class="pair-timeline"', 1)[1]
+    for event in InboundEvent.objects.filter(pair=pair):
+        assert reverse("admin:syncengine_inboundevent_change", args=[event.pk]) in timeline
+    for call in OutboundCall.objects.filter(pair=pair):
+        assert reverse("admin:syncengine_outboundcall_change", args=[call.pk]) in timeline
+    assert timeline.index("Zenduty acknowledged") < timeline.index("Zenduty triggered")
+    # An auditor reads it and cannot change anything on it.
+    assert "Save" not in html and "deletelink" not in html
+    # Each event's page leads back to its pair.
+    [triggered] = events("triggered")
+    event_page = client.get(reverse("admin:syncengine_inboundevent_change", args=[triggered.pk])).content.decode()
+    assert reverse("admin:syncengine_linkedpair_change", args=[pair.pk]) in event_page
