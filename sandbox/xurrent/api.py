@@ -1,527 +1,477 @@
-"""The conventions every simulated Xurrent REST call shares.
+"""The simulated Xurrent: OAuth token endpoint, REST API ``/v1/...`` and the
+account host's webhook verification callback.
 
-:class:`ApiView` runs each call the way Xurrent does (reference sections in
-brackets): bearer-token authentication and the account header (§1, §1.5),
-the rate limit and its lowercase ``x-ratelimit-*`` headers (§5.3), injected
-faults (sandbox.faults), JSON bodies, ``{"message"}`` errors (§5.4), and for
-collections cursor pagination with a lowercase ``link`` header (§5.1),
-filters, ``?sort=`` and ``?fields=`` (§5.2).
+Paths are those of the real hosts under ``/sandbox/xurrent`` (docs/architecture.md):
+``oauth.<domain>/token`` → ``/oauth/token``, ``api.<domain>/v1`` → ``/v1``,
+``https://<account>.<domain>`` → ``/sandbox/xurrent`` itself.
 
-Choices where Xurrent's behaviour is not documented (see the report in the
-module docs of views.py): a call without an account header is refused with
-401 when the account's ``strict_account_header`` is on (the default) and
-otherwise runs in the token's account; a header naming an account the token
-does not belong to is refused with 403.
+Behaviour Xurrent does not document, decided here (also in api.py):
+
+* no ``X-Xurrent-Account`` header: 401 when the account's
+  ``strict_account_header`` is on (default), else the token's account;
+* a header naming another account than the token's: 403;
+* ``per_page`` above 100: 400 (below 1: 400 as documented);
+* unknown ``?fields=`` or ``?sort=`` names: 400;
+* ``jwt_alg`` none/hs*: 422 (documented, but unverifiable by a receiver);
+* ``POST /webhooks/:id/test`` of an unverified webhook: 204, nothing sent.
 """
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import logging
-import math
-import re
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
-from urllib.parse import urlencode
+from binascii import Error as BinasciiError
+from datetime import timedelta
 
-from django.conf import settings
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.decorators import method_decorator
-from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox import faults
-from sandbox.faults import hit_rate_limit
+from sandbox.xurrent import operations as ops
+from sandbox.xurrent import shapes
 from sandbox.xurrent import vocabulary as v
-from sandbox.xurrent.models import (AccessToken, Account, OAuthApplication, Person, PersonalAccessToken,
-                                    pk_from_node_id, token_digest)
+from sandbox.xurrent import webhooks as hooks
+from sandbox.xurrent.conventions import (SERVICE, ApiError, ApiView, Filter, apply_filters, apply_sort, json_response,
+                                 lowercase_headers, select_fields)
+from sandbox.xurrent.models import (AccessToken, Note, OAuthApplication, Request, ServiceInstance, Webhook,
+                                    WebhookPolicy)
 
 logger = logging.getLogger("sandbox.xurrent")
 
-PREFIX = "/sandbox/xurrent"
-SERVICE = "xurrent"
-# Unauthenticated calls count against the caller's IP (§5.3), with this budget per hour.
-ANONYMOUS_RATE_LIMIT = 3600
-ANONYMOUS_RATE_WINDOW = 3600
-# §5.1: default and maximum page sizes.
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 100
-RESERVED_PARAMS = {"per_page", "page", "search_after", "search_before", "sort", "fields"}
+
+# -- OAuth (§1.2) --------------------------------------------------------------------------------------
+# The path faults match for the token endpoint (the faults page's "path", like /v1/requests for the API).
+TOKEN_PATH = "/oauth/token"
+_NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
-# -- URLs -----------------------------------------------------------------------------------
-def public_base(request: HttpRequest) -> str:
-    """Where this portal is reached: ``SANDBOX_API_URL`` if set, else the request's scheme and host."""
-    configured = (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
-    return configured or f"{request.scheme}://{request.get_host()}"
+def _oauth_error(status: int, code: str, description: str) -> HttpResponse:
+    # RFC 6749 §5.2 shape, not the REST API's {"message"} (§5.4).
+    return json_response({"error": code, "error_description": description}, status, headers=_NO_STORE)
 
 
-@dataclass(frozen=True)
-class Origin:
-    """The simulated hosts as seen by clients: the account URL (JWT ``iss``,
-    verify callbacks, ``account`` field) and the REST base (``…/v1``)."""
+def _oauth_fault(request: HttpRequest) -> HttpResponse | None:
+    """An armed fault for the token endpoint, answered in the OAuth error shape.
 
-    account_url: str
-
-    @property
-    def api_base(self) -> str:
-        return f"{self.account_url}/v1"
-
-    @classmethod
-    def of(cls, request: HttpRequest) -> Origin:
-        return cls(f"{public_base(request)}{PREFIX}")
-
-
-# -- responses --------------------------------------------------------------------------------
-def json_response(data: Any, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    """A JSON answer with Xurrent's content type; header names are kept lowercase (§5.1)."""
-    if status == 204:
-        response = HttpResponse(status=204)
-    else:
-        response = JsonResponse(data, status=status, safe=False, json_dumps_params={"ensure_ascii": False})
-        response["content-type"] = "application/json; charset=utf-8"
-    for name, value in (headers or {}).items():
-        response[name.lower()] = value
-    return response
-
-
-def lowercase_headers(response: HttpResponse) -> HttpResponse:
-    """Re-set every header under its lowercase name, as Xurrent sends them since 2024 (§5.1)."""
-    for name, value in list(response.items()):
-        response[name.lower()] = value
-    return response
-
-
-class ApiError(Exception):
-    """An error answer: ``{"message": …}`` plus optional extra keys, status and headers."""
-
-    def __init__(self, status: int, message: str, *, headers: dict | None = None, **extra: Any):
-        super().__init__(message)
-        self.status = status
-        self.body = {"message": message, **extra}
-        self.headers = headers or {}
-
-    def response(self) -> HttpResponse:
-        return json_response(self.body, self.status, self.headers)
-
-
-class Invalid(Exception):
-    """A 422: ``errors`` is Xurrent's list of ``[field, message]`` pairs (§5.4)."""
-
-    def __init__(self, errors: list[list[str]]):
-        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
-        self.errors = errors
-
-    def api_error(self) -> ApiError:
-        return ApiError(422, "Validation Failed", errors=self.errors)
-
-
-def not_found() -> ApiError:
-    return ApiError(404, "Not Found")
-
-
-# -- the caller ---------------------------------------------------------------------------------
-@dataclass
-class Caller:
-    """Who is calling (the person a token acts as) and in which account."""
-
-    person: Person
-    account: Account
-    via: str  # "oauth" or "pat"
-
-
-def _bearer(request: HttpRequest) -> str:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, value = header.partition(" ")
-    # Only bearer tokens work: Basic auth and query-string tokens were removed in 2021 (§1.1).
-    return value.strip() if scheme.lower() == "bearer" else ""
-
-
-def token_person(raw: str) -> tuple[Person | None, str]:
-    """The person an OAuth access token (``"oauth"``) or personal access token (``"pat"``)
-    acts as, if it is valid now; else ``(None, "")``."""
-    if not raw:
-        return None, ""
-    digest = token_digest(raw)
-    now = timezone.now()
-    token = (AccessToken.objects.select_related("application__person__account")
-             .filter(token_hash=digest).first())
-    if token is not None:
-        app: OAuthApplication = token.application
-        if token.expires_at > now and not app.disabled and not app.person.disabled:
-            return app.person, "oauth"
-        return None, ""
-    pat = PersonalAccessToken.objects.select_related("person__account").filter(token_hash=digest).first()
-    if pat is not None and not pat.disabled and not pat.person.disabled and \
-            (pat.expires_at is None or pat.expires_at > now):
-        return pat.person, "pat"
-    return None, ""
-
-
-def account_header(request: HttpRequest) -> str:
-    """``X-Xurrent-Account``, or the legacy ``X-4me-Account`` (§1.5); header names are case-insensitive."""
-    return (request.META.get("HTTP_X_XURRENT_ACCOUNT") or request.META.get("HTTP_X_4ME_ACCOUNT") or "").strip()
-
-
-# -- pagination, filters, sorting, fields ---------------------------------------------------------
-def _encode_cursor(offset: int, last_id: int | None) -> str:
-    # Opaque to clients; shaped like the live capture in §5.1 ({"offset": 19, "cursor": [365949]}).
-    raw = json.dumps({"offset": offset, "cursor": [last_id] if last_id is not None else []},
-                     separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(value: str, name: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        offset = int(data["offset"])
-    except (ValueError, TypeError, KeyError):
-        raise ApiError(400, f"Parameter '{name}' is not a valid cursor") from None
-    if offset < 0:
-        raise ApiError(400, f"Parameter '{name}' is not a valid cursor")
-    return offset
-
-
-@dataclass(frozen=True)
-class Filter:
-    """One filterable field: its ORM path and how its values are read (§5.2)."""
-
-    path: str
-    kind: str = "text"  # text | itext (case-insensitive) | int | enum | bool | datetime | ref
-
-
-_COMPARISON = re.compile(r"(<=|>=|<|>)([^<>]+)")
-
-
-def _convert(kind: str, name: str, raw: str) -> Any:
-    if kind in ("int", "ref"):
-        if not re.fullmatch(r"-?\d+", raw):
-            raise ApiError(400, f"Invalid value for filter '{name}': {raw!r} is not an integer")
-        return int(raw)
-    if kind == "bool":
-        return raw.strip().lower() in ("1", "t", "y", "true", "yes", "on")
-    if kind == "datetime":
-        parsed = parse_datetime(raw)
-        if parsed is None and (day := parse_date(raw)) is not None:
-            parsed = datetime.datetime(day.year, day.month, day.day)
-        if parsed is None:
-            raise ApiError(400, f"Invalid value for filter '{name}': {raw!r} is not a date and time")
-        if timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
-        return parsed
-    return raw
-
-
-def _filter_q(name: str, spec: Filter, raw: str, negate_key: bool) -> Q:
-    """The condition for ``?name=raw`` with Xurrent's operators: ``!``, empty, ``,`` lists, ``<``/``>`` ranges."""
-    kind, path = spec.kind, spec.path
-    negate = negate_key
-    if raw == "!":  # present
-        return ~_empty_q(spec) if not negate else _empty_q(spec)
-    if raw.startswith("!"):
-        negate, raw = not negate, raw[1:]
-    if raw == "":
-        q = _empty_q(spec)
-    elif kind in ("int", "ref", "datetime") and raw[0] in "<>":
-        parts = _COMPARISON.findall(raw)
-        if not parts or "".join(op + val for op, val in parts) != raw:
-            raise ApiError(400, f"Invalid value for filter '{name}': {raw!r}")
-        lookups = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
-        q = Q(**{f"{path}__{lookups[op]}": _convert(kind, name, val) for op, val in parts})
-    elif kind in ("int", "ref", "enum") and "," in raw:
-        q = Q(**{f"{path}__in": [_convert(kind, name, part) for part in raw.split(",") if part != ""]})
-    elif kind == "itext":
-        q = Q(**{f"{path}__iexact": raw})
-    else:
-        q = Q(**{path: _convert(kind, name, raw)})
-    return ~q if negate else q
-
-
-def _empty_q(spec: Filter) -> Q:
-    if spec.kind in ("text", "itext", "enum"):
-        return Q(**{spec.path: ""}) | Q(**{f"{spec.path}__isnull": True})
-    return Q(**{f"{spec.path}__isnull": True})
-
-
-def apply_filters(request: HttpRequest, queryset: QuerySet, filters: dict[str, Filter]) -> QuerySet:
-    """Narrow ``queryset`` by every filterable parameter in the query string (joined with AND).
-
-    Parameters that are not filterable are ignored, as are the paging ones.
+    What the real OAuth host answers when it fails or throttles is not
+    documented; the simulator keeps RFC 6749's shape with its codes for
+    these cases (``server_error``, ``temporarily_unavailable``), and a
+    Retry-After on a 429 as the API sends. A timeout is the gateway's 504.
     """
-    for key in request.GET:
-        if key in RESERVED_PARAMS:
-            continue
-        negate_key = key.endswith("!")  # ?status!=assigned,accepted
-        name = key[:-1] if negate_key else key
-        spec = filters.get(name)
-        if spec is None:
-            continue
-        for raw in request.GET.getlist(key):
-            queryset = queryset.filter(_filter_q(name, spec, raw, negate_key))
-    return queryset
-
-
-def apply_sort(request: HttpRequest, queryset: QuerySet, sortable: dict[str, str], default: list[str]) -> QuerySet:
-    """Order by ``?sort=a,-b`` (§5.2) or the resource's default order; ``id`` breaks ties."""
-    raw = request.GET.get("sort", "")
-    order: list[str] = []
-    for item in [s.strip() for s in raw.split(",") if s.strip()] if raw else []:
-        descending = item.startswith("-")
-        name = item.lstrip("-+")
-        if name not in sortable:
-            raise ApiError(400, f"Sorting on '{name}' is not supported")
-        order.append(("-" if descending else "") + sortable[name])
-    order = order or list(default)
-    if not any(o.lstrip("-") == "id" for o in order):
-        order.append("id")
-    return queryset.order_by(*order)
-
-
-def select_fields(request: HttpRequest, record: dict, default: Iterable[str] | None,
-                  write_only: Iterable[str] = ()) -> dict:
-    """Keep the fields a caller asked for with ``?fields=`` (plus ``id``/``nodeID``), else ``default``.
-
-    ``default`` None keeps every field (single-record answers).
-    """
-    raw = request.GET.get("fields")
-    if raw:
-        wanted = [f.strip() for f in raw.split(",") if f.strip()]
-        for name in wanted:
-            if name in write_only:
-                raise ApiError(400, f"Field '{name}' is write-only and cannot be selected")
-            if name not in record:
-                raise ApiError(400, f"Unknown field '{name}'")
-    elif default is None:
-        return record
-    else:
-        wanted = list(default)
-    keep = ["id", "nodeID", *wanted]
-    return {k: record[k] for k in record if k in keep}
-
-
-def parse_id(value: str, kind: str) -> int | None:
-    """A path ``:id``: the numeric id or the record's ``nodeID`` (§3.1)."""
-    if value.isdigit():
-        return int(value)
-    return pk_from_node_id(kind, value)
-
-
-def parse_bool(value: Any) -> bool | None:
-    """Xurrent's boolean input: true/false, or ``1/T/Y/TRUE/YES/ON`` (any case) as true (§3.2 data types)."""
-    if isinstance(value, bool):
-        return value
-    if value is None:
+    response = faults.api_fault_response(
+        SERVICE, request.method, TOKEN_PATH,
+        error_body={"error": "server_error", "error_description": "Internal Server Error"},
+        rate_limited_body={"error": "temporarily_unavailable", "error_description": "Too Many Requests"})
+    if response is None:
         return None
-    if isinstance(value, (int, float)):
-        return bool(value)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "t", "y", "true", "yes", "on")
-    return None
+    response["content-type"] = "application/json; charset=utf-8"
+    for name, value in _NO_STORE.items():
+        response[name] = value
+    return lowercase_headers(response)
 
 
-# -- the view base ---------------------------------------------------------------------------------
-@method_decorator(csrf_exempt, name="dispatch")
-class ApiView(View):
-    """Base of every simulated ``/v1`` endpoint. Subclasses implement get/post/patch/delete.
+def _oauth_params(request: HttpRequest) -> dict:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return {k: str(val) for k, val in data.items() if val is not None} if isinstance(data, dict) else {}
+    form = request.POST if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data") \
+        else QueryDict(request.body)
+    return {k: form.get(k) for k in form}
 
-    ``self.caller`` and ``self.origin`` are set before the handler runs.
-    Handlers return a response or raise :class:`ApiError` / :class:`Invalid`.
+
+def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    # RFC 6749 §2.3.1 also allows the client to authenticate with HTTP Basic.
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value.strip()).decode().partition(":")
+    except (BinasciiError, UnicodeDecodeError, ValueError):
+        return None
+    return client_id, secret
+
+
+@csrf_exempt
+def oauth_token(request: HttpRequest) -> HttpResponse:
+    """``POST /oauth/token``, client credentials grant, form-encoded or JSON body.
+
+    200 ``{"access_token", "token_type": "bearer", "expires_in": 3600}``; 400
+    ``invalid_request`` / ``unsupported_grant_type`` / ``invalid_client``.
+    Parameters in the query string are refused (§1.2: body only). Armed
+    faults for the path ``/oauth/token`` come first.
+    """
+    if (fault := _oauth_fault(request)) is not None:
+        return fault
+    if request.method != "POST":
+        return _oauth_error(405, "invalid_request", "Use POST.")
+    params = _oauth_params(request)
+    if not params and request.GET:
+        return _oauth_error(400, "invalid_request", "The parameters must be sent in the request body.")
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        return _oauth_error(400, "invalid_request", "The grant_type parameter is missing.")
+    if grant_type != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type",
+                            "This simulator supports only the client_credentials grant.")
+    client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
+    if not client_id and (basic := _basic_credentials(request)):
+        client_id, secret = basic
+    if not client_id or not secret:
+        return _oauth_error(400, "invalid_request", "client_id and client_secret are required.")
+    app = OAuthApplication.objects.select_related("person").filter(client_id=client_id).first()
+    if app is None or not app.check_secret(secret) or app.disabled or app.person.disabled:
+        logger.info("sandbox.xurrent.token-refused client_id=%s", client_id[:64])
+        return _oauth_error(400, "invalid_client", "Client authentication failed: unknown client, wrong secret, "
+                                                   "or the application is disabled.")
+    # Tidy up tokens that expired more than a day ago.
+    AccessToken.objects.filter(application=app, expires_at__lt=timezone.now() - timedelta(days=1)).delete()
+    row, raw = AccessToken.issue(app)
+    logger.info("sandbox.xurrent.token-issued client_id=%s", client_id[:64])
+    return json_response({"access_token": raw, "token_type": "bearer",
+                          "expires_in": int((row.expires_at - timezone.now()).total_seconds() + 0.5)},
+                         headers=_NO_STORE)
+
+
+# -- account host: verification callback and canonical links -----------------------------------------------
+_VERIFIED_PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>Webhook verification</title></head>"
+                  "<body><h1>{title}</h1><p>{detail}</p></body></html>")
+
+
+@csrf_exempt
+def verify_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    """``GET|POST {account_url}/webhooks/<id>/verify?code=…&expires_at=…`` (§6.2).
+
+    200 "Verification successful"; 404 unknown webhook; 403 wrong code;
+    410 expired code. No token is needed: the code is the secret.
+    """
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405)
+    webhook = Webhook.objects.filter(pk=webhook_id).first()
+    code = request.GET.get("code") or request.POST.get("code") or ""
+    if webhook is None:
+        outcome, status = "not_found", 404
+    else:
+        outcome = hooks.verify(webhook, code)
+        status = {"ok": 200, "invalid": 403, "expired": 410}[outcome]
+    title, detail = {
+        "ok": ("Verification successful", "The webhook is now active."),
+        "invalid": ("Verification failed", "This verification code is not valid (a newer one may have been sent)."),
+        "expired": ("Verification failed", "This verification code has expired; update the webhook to get a new "
+                                           "one."),
+        "not_found": ("Verification failed", "There is no such webhook."),
+    }[outcome]
+    response = HttpResponse(_VERIFIED_PAGE.format(title=title, detail=detail), status=status,
+                            content_type="text/html; charset=utf-8")
+    response["content-type"] = "text/html; charset=utf-8"
+    return response
+
+
+def canonical_request(request: HttpRequest, request_id: int) -> HttpResponse:
+    """``{account_url}/requests/<id>`` (the ``canonical`` link of deliveries): the by-hand page."""
+    return redirect(reverse("sandbox-xurrent-ui-request", args=[request_id]))
+
+
+def canonical_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    """``{account_url}/webhooks/<id>``: the by-hand webhooks list."""
+    return redirect(reverse("sandbox-xurrent-ui") + "#webhooks")
+
+
+# -- REST API --------------------------------------------------------------------------------------------
+class Root(ApiView):
+    """``GET /v1`` answers ``{}`` (§2 sanity endpoints)."""
+
+    def get(self, request):
+        return json_response({})
+
+
+class RateLimit(ApiView):
+    """``GET /v1/rate_limit``: the caller's budget without spending a hit (§5.3).
+
+    The body repeats the ``x-ratelimit-*`` headers as integers; the reference documents the endpoint
+    but not its body, so this shape is inferred.
     """
 
-    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-    counts_against_limit = True
+    counts_against_limit = False
 
-    caller: Caller
-    origin: Origin
+    def get(self, request):
+        budget = self._peek(request, self.caller.account, self.caller.person)
+        return json_response({name.removeprefix("x-ratelimit-"): int(value) for name, value in budget.items()})
 
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        self.origin = Origin.of(request)
-        limit_headers: dict[str, str] = {}
-        try:
-            person, via = token_person(_bearer(request))
-            if person is None:
-                limit_headers = self._count(request, None)
-                raise ApiError(401, "Unauthorized")
-            # Counted against the user (§5.3), in the token's account: one token, one account.
-            limit_headers = self._count(request, person.account, person)
-            account = self._account(request, person)
-            self.caller = Caller(person=person, account=account, via=via)
-            response = self._fault(request)
-            if response is None:
-                response = self._handle(request, *args, **kwargs)
-        except Invalid as exc:
-            response = exc.api_error().response()
-        except ApiError as exc:
-            response = exc.response()
-        for name, value in limit_headers.items():
-            if name not in response:
-                response[name] = value
-        return lowercase_headers(response)
 
-    # -- steps ------------------------------------------------------------------------------
-    def _account(self, request: HttpRequest, person: Person) -> Account:
-        home = person.account
-        named = account_header(request)
-        if not named:
-            if home.simulator_settings().strict_account_header:
-                # The reference gives the bare word (§ error table); the reason is not spelled out.
-                raise ApiError(401, "Unauthorized")
-            return home
-        if named != home.account_id:
-            # One token, one account: the simulator has no "trusted accounts" (§1.5 multiple accounts).
-            raise ApiError(403, "Forbidden")
-        return home
+class AccountView(ApiView):
+    """``GET /v1/account``: the account named in the header."""
 
-    def _count(self, request: HttpRequest, account: Account | None, person: Person | None = None) -> dict:
-        """Count the call against its budget (§5.3); raise the 429 when it is spent."""
-        if not self.counts_against_limit:
-            return self._peek(request, account, person)
-        if account is None or person is None:
-            key = f"xurrent:ip:{request.META.get('REMOTE_ADDR', '?')}"
-            allowed, remaining, reset = hit_rate_limit(key, ANONYMOUS_RATE_LIMIT, ANONYMOUS_RATE_WINDOW)
-            limit = ANONYMOUS_RATE_LIMIT
-        else:
-            knobs = account.simulator_settings()
-            limit = knobs.rate_limit
-            allowed, remaining, reset = hit_rate_limit(f"xurrent:{account.account_id}:person:{person.pk}",
-                                                       limit, knobs.rate_window_seconds)
-            if allowed and knobs.burst_limit:
-                burst_ok, _, burst_reset = hit_rate_limit(
-                    f"xurrent:{account.account_id}:person:{person.pk}:burst", knobs.burst_limit,
-                    knobs.burst_window_seconds)
-                if not burst_ok:
-                    allowed, reset = False, burst_reset
-        headers = {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining),
-                   "x-ratelimit-reset": str(reset)}
-        if not allowed:
-            retry_after = max(1, reset - int(timezone.now().timestamp()))
-            raise ApiError(429, "Too Many Requests", documentation_url=v.RATE_LIMIT_DOCUMENTATION_URL,
-                           headers={**headers, "x-ratelimit-remaining": "0", "retry-after": str(retry_after)})
-        return headers
+    def get(self, request):
+        return json_response(shapes.account_json(self.caller.account))
 
-    def _peek(self, request: HttpRequest, account: Account | None, person: Person | None) -> dict:
-        from sandbox.models import RateCounter
 
-        if account is None or person is None:
-            return {}
-        knobs = account.simulator_settings()
-        counter = RateCounter.objects.filter(key=f"xurrent:{account.account_id}:person:{person.pk}").first()
-        now = timezone.now()
-        if counter is None or (now - counter.window_start).total_seconds() >= knobs.rate_window_seconds:
-            used, reset = 0, int(now.timestamp()) + knobs.rate_window_seconds
-        else:
-            used = counter.count
-            reset = int(counter.window_start.timestamp()) + knobs.rate_window_seconds
-        return {"x-ratelimit-limit": str(knobs.rate_limit),
-                "x-ratelimit-remaining": str(max(0, knobs.rate_limit - used)), "x-ratelimit-reset": str(reset)}
+class Me(ApiView):
+    """``GET /v1/me``: the person the token acts as."""
 
-    def _fault(self, request: HttpRequest) -> HttpResponse | None:
-        path = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
-        response = faults.api_fault_response(
-            SERVICE, request.method, path, error_body={"message": "Internal Server Error"},
-            rate_limited_body={"message": "Too Many Requests", "documentation_url": v.RATE_LIMIT_DOCUMENTATION_URL})
-        if response is not None:
-            response["content-type"] = "application/json; charset=utf-8"
-            if response.status_code == 429:
-                response["x-ratelimit-remaining"] = "0"
-        return response
+    def get(self, request):
+        return json_response(shapes.person_json(self.caller.person))
 
-    def _handle(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        method = request.method.lower()
-        if method == "put":  # PUT is accepted as PATCH (§2 "Verbs")
-            method = "patch"
-        if method == "head":
-            method = "get"
-        handler: Callable | None = getattr(self, method, None) if method in self.http_method_names else None
-        if handler is None or method == "options":
+
+class NotFound(ApiView):
+    """Any other ``/v1`` path: 404 ``{"message": "Not Found"}``."""
+
+    def get(self, request, *args, **kwargs):
+        raise ApiError(404, "Not Found")
+
+    post = patch = delete = get
+
+
+# Service instances (§4.1)
+SERVICE_INSTANCE_FILTERS = {
+    "id": Filter("id", "int"), "name": Filter("name"), "status": Filter("status", "enum"),
+    "source": Filter("source"), "sourceID": Filter("sourceID"),
+    "service": Filter("service_id", "ref"), "service_id": Filter("service_id", "ref"),
+    "support_team": Filter("support_team_id", "ref"), "support_team_id": Filter("support_team_id", "ref"),
+    "created_at": Filter("created_at", "datetime"), "updated_at": Filter("updated_at", "datetime"),
+}
+SERVICE_INSTANCE_SORTS = {"id": "id", "sourceID": "sourceID", "name": "name", "status": "status",
+                          "service": "service__name", "support_team": "support_team__name",
+                          "created_at": "created_at", "updated_at": "updated_at"}
+SERVICE_INSTANCE_PREDEFINED = {
+    "": Q(), "active": Q(status__in=v.ACTIVE_SERVICE_INSTANCE_STATUSES), "inactive": Q(status="discontinued"),
+}
+
+
+class ServiceInstances(ApiView):
+    """``GET /v1/service_instances`` (+ ``/active``, ``/inactive``), sorted by name (§4.1)."""
+
+    def get(self, request, predefined: str = ""):
+        qs = (ServiceInstance.objects.filter(account=self.caller.account)
+              .filter(SERVICE_INSTANCE_PREDEFINED[predefined])
+              .select_related("service", "support_team", "first_line_team"))
+        qs = apply_sort(request, apply_filters(request, qs, SERVICE_INSTANCE_FILTERS), SERVICE_INSTANCE_SORTS,
+                        ["name"])
+        return self.paginate(request, qs, shapes.service_instance_json, shapes.SERVICE_INSTANCE_COLLECTION_FIELDS)
+
+
+class ServiceInstanceDetail(ApiView):
+    """``GET /v1/service_instances/:id``."""
+
+    def get(self, request, record_id: str):
+        instance = self.get_record(ServiceInstance.objects.select_related("service"), record_id, "ServiceInstance")
+        return json_response(select_fields(request, shapes.service_instance_json(instance), None))
+
+
+# Requests (§3)
+REQUEST_FILTERS = {
+    "id": Filter("id", "int"), "source": Filter("source"), "sourceID": Filter("sourceID"),
+    "subject": Filter("subject"), "category": Filter("category", "enum"), "impact": Filter("impact", "enum"),
+    "status": Filter("status", "enum"), "completed_at": Filter("completed_at", "datetime"),
+    "created_at": Filter("created_at", "datetime"), "updated_at": Filter("updated_at", "datetime"),
+    "service_instance": Filter("service_instance_id", "ref"),
+    "service_instance_id": Filter("service_instance_id", "ref"),
+    "team": Filter("team_id", "ref"), "team_id": Filter("team_id", "ref"),
+    "member": Filter("member_id", "ref"), "member_id": Filter("member_id", "ref"),
+    "requested_by": Filter("requested_by_id", "ref"), "requested_for": Filter("requested_for_id", "ref"),
+    "created_by": Filter("created_by_id", "ref"),
+}
+REQUEST_SORTS = {"id": "id", "sourceID": "sourceID", "subject": "subject", "category": "category",
+                 "impact": "impact", "status": "status", "completed_at": "completed_at", "team": "team__name",
+                 "member": "member__name", "service_instance": "service_instance__name",
+                 "created_at": "created_at", "updated_at": "updated_at"}
+
+
+def _request_predefined(name: str, caller) -> Q | None:
+    person = caller.person
+    return {
+        "": Q(),
+        "open": ~Q(status="completed"),
+        "completed": Q(status="completed"),
+        "requested_by_or_for_me": Q(requested_by=person) | Q(requested_for=person),
+        "assigned_to_me": Q(member=person) & ~Q(status="completed"),
+        "waiting_for_me": Q(status="waiting_for_customer") & (Q(requested_by=person) | Q(requested_for=person)),
+        # The simulator models no team membership, problem management or SLAs: these documented
+        # filters (reference §3.1) exist and answer an empty list rather than a 404.
+        "assigned_to_my_team": Q(pk__in=[]),
+        "problem_management_review": Q(pk__in=[]),
+        "sla_accountability": Q(pk__in=[]),
+    }.get(name)
+
+
+def _requests_queryset():
+    return Request.objects.select_related("service_instance", "team", "member", "requested_by", "requested_for",
+                                          "created_by", "account")
+
+
+class Requests(ApiView):
+    """``GET /v1/requests`` (+ predefined filters), newest first; ``POST /v1/requests`` → 201 (§3.1)."""
+
+    def get(self, request, predefined: str = ""):
+        condition = _request_predefined(predefined, self.caller)
+        if condition is None:
+            raise ApiError(404, "Not Found")
+        qs = _requests_queryset().filter(account=self.caller.account).filter(condition)
+        qs = apply_sort(request, apply_filters(request, qs, REQUEST_FILTERS), REQUEST_SORTS, ["-id"])
+        return self.paginate(request, qs, shapes.request_json, shapes.REQUEST_COLLECTION_FIELDS,
+                             shapes.REQUEST_WRITE_ONLY_FIELDS)
+
+    def post(self, request, predefined: str = ""):
+        if predefined:
             raise ApiError(405, "Method Not Allowed")
-        return handler(request, *args, **kwargs)
+        # §3.4: source = body, else X-Xurrent-Source (legacy X-4me-Source), else User-Agent, else "Xurrent API".
+        default_source = (request.META.get("HTTP_X_XURRENT_SOURCE") or request.META.get("HTTP_X_4ME_SOURCE")
+                          or request.META.get("HTTP_USER_AGENT") or v.DEFAULT_API_SOURCE).strip()
+        created = ops.create_request(self.caller.account, self.caller.person, self.body(request), self.origin,
+                                     default_source=default_source)
+        return json_response(shapes.request_json(_requests_queryset().get(pk=created.pk)), 201)
 
-    # -- helpers for handlers --------------------------------------------------------------
-    def body(self, request: HttpRequest) -> dict:
-        """The request's JSON object (form-encoded bodies are read too)."""
-        content_type = request.content_type or ""
-        if content_type == "application/x-www-form-urlencoded":
-            data = QueryDict(request.body, encoding="utf-8")
-            return {k: data.get(k) for k in data}
-        if not request.body.strip():
-            return {}
-        try:
-            data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"Syntax error in JSON: {str(exc)[:100]}") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "Syntax error in JSON: expected an object")
-        return data
 
-    def get_record(self, queryset: QuerySet, raw_id: str, kind: str):
-        """The record of this account with id (or nodeID) ``raw_id``, else 404."""
-        pk = parse_id(str(raw_id), kind)
-        record = queryset.filter(account=self.caller.account, pk=pk).first() if pk is not None else None
-        if record is None:
-            raise not_found()
-        return record
+class RequestDetail(ApiView):
+    """``GET`` / ``PATCH`` (``PUT``) ``/v1/requests/:id``."""
 
-    def paginate(self, request: HttpRequest, queryset: QuerySet, serialize: Callable[[Any], dict],
-                 default_fields: Iterable[str] | None = None, write_only: Iterable[str] = ()) -> HttpResponse:
-        """One page of a collection with Xurrent's cursor links and pagination headers (§5.1)."""
-        raw = request.GET.get("per_page", "")
-        if raw == "":
-            per_page = DEFAULT_PER_PAGE
-        else:
-            try:
-                per_page = int(raw)
-            except ValueError:
-                raise ApiError(400, "Parameter 'per_page' must be an integer") from None
-            if per_page < 1:
-                raise ApiError(400, "Parameter 'per_page' cannot be less than 1")
-            if per_page > MAX_PER_PAGE:
-                raise ApiError(400, f"Parameter 'per_page' cannot be greater than {MAX_PER_PAGE}")
-        if request.GET.get("search_after"):
-            offset = _decode_cursor(request.GET["search_after"], "search_after") + 1
-        elif request.GET.get("search_before"):
-            offset = max(0, _decode_cursor(request.GET["search_before"], "search_before") - per_page)
-        elif request.GET.get("page"):  # deprecated manual paging, still answered (§5.1)
-            try:
-                page = int(request.GET["page"])
-            except ValueError:
-                raise ApiError(400, "Parameter 'page' must be an integer") from None
-            if page < 1:
-                raise ApiError(400, "Parameter 'page' cannot be less than 1")
-            offset = (page - 1) * per_page
-        else:
-            offset = 0
-        total = queryset.count()
-        items = list(queryset[offset:offset + per_page])
-        records = [select_fields(request, serialize(item), default_fields, write_only) for item in items]
+    def get(self, request, record_id: str):
+        record = self.get_record(_requests_queryset(), record_id, "Req")
+        return json_response(select_fields(request, shapes.request_json(record), None, shapes.REQUEST_WRITE_ONLY_FIELDS))
 
-        links = []
-        if offset > 0:
-            links.append((self._page_url(request, per_page, None), "first"))
-            links.append((self._page_url(request, per_page, ("search_before", _encode_cursor(
-                offset, items[0].pk if items else None))), "prev"))
-        if offset + len(items) < total and items:
-            links.append((self._page_url(request, per_page, ("search_after", _encode_cursor(
-                offset + len(items) - 1, items[-1].pk))), "next"))
-        headers = {
-            "x-pagination-per-page": str(per_page),
-            "x-pagination-current-page": str(offset // per_page + 1),
-            "x-pagination-total-pages": str(max(1, math.ceil(total / per_page))),
-            "x-pagination-total-entries": str(total),
-        }
-        if links:
-            headers["link"] = ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)
-        return json_response(records, headers=headers)
+    def patch(self, request, record_id: str):
+        record = self.get_record(_requests_queryset(), record_id, "Req")
+        data = self.body(request)
+        ops.update_request(record, self.caller.person, data, self.origin)
+        return json_response(shapes.request_json(_requests_queryset().get(pk=record.pk)))
 
-    def _page_url(self, request: HttpRequest, per_page: int, cursor: tuple[str, str] | None) -> str:
-        params = [(k, val) for k in request.GET if k not in ("search_after", "search_before", "page", "per_page")
-                  for val in request.GET.getlist(k)]
-        params.append(("per_page", str(per_page)))
-        if cursor:
-            params.append(cursor)
-        path = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
-        return f"{self.origin.account_url}{path}?{urlencode(params)}"
+
+NOTE_FILTERS = {"created_at": Filter("created_at", "datetime"), "medium": Filter("medium", "enum"),
+                "person": Filter("person_id", "ref"), "person_id": Filter("person_id", "ref"),
+                "id": Filter("id", "int")}
+NOTE_SORTS = {"id": "id", "person_id": "person_id", "created_at": "created_at"}
+
+
+class RequestNotes(ApiView):
+    """``GET /v1/requests/:id/notes`` (+ ``/public``, ``/internal``), ascending by id;
+    ``POST`` → 201 ``{"id"}`` with a ``location`` header (§3.1, §3.3)."""
+
+    def get(self, request, record_id: str, predefined: str = ""):
+        record = self.get_record(Request.objects, record_id, "Req")
+        qs = Note.objects.filter(request=record).select_related("person", "account")
+        if predefined:
+            qs = qs.filter(internal=predefined == "internal")
+        qs = apply_sort(request, apply_filters(request, qs, NOTE_FILTERS), NOTE_SORTS, ["id"])
+        return self.paginate(request, qs, shapes.note_json)
+
+    def post(self, request, record_id: str, predefined: str = ""):
+        if predefined:
+            raise ApiError(405, "Method Not Allowed")
+        record = self.get_record(Request.objects.select_related("team", "member", "account"), record_id, "Req")
+        data = self.body(request)
+        note = ops.add_note(record, self.caller.person, data.get("text"), self.origin,
+                            internal=data.get("internal", False))
+        return json_response({"id": note.pk}, 201, headers={"location": f"{self.origin.api_base}/notes/{note.pk}"})
+
+
+class NoteDetail(ApiView):
+    """``GET /v1/notes/:id`` and ``GET /v1/requests/:id/notes/:note_id`` (§3.3 Notes API)."""
+
+    def get(self, request, note_id: str, record_id: str | None = None):
+        qs = Note.objects.select_related("person", "account")
+        if record_id is not None:
+            qs = qs.filter(request=self.get_record(Request.objects, record_id, "Req"))
+        note = self.get_record(qs, note_id, "Note")
+        return json_response(select_fields(request, shapes.note_json(note), None))
+
+
+# Webhooks (§6.1)
+WEBHOOK_FILTERS = {"id": Filter("id", "int"), "event": Filter("event"), "uri": Filter("uri"),
+                   "name": Filter("name"), "disabled": Filter("disabled", "bool"),
+                   "webhook_policy": Filter("webhook_policy_id", "ref"),
+                   "source": Filter("source"), "sourceID": Filter("sourceID"),
+                   "created_at": Filter("created_at", "datetime"), "updated_at": Filter("updated_at", "datetime")}
+WEBHOOK_SORTS = {"id": "id", "event": "event", "name": "name", "created_at": "created_at",
+                 "updated_at": "updated_at"}
+ENABLED_FILTERS = {"": Q(), "enabled": Q(disabled=False), "disabled": Q(disabled=True)}
+
+
+class Webhooks(ApiView):
+    """``GET /v1/webhooks`` (+ ``/enabled``, ``/disabled``); ``POST`` → 201 and a ``webhook.verify``."""
+
+    def get(self, request, predefined: str = ""):
+        qs = (Webhook.objects.filter(account=self.caller.account).filter(ENABLED_FILTERS[predefined])
+              .select_related("webhook_policy"))
+        qs = apply_sort(request, apply_filters(request, qs, WEBHOOK_FILTERS), WEBHOOK_SORTS, ["id"])
+        return self.paginate(request, qs, shapes.webhook_json)
+
+    def post(self, request, predefined: str = ""):
+        if predefined:
+            raise ApiError(405, "Method Not Allowed")
+        webhook = ops.create_webhook(self.caller.account, self.caller.person, self.body(request), self.origin)
+        # 201 with the account-host location, as in the worked example (§6.1).
+        return json_response(shapes.webhook_json(webhook), 201,
+                             headers={"location": f"{self.origin.account_url}/webhooks/{webhook.pk}"})
+
+
+class WebhookDetail(ApiView):
+    """``GET`` / ``PATCH`` / ``DELETE`` (204) ``/v1/webhooks/:id``."""
+
+    def _webhook(self, record_id):
+        return self.get_record(Webhook.objects.select_related("webhook_policy", "account"), record_id, "Webhook")
+
+    def get(self, request, record_id: str):
+        return json_response(select_fields(request, shapes.webhook_json(self._webhook(record_id)), None))
+
+    def patch(self, request, record_id: str):
+        webhook = ops.update_webhook(self._webhook(record_id), self.caller.person, self.body(request), self.origin)
+        return json_response(shapes.webhook_json(webhook))
+
+    def delete(self, request, record_id: str):
+        self._webhook(record_id).delete()
+        return json_response(None, 204)
+
+
+class WebhookTest(ApiView):
+    """``POST /v1/webhooks/:id/test`` → 204; a sample message about object 12345 (§6.1)."""
+
+    def post(self, request, record_id: str):
+        webhook = self.get_record(Webhook.objects.select_related("webhook_policy", "account"), record_id, "Webhook")
+        hooks.send_test(webhook, self.caller.person, self.origin)
+        return json_response(None, 204)
+
+
+# Webhook policies (§7.1)
+POLICY_FILTERS = {"id": Filter("id", "int"), "name": Filter("name", "itext"), "disabled": Filter("disabled", "bool"),
+                  "created_at": Filter("created_at", "datetime"), "updated_at": Filter("updated_at", "datetime")}
+POLICY_SORTS = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
+
+
+class WebhookPolicies(ApiView):
+    """``GET /v1/webhook_policies`` (+ ``/enabled``, ``/disabled``), by creation;
+    ``POST`` → 201 with ``public_key_pem``, the only time it is shown."""
+
+    def get(self, request, predefined: str = ""):
+        qs = WebhookPolicy.objects.filter(account=self.caller.account).filter(ENABLED_FILTERS[predefined])
+        qs = apply_sort(request, apply_filters(request, qs, POLICY_FILTERS), POLICY_SORTS, ["created_at"])
+        return self.paginate(request, qs, shapes.webhook_policy_json, shapes.WEBHOOK_POLICY_COLLECTION_FIELDS)
+
+    def post(self, request, predefined: str = ""):
+        if predefined:
+            raise ApiError(405, "Method Not Allowed")
+        policy, public_pem = ops.create_webhook_policy(self.caller.account, self.body(request))
+        return json_response(shapes.webhook_policy_json(policy, public_key_pem=public_pem), 201)
+
+
+class WebhookPolicyDetail(ApiView):
+    """``GET`` / ``PATCH`` / ``DELETE`` (204) ``/v1/webhook_policies/:id``; never the public key."""
+
+    def _policy(self, record_id):
+        return self.get_record(WebhookPolicy.objects, record_id, "WebhookPolicy")
+
+    def get(self, request, record_id: str):
+        return json_response(select_fields(request, shapes.webhook_policy_json(self._policy(record_id)), None))
+
+    def patch(self, request, record_id: str):
+        policy = ops.update_webhook_policy(self._policy(record_id), self.body(request))
+        return json_response(shapes.webhook_policy_json(policy))
+
+    def delete(self, request, record_id: str):
+        self._policy(record_id).delete()
+        return json_response(None, 204)

@@ -3,7 +3,7 @@ people and teams, services and service instances, requests and notes,
 webhooks and webhook policies.
 
 Only the fields the portal (and a person testing by hand) needs are kept;
-the JSON the API returns is built in :mod:`sandbox.xurrent.serializers`.
+the JSON the API returns is built in :mod:`sandbox.xurrent.shapes`.
 Secrets are never stored in the clear: client secrets and tokens as hashes,
 the private keys of webhook policies encrypted (as any service holding them would).
 """

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from sandbox.xurrent import vocabulary as v
 from sandbox.xurrent import webhooks as hooks
-from sandbox.xurrent.api import Invalid, Origin, parse_bool, parse_id
+from sandbox.xurrent.conventions import Invalid, Origin, parse_bool, parse_id
 from sandbox.xurrent.models import (Account, Note, Person, Request, ServiceInstance, Team, Webhook,
                                     WebhookPolicy)
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from sandbox.xurrent import operations as ops
 from sandbox.xurrent import vocabulary as v
 from sandbox.xurrent import webhooks as hooks
-from sandbox.xurrent.api import Invalid, Origin
+from sandbox.xurrent.conventions import Invalid, Origin
 from sandbox.xurrent.models import Account, Request, ServiceInstance, SimulatorSettings, Webhook, WebhookPolicy
 
 

@@ -9,37 +9,37 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from sandbox.xurrent import ui, views
+from sandbox.xurrent import api, ui
 
 ID = r"(?P<record_id>[A-Za-z0-9_=+\-]+)"
 
 urlpatterns = [
     # OAuth host
-    path("oauth/token", views.oauth_token, name="sandbox-xurrent-oauth-token"),
+    path("oauth/token", api.oauth_token, name="sandbox-xurrent-oauth-token"),
     # Account host
-    path("webhooks/<int:webhook_id>/verify", views.verify_webhook, name="sandbox-xurrent-verify"),
-    path("requests/<int:request_id>", views.canonical_request, name="sandbox-xurrent-canonical-request"),
-    path("webhooks/<int:webhook_id>", views.canonical_webhook, name="sandbox-xurrent-canonical-webhook"),
+    path("webhooks/<int:webhook_id>/verify", api.verify_webhook, name="sandbox-xurrent-verify"),
+    path("requests/<int:request_id>", api.canonical_request, name="sandbox-xurrent-canonical-request"),
+    path("webhooks/<int:webhook_id>", api.canonical_webhook, name="sandbox-xurrent-canonical-webhook"),
     # REST API
-    re_path(r"^v1/?$", views.Root.as_view()),
-    re_path(r"^v1/rate_limit/?$", views.RateLimit.as_view()),
-    re_path(r"^v1/account/?$", views.AccountView.as_view()),
-    re_path(r"^v1/me/?$", views.Me.as_view()),
-    re_path(r"^v1/service_instances(?:/(?P<predefined>active|inactive))?/?$", views.ServiceInstances.as_view()),
-    re_path(rf"^v1/service_instances/{ID}/?$", views.ServiceInstanceDetail.as_view()),
+    re_path(r"^v1/?$", api.Root.as_view()),
+    re_path(r"^v1/rate_limit/?$", api.RateLimit.as_view()),
+    re_path(r"^v1/account/?$", api.AccountView.as_view()),
+    re_path(r"^v1/me/?$", api.Me.as_view()),
+    re_path(r"^v1/service_instances(?:/(?P<predefined>active|inactive))?/?$", api.ServiceInstances.as_view()),
+    re_path(rf"^v1/service_instances/{ID}/?$", api.ServiceInstanceDetail.as_view()),
     re_path(r"^v1/requests(?:/(?P<predefined>open|completed|requested_by_or_for_me|assigned_to_my_team|"
             r"assigned_to_me|waiting_for_me|problem_management_review|sla_accountability))?/?$",
-            views.Requests.as_view()),
-    re_path(rf"^v1/requests/{ID}/?$", views.RequestDetail.as_view()),
-    re_path(rf"^v1/requests/{ID}/notes(?:/(?P<predefined>public|internal))?/?$", views.RequestNotes.as_view()),
-    re_path(rf"^v1/requests/{ID}/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", views.NoteDetail.as_view()),
-    re_path(r"^v1/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", views.NoteDetail.as_view()),
-    re_path(r"^v1/webhooks(?:/(?P<predefined>enabled|disabled))?/?$", views.Webhooks.as_view()),
-    re_path(rf"^v1/webhooks/{ID}/test/?$", views.WebhookTest.as_view()),
-    re_path(rf"^v1/webhooks/{ID}/?$", views.WebhookDetail.as_view()),
-    re_path(r"^v1/webhook_policies(?:/(?P<predefined>enabled|disabled))?/?$", views.WebhookPolicies.as_view()),
-    re_path(rf"^v1/webhook_policies/{ID}/?$", views.WebhookPolicyDetail.as_view()),
-    re_path(r"^v1/.*$", views.NotFound.as_view()),
+            api.Requests.as_view()),
+    re_path(rf"^v1/requests/{ID}/?$", api.RequestDetail.as_view()),
+    re_path(rf"^v1/requests/{ID}/notes(?:/(?P<predefined>public|internal))?/?$", api.RequestNotes.as_view()),
+    re_path(rf"^v1/requests/{ID}/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", api.NoteDetail.as_view()),
+    re_path(r"^v1/notes/(?P<note_id>[A-Za-z0-9_=+\-]+)/?$", api.NoteDetail.as_view()),
+    re_path(r"^v1/webhooks(?:/(?P<predefined>enabled|disabled))?/?$", api.Webhooks.as_view()),
+    re_path(rf"^v1/webhooks/{ID}/test/?$", api.WebhookTest.as_view()),
+    re_path(rf"^v1/webhooks/{ID}/?$", api.WebhookDetail.as_view()),
+    re_path(r"^v1/webhook_policies(?:/(?P<predefined>enabled|disabled))?/?$", api.WebhookPolicies.as_view()),
+    re_path(rf"^v1/webhook_policies/{ID}/?$", api.WebhookPolicyDetail.as_view()),
+    re_path(r"^v1/.*$", api.NotFound.as_view()),
     # By-hand UI
     # The account host's root leads a person to the by-hand UI.
     path("", RedirectView.as_view(pattern_name="sandbox-xurrent-ui", permanent=False)),

@@ -37,9 +37,9 @@ from django.utils import timezone
 from sandbox import deliveries
 from sandbox.models import OutboundDelivery
 from sandbox.xurrent import vocabulary as v
-from sandbox.xurrent.api import Origin
+from sandbox.xurrent.conventions import Origin
 from sandbox.xurrent.models import Account, Note, Person, Request, Webhook, WebhookPolicy, token_digest
-from sandbox.xurrent.serializers import payload_ref
+from sandbox.xurrent.shapes import payload_ref
 
 logger = logging.getLogger("sandbox.xurrent")
 

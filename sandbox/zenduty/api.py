@@ -29,7 +29,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox.faults import api_fault_response, hit_rate_limit
-from sandbox.zenduty import engine, ids, shapes
+from sandbox.zenduty import ids, operations, shapes
 from sandbox.zenduty.models import (PRIORITY_COLORS, SLA, Account, ApiKey, Alert, Application, EscalationPolicy,
                                     Incident, IncidentRole, Integration, Note, Priority, Service,
                                     SimulatorSettings, Team, TeamMember, User, ensure_applications)
@@ -658,7 +658,7 @@ class IncidentCreate(Endpoint):
         g.related("sla", _lookup(SLA, team=team), allow_null=True)
         g.related("assigned_to", _user_lookup(self.account), allow_null=True, slug="username")
         refs = g.done()
-        incident = engine.create_incident(
+        incident = operations.create_incident(
             service=values["service"], title=values["title"], summary=values.get("summary", ""),
             urgency=values.get("urgency", 1), status=values.get("status", Incident.TRIGGERED),
             created_by=self.user, **refs)
@@ -700,8 +700,8 @@ class IncidentDetail(Endpoint):
         status = values.pop("status", None)
         if status is not None:
             try:
-                engine.check_transition(incident, status)
-            except engine.TransitionError as exc:
+                operations.check_transition(incident, status)
+            except operations.TransitionError as exc:
                 raise ApiError(400, {"status": [str(exc)]}) from exc
         with transaction.atomic():
             if values:
@@ -709,7 +709,7 @@ class IncidentDetail(Endpoint):
                     setattr(incident, name, value)
                 incident.save(update_fields=list(values))
             if status is not None:
-                engine.set_status(incident, status)
+                operations.set_status(incident, status)
         return shapes.incident(self.incident_or_404(str(incident.incident_number))), 200
 
     put = patch
@@ -797,7 +797,7 @@ class NoteList(Endpoint):
         f = Fields(self.data)
         f.string("note", required=True, allow_blank=False)
         text = f.done()["note"]
-        return shapes.note(engine.add_note(incident, self.user, text)), 201
+        return shapes.note(operations.add_note(incident, self.user, text)), 201
 
 
 class NoteDetail(Endpoint):
@@ -892,7 +892,7 @@ class EventCreate(_AlertIngest):
     def post(self, request, integration_key):
         integration = self.integration_or_404(integration_key)
         values = _event_fields(self.data)
-        alert = engine.receive_alert(integration, **values)
+        alert = operations.receive_alert(integration, **values)
         alert = Alert.objects.select_related("integration__service__team", "incident").get(pk=alert.pk)
         return shapes.alert(alert, with_payload=True, with_created=True), 201
 
@@ -915,7 +915,7 @@ class GenericIntegrationCreate(_AlertIngest):
             raise ApiError(400, {"error": "This request can not be processed."}) from exc
         priority = _lookup(Priority, team=integration.service.team)(str(self.data.get("priority") or ""))
         trace_id = uuid.uuid4()
-        engine.receive_alert(integration, trace_id=trace_id, priority=priority, **values)
+        operations.receive_alert(integration, trace_id=trace_id, priority=priority, **values)
         return {"message": "success", "trace_id": str(trace_id)}, 200
 
 

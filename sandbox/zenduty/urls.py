@@ -8,7 +8,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from sandbox.zenduty import api, views
+from sandbox.zenduty import api, ui
 
 TEAM = "api/account/teams/<str:team_id>/"
 SERVICE = TEAM + "services/<str:service_id>/"
@@ -44,13 +44,13 @@ urlpatterns = [
     # The by-hand UI.
     path("", RedirectView.as_view(pattern_name="zenduty-ui", permanent=False)),
     # For the portal's staff only (sandbox/urls.py says why).
-    path("ui/", staff_member_required(views.incident_list), name="zenduty-ui"),
-    path("ui/incidents/<int:pk>/", staff_member_required(views.incident_detail), name="zenduty-ui-incident"),
+    path("ui/", staff_member_required(ui.incident_list), name="zenduty-ui"),
+    path("ui/incidents/<int:pk>/", staff_member_required(ui.incident_detail), name="zenduty-ui-incident"),
     # Zenduty's own incident page address, which the portal links to.
-    path("dashboard/incidents/<int:number>", staff_member_required(views.dashboard_incident),
+    path("dashboard/incidents/<int:number>", staff_member_required(ui.dashboard_incident),
          name="zenduty-ui-dashboard-incident"),
-    path("ui/services/", staff_member_required(views.service_list), name="zenduty-ui-services"),
-    path("ui/services/<int:pk>/webhooks/", staff_member_required(views.service_webhooks),
+    path("ui/services/", staff_member_required(ui.service_list), name="zenduty-ui-services"),
+    path("ui/services/<int:pk>/webhooks/", staff_member_required(ui.service_webhooks),
          name="zenduty-ui-service-webhooks"),
-    path("ui/settings/", staff_member_required(views.simulator_settings), name="zenduty-ui-settings"),
+    path("ui/settings/", staff_member_required(ui.simulator_settings), name="zenduty-ui-settings"),
 ]

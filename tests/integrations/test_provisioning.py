@@ -169,7 +169,7 @@ def test_the_manual_zenduty_step_as_shown_completes_the_integration(sim):
     # Doing in the simulated Zenduty what the change page tells the admin to do:
     # the URL and signing key on the Outgoing Webhooks integration the portal made.
     from sandbox import deliveries
-    from sandbox.zenduty import demo, engine
+    from sandbox.zenduty import demo, operations
     from sandbox.zenduty.models import Integration, Service
 
     integration = sim.integration(direction=Direction.BIDIRECTIONAL)
@@ -181,7 +181,7 @@ def test_the_manual_zenduty_step_as_shown_completes_the_integration(sim):
     service = Service.objects.get(unique_id=result.zenduty_service_id)
     demo.configure_outgoing_webhook(service, provisioning.zenduty_webhook_url(result), result.zenduty_signing_secret,
                                     integration=Integration.objects.get(unique_id=result.zenduty_integration_id))
-    engine.create_incident(service=service, title="Checkout error rate high")
+    operations.create_incident(service=service, title="Checkout error rate high")
     sent = deliveries.flush(service="zenduty")
 
     assert [d.last_status for d in sent] == [200]

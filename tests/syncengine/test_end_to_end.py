@@ -111,7 +111,7 @@ def test_a_duplicated_xurrent_delivery_is_stored_once(xurrent_sim):
 def test_zenduty_incidents_reach_the_portal_signed(zenduty_world, xurrent_sim):
     from sandbox import deliveries
     from sandbox.xurrent.models import Request
-    from sandbox.zenduty import engine
+    from sandbox.zenduty import operations
     from sandbox.zenduty.models import Integration, WebhookAuth
 
     website = zenduty_world.website
@@ -125,8 +125,8 @@ def test_zenduty_incidents_reach_the_portal_signed(zenduty_world, xurrent_sim):
         outgoing_url=provisioning.zenduty_webhook_url(provisioned), auth_type=WebhookAuth.HMAC,
         signing_secret=provisioned.zenduty_signing_secret)
 
-    incident = engine.create_incident(service=website, title="Checkout error rate high")
-    engine.set_status(incident, 2)
+    incident = operations.create_incident(service=website, title="Checkout error rate high")
+    operations.set_status(incident, 2)
     sent = deliveries.flush(service="zenduty")
 
     assert [d.last_status for d in sent] == [200, 200]

@@ -27,7 +27,7 @@ class Demo:
     def __init__(self, live_server):
         from sandbox import demo
         from sandbox.xurrent import demo as xurrent_demo
-        from sandbox.xurrent.api import Origin
+        from sandbox.xurrent.conventions import Origin
         from sandbox.zenduty import demo as zenduty_demo
 
         self.zenduty = zenduty_demo.seed()
@@ -51,10 +51,10 @@ class Demo:
 
     # -- Zenduty side -------------------------------------------------------------------------
     def trigger(self, title="Checkout error rate high", priority: str | None = "P1", **fields):
-        from sandbox.zenduty import engine
+        from sandbox.zenduty import operations
 
         extra = {"team_priority": self.priority(priority)} if priority else {}
-        return engine.create_incident(service=self.zenduty.website, title=title,
+        return operations.create_incident(service=self.zenduty.website, title=title,
                                       summary="5xx above 5% for 10 minutes", **extra, **fields)
 
     def priority(self, name):
@@ -62,10 +62,10 @@ class Demo:
 
     @staticmethod
     def set_incident_status(incident, status):
-        from sandbox.zenduty import engine
+        from sandbox.zenduty import operations
 
         incident.refresh_from_db()
-        engine.set_status(incident, status)
+        operations.set_status(incident, status)
 
     @staticmethod
     def incidents():

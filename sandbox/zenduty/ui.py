@@ -17,7 +17,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from sandbox.zenduty import demo, engine, ids
+from sandbox.zenduty import demo, ids, operations
 from sandbox.zenduty.models import (OUTGOING_WEBHOOKS_EXTENSION, Account, Incident, Integration, Priority, Service,
                                     SimulatorSettings, User, WebhookAuth)
 
@@ -85,7 +85,7 @@ def incident_list(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         extra = {"team_priority": data["priority"]} if data["priority"] else {}
-        incident = engine.create_incident(service=data["service"], title=data["title"], summary=data["summary"],
+        incident = operations.create_incident(service=data["service"], title=data["title"], summary=data["summary"],
                                           created_by=_ui_user(account), **extra)
         messages.success(request, f"Triggered incident #{incident.incident_number}.")
         return redirect("zenduty-ui-incident", pk=incident.pk)
@@ -122,23 +122,23 @@ def incident_detail(request, pk: int):
         action = request.POST.get("action")
         try:
             if action == "acknowledge":
-                engine.set_status(incident, Incident.ACKNOWLEDGED)
+                operations.set_status(incident, Incident.ACKNOWLEDGED)
                 messages.success(request, "Acknowledged (webhook 'acknowledged' queued if configured).")
             elif action == "resolve":
-                engine.set_status(incident, Incident.RESOLVED)
+                operations.set_status(incident, Incident.RESOLVED)
                 messages.success(request, "Resolved (webhook 'resolved' queued if configured).")
             elif action == "priority":
                 priority = Priority.objects.filter(team=incident.service.team,
                                                    pk=request.POST.get("priority") or 0).first()
-                engine.set_priority(incident, priority)
+                operations.set_priority(incident, priority)
                 messages.success(request, f"Priority set to {priority.name if priority else 'none'}. "
                                           "Zenduty sends no webhook for this: the portal has to poll.")
             elif action == "note" and note_form.is_valid():
-                engine.add_note(incident, _ui_user(account), note_form.cleaned_data["note"])
+                operations.add_note(incident, _ui_user(account), note_form.cleaned_data["note"])
                 messages.success(request, "Note added. Zenduty sends no webhook for notes: the portal has to poll.")
             else:
                 return _render_detail(request, incident, note_form)
-        except engine.TransitionError as exc:
+        except operations.TransitionError as exc:
             messages.error(request, str(exc))
         return redirect("zenduty-ui-incident", pk=incident.pk)
     return _render_detail(request, incident, note_form)
@@ -150,7 +150,7 @@ def _render_detail(request, incident: Incident, note_form: NoteForm):
         "notes": incident.notes.select_related("user").order_by("creation_date", "id"),
         "alerts": incident.alerts.select_related("integration").order_by("creation_date", "id"),
         "priorities": incident.service.team.priorities.all(),
-        "webhook_targets": engine.outgoing_integrations(incident.service),
+        "webhook_targets": operations.outgoing_integrations(incident.service),
     })
 
 
