@@ -74,7 +74,7 @@ def test_it_adds_an_integration_and_provisions_it(admin_client, world):
 
     page = admin_client.get(response["Location"]).content.decode()
     assert "one step is left in Zenduty" in page  # the message after saving
-    assert f"/webhooks/zenduty/{integration.public_id}/" in page
+    assert reverse("syncengine:zenduty-webhook", args=[integration.public_id]) in page
     assert 'data-copy="zenduty-webhook-url"' in page and 'data-copy="zenduty-signing-key"' in page
     assert "request.note-added" in page and "waiting for Xurrent" in page
 
