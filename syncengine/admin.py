@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import jwt
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -195,7 +195,9 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_replay_permission(request):
             raise PermissionDenied
-        event = get_object_or_404(InboundEvent, pk=object_id)
+        event = self.get_object(request, unquote(object_id))  # None for a malformed id, not a ValueError
+        if event is None:
+            raise Http404("No such event.")
         if services.replay_event(event.pk, by=request.user.get_username()):
             self.message_user(request, "The event is queued again.", messages.SUCCESS)
         else:
@@ -204,7 +206,8 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:syncengine_inboundevent_change", args=[event.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        event = InboundEvent.objects.filter(pk=object_id).only("status").first()
+        # get_object() turns a malformed id into "does not exist"; a bare filter would raise (a 500).
+        event = self.get_object(request, unquote(object_id))
         extra_context = {**(extra_context or {}),
                          "can_replay": bool(event and event.status in REPLAYABLE
                                             and self.has_replay_permission(request))}

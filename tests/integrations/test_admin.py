@@ -470,3 +470,10 @@ def test_saving_without_relevant_changes_calls_no_api(admin_client, world, monke
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()
     assert integration.default_impact == "high" and calls == []
+
+
+def test_a_malformed_integration_id_in_a_button_address_is_a_404_not_a_500(admin_client):
+    for name in ("panel", "provision", "disable"):
+        url = reverse(f"admin:integrations_outgoingintegration_{name}", args=["abc"])
+        response = admin_client.get(url) if name == "panel" else admin_client.post(url)
+        assert response.status_code == 404, name
