@@ -495,11 +495,14 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 what = format_html('<a href="{}">{} {} {}</a>', url, item.service, item.method, short_path(item.url))
                 outcome = badge(str(item.status or "none"), STATUS_CLASS_COLOURS.get(item.status_class, "#6c757d"))
                 detail = Truncator(item.error).chars(160)
-            cells.append(format_html("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cells.append(format_html('<tr><td>{}</td><td>{}</td><td style="min-width:14em">{}</td><td>{}</td>'
+                                     '<td style="min-width:18em;overflow-wrap:anywhere">{}</td></tr>',
                                      compact_time(at), "received" if kind == "event" else "called", what,
                                      outcome, detail))
-        return format_html('<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
-                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table>',
+        # Its own scroll box: on a laptop the admin's read-only field is narrower than five columns.
+        return format_html('<div style="overflow-x:auto;max-width:calc(100vw - 320px)">'
+                           '<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
+                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table></div>',
                            format_html_join("", "{}", ((cell,) for cell in cells)))
 
 

@@ -308,6 +308,8 @@ def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, 
     assert refused.status_code == 403
     # A page in the admin's look that says what happened, and one log line without a traceback.
     assert "You may look, but not do this" in refused.content.decode() and "changed nothing" in refused.content.decode()
+    assert "Zenduty ⇄ Xurrent integration portal" in refused.content.decode()  # the admin's header, not Django's
+    assert "Log out" in refused.content.decode()
     (logged,) = [r for r in caplog.records if r.name == "django.request" and getattr(r, "status_code", 0) == 403]
     assert logged.exc_info is None and "Forbidden" in logged.getMessage()
     integration.refresh_from_db()
