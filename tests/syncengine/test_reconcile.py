@@ -296,10 +296,13 @@ def test_a_pair_busy_with_an_event_is_left_for_the_next_sweep(demo):
 
 @pytest.mark.django_db(transaction=False)  # as migrated (transactional tests flush the schedules)
 def test_the_schedule_follows_the_setting(settings):
+    from django.utils.module_loading import import_string
     from django_q.models import Schedule
 
     schedule = Schedule.objects.get(func="syncengine.tasks.reconcile")
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 5, -1)
+    assert import_string(schedule.func)() == {"integrations": 0, "checked": 0, "repaired": 0, "created": 0,
+                                              "closed": 0, "skipped_busy": 0, "stopped": []}
     settings.SYNC_RECONCILE_MINUTES = 15
     reconcile.align_schedule()
     assert Schedule.objects.get(pk=schedule.pk).minutes == 15
