@@ -179,10 +179,7 @@ class _IntegrationSweep:
                           .order_by(F("last_checked_at").asc(nulls_first=True), "pk"))
         for pair in open_pairs:  # both sides already seen finished: no call needed
             if pair.xurrent_status == mapping.COMPLETED and pair.zenduty_status == RESOLVED:
-                pairs.refresh_state(pair)
-                self._note(pair, "Reconciliation sweep: the request is completed and the incident resolved; "
-                                 "the pair is closed.")
-                self.report.closed += 1
+                self._close(pair)
         open_pairs = [p for p in open_pairs if p.state == PairState.LINKED]
         incidents = self._read_incidents(open_pairs)
         cursor_from = self._cursor_from()
@@ -204,6 +201,21 @@ class _IntegrationSweep:
         # Only after a complete pass: a stopped sweep lists the same changes again next time.
         ReconcileCursor.objects.update_or_create(integration=self.integration,
                                                  defaults={"xurrent_listed_until": self.now})
+
+    def _close(self, pair: LinkedPair) -> None:
+        try:
+            fresh = pairs.take_lease(pair, self.owner)
+        except pairs.PairBusy:  # its event will close it
+            self.report.skipped_busy += 1
+            return
+        try:
+            if pairs.refresh_state(fresh).state == PairState.CLOSED:
+                pair.state = PairState.CLOSED
+                self._note(pair, "Reconciliation sweep: the request is completed and the incident resolved; "
+                                 "the pair is closed.")
+                self.report.closed += 1
+        finally:
+            pairs.release(pair, self.owner)
 
     # -- reading ---------------------------------------------------------------------------
     def _read_incidents(self, open_pairs: list[LinkedPair]) -> dict[str, dict]:
@@ -240,7 +252,7 @@ class _IntegrationSweep:
     # -- repairing ---------------------------------------------------------------------------
     def _repair_pair(self, pair: LinkedPair, incident: dict | None, request: dict | None) -> bool:
         """Apply what differs on each side; False when the pair could not be compared now (busy, failed)."""
-        if incident is not None and _incident_moved_on(pair, incident):
+        if incident is not None and _incident_moved_on(pair, incident) and _still(pair, _incident_moved_on, incident):
             name = mapping.ZENDUTY_STATUS_NAMES[mapping.zenduty_status(incident.get("status"))]
             outcome = self._apply(pair, lambda: zenduty_to_xurrent.sync_status(
                 self.integration, pair, incident, owner=self.owner))
@@ -252,7 +264,7 @@ class _IntegrationSweep:
             if (pair.xurrent_status, pair.xurrent_updated_at) != seen:
                 # The repair read the request afresh (and wrote it): the listing is older than that.
                 return True
-        if request is not None and _request_moved_on(pair, request):
+        if request is not None and _request_moved_on(pair, request) and _still(pair, _request_moved_on, request):
             status = str(request.get("status") or "").replace("_", " ")
             outcome = self._apply(pair, lambda: xurrent_to_zenduty.sync_status(
                 self.integration, pair, request, owner=self.owner))
@@ -358,6 +370,13 @@ class _IntegrationSweep:
             raise self._stop_for(side, exc) from exc
         except errors.ApiError as exc:
             raise _Stop(f"{Source(side).label} refused the read: {exc}") from exc
+
+
+def _still(pair: LinkedPair, differs, record: dict) -> bool:
+    """Whether ``record`` still differs from the pair as stored now (a webhook may have got there since
+    the pairs were read)."""
+    pair.refresh_from_db()
+    return differs(pair, record)
 
 
 def _incident_moved_on(pair: LinkedPair, incident: dict) -> bool:

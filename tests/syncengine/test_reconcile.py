@@ -327,3 +327,41 @@ def test_a_webhook_whose_request_read_was_rate_limited_is_applied_by_its_retry(d
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason
     assert demo.requests()[0].status == "in_progress"
+
+
+def test_a_pair_whose_both_sides_were_seen_finished_is_closed_without_a_call(demo):
+    incident = demo.trigger()
+    demo.settle()
+    demo.set_incident_status(incident, 3)
+    drop_pending("zenduty")
+    demo.change_request(demo.requests()[0], status="completed", completion_reason="solved")
+    drop_pending("xurrent")
+    # Both seen finished, the pair left linked (e.g. by an older version); the listing has nothing new.
+    LinkedPair.objects.update(xurrent_status="completed", zenduty_status=3)
+    ReconcileCursor.objects.create(integration=demo.integration,
+                                   xurrent_listed_until=timezone.now() + timedelta(minutes=5))
+
+    report, calls = sweep()
+
+    pair = LinkedPair.objects.get()
+    assert (pair.state, report.closed) == (PairState.CLOSED, 1) and pair.closed_at is not None
+    assert calls_of(calls, "zenduty") == []  # nothing waits on an unresolved incident
+    assert "the pair is closed" in PairNote.objects.get(pair=pair).text
+    assert incident.unique_id == pair.zenduty_incident_unique_id
+
+
+def test_a_resolved_incident_whose_request_was_completed_already_closes_the_pair(demo):
+    """The webhook flow: Zenduty's resolved finds the request completed (its own webhook lost): nothing to
+    write, and the pair is closed all the same."""
+    request = demo.raise_request()
+    demo.settle()
+    [incident] = demo.incidents()
+    demo.change_request(request, status="completed", completion_reason="solved")
+    drop_pending("xurrent")
+    demo.set_incident_status(incident, 3)
+    demo.settle()
+
+    [resolved] = events("resolved")
+    assert resolved.status == EventStatus.PROCESSED and "nothing to write" in resolved.reason, resolved.reason
+    pair = LinkedPair.objects.get()
+    assert pair.state == PairState.CLOSED and pair.closed_at is not None
