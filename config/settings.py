@@ -264,6 +264,14 @@ HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)
 # (syncengine.services.prune_history); events still waiting are kept.
 SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)
 
+# How often the reconciliation sweep (syncengine.reconcile) compares open linked
+# pairs with both APIs and repairs what missed webhooks left behind. Each sweep
+# costs one Zenduty incident filter per integration (Zenduty allows 30 incident
+# reads a minute), so not much more often than every few minutes.
+SYNC_RECONCILE_MINUTES = env.int("SYNC_RECONCILE_MINUTES", default=5)
+if SYNC_RECONCILE_MINUTES < 1:
+    raise ImproperlyConfigured(f"SYNC_RECONCILE_MINUTES ({SYNC_RECONCILE_MINUTES}) must be at least 1.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -419,7 +419,8 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("Last seen and last written by the portal", {"fields": (
             "xurrent_status", "xurrent_updated_at", "zenduty_status_name", "zenduty_seen_at", "written")}),
         ("Timeline", {"fields": ("timeline",)}),
-        ("Record", {"fields": ("created_at", "updated_at", "closed_at", "lease_until", "lease_owner")}),
+        ("Record", {"fields": ("created_at", "updated_at", "closed_at", "last_checked_at", "lease_until",
+                               "lease_owner")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -473,18 +474,24 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def written(self, obj: LinkedPair):
         return pre(pretty_json(obj.last_written or {}))
 
-    @admin.display(description=f"events and calls (latest {TIMELINE_ROWS}, newest first)")
+    @admin.display(description=f"events, calls and notes (latest {TIMELINE_ROWS}, newest first)")
     def timeline(self, obj: LinkedPair):
-        """The pair's inbound events and outbound calls, merged by time."""
+        """The pair's inbound events, outbound calls and notes (what the reconciliation sweep repaired), by time."""
         events = [(e.received_at, "event", e) for e in
                   obj.inbound_events.order_by("-received_at", "-pk")[:TIMELINE_ROWS]]
         calls = [(c.created_at, "call", c) for c in
                  obj.outbound_calls.order_by("-created_at", "-pk")[:TIMELINE_ROWS]]
-        rows = sorted(events + calls, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
+        # The portal's own lines, e.g. what the reconciliation sweep repaired.
+        notes = [(n.at, "note", n) for n in obj.notes.order_by("-at", "-pk")[:TIMELINE_ROWS]]
+        rows = sorted(events + calls + notes, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
         if not rows:
             return "—"
         cells = []
         for at, kind, item in rows:
+            if kind == "note":
+                cells.append(format_html('<tr class="pair-note"><td>{}</td><td>noted</td><td colspan="3">{}</td></tr>',
+                                         compact_time(at), item.text))
+                continue
             if kind == "event":
                 url = reverse("admin:syncengine_inboundevent_change", args=[item.pk])
                 what = format_html('<a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)

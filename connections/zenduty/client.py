@@ -406,6 +406,28 @@ class ZendutyClient(BaseClient):
         return self._paginate("POST", "incidents", "filter", params={"page": 1, "page_size": page_size},
                               json=body)
 
+    def first_incidents_page(self, *, status: int = FILTER_ALL, service_ids: list[str] | None = None,
+                             page_size: int = 100, **filters: Any) -> tuple[list[dict], bool]:
+        """The first page of the incident filter, newest first, and whether more pages follow.
+
+        One call, whatever the number of matches: for callers on a budget
+        (the reconciliation sweep). Same body as :meth:`iter_incidents`; 100 is
+        the largest page Zenduty's DRF pagination is known to serve.
+        """
+        body: dict[str, Any] = {"status": status, **filters}
+        if service_ids is not None:
+            body["service_ids"] = list(service_ids)
+        response = self.request("POST", self._url("incidents", "filter"), params={"page": 1, "page_size": page_size},
+                                json=body, idempotent=True)
+        page = safe_json(response)
+        if isinstance(page, list):
+            return page, False
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise errors.UnexpectedResponseError("Zenduty answered /api/incidents/filter/ with neither a list nor a "
+                                                 "page of results.", status=response.status_code,
+                                                 service=self.service)
+        return page["results"], bool(page.get("next"))
+
     # -- notes --------------------------------------------------------------------
     def list_notes(self, incident_number: int | str) -> list[dict]:
         """The notes of an incident, oldest first.
