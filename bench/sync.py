@@ -40,8 +40,8 @@ through the API are sent by the thread in gunicorn, and their echoes are part
 of the traffic.
 
 Rates: Zenduty's documented limits (simulated per account, fixed one-minute
-windows) that the portal's side meets are incident POST 15/min (and 1/s) and
-incident GET 30/min. So 15 requests one second apart make 15 incident POSTs,
+windows) that the portal's side meets are incident POST 15/min (and 1/s, a
+switch of the simulator, off by default) and incident GET 30/min. So 15 requests one second apart make 15 incident POSTs,
 within both limits; the 20 incidents cost 20 incident GETs (below), within 30
 a minute. Status changes cost Zenduty nothing limited (PATCH). No call may be
 refused with 429: a refused call would be retried a minute later and show as
@@ -58,9 +58,10 @@ out) fails it:
   /requests``. The request's ``request.create`` echo costs nothing (the pair
   knows it).
 * acknowledged / resolved → request: 2 each. ``GET /requests/:id`` (someone
-  may have completed it meanwhile), then ``PATCH /requests/:id``. The echo
-  (``request.status-changed`` by the portal's person) costs nothing: the
-  person is known from the connection check.
+  may have completed it meanwhile), then ``PATCH /requests/:id``. The echoes
+  (``request.update``, ``request.status-changed``, ``request.note-added`` by
+  the portal's person) cost nothing: the person is known from the connection
+  check.
 * request → incident: 3. ``GET /requests/:id`` (``request.create`` names no
   service instance or category), ``GET /requests/:id/notes`` (the first note
   becomes the summary), ``POST /api/incidents/``. The "triggered" echo costs
@@ -69,7 +70,8 @@ out) fails it:
   (``request.update`` and ``request.status-changed``) and the flow reads the
   request again for each (``GET /requests/:id``: the event's data is not
   trusted for the status), then one ``PATCH /api/incidents/<id>/``; the
-  second read finds the incident resolved already and writes nothing. The
+  second event waits for the first's lease on the pair, reads, finds the
+  incident resolved already and writes nothing. The
   "resolved" echo costs nothing. (Xurrent's limits are hourly and generous, as
   the flow's own comment says; a change that saves the second read lowers
   this target.)
@@ -143,6 +145,7 @@ def _database_url(settings_dict: dict) -> str:
 
 
 def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it, from /proc (Linux)."""
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
