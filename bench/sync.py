@@ -39,9 +39,9 @@ a connection to a database about to be dropped); the changes the portal makes
 through the API are sent by the thread in gunicorn, and their echoes are part
 of the traffic.
 
-Rates: Zenduty's documented limits (simulated per account, fixed one-minute
+Rates: Zenduty's documented limits (simulated per account, fixed
 windows) that the portal's side meets are incident POST 15/min (and 1/s, a
-switch of the simulator, off by default) and incident GET 30/min. So 15 requests one second apart make 15 incident POSTs,
+limit the simulator keeps by default) and incident GET 30/min. So 15 requests one second apart make 15 incident POSTs,
 within both limits; the 20 incidents cost 20 incident GETs (below), within 30
 a minute. Status changes cost Zenduty nothing limited (PATCH). No call may be
 refused with 429: a refused call would be retried a minute later and show as

@@ -390,14 +390,15 @@ class Alert(models.Model):
 
 
 class SimulatorSettings(models.Model):
-    """Switches of the simulator itself (one row). Rate limits as documented (§9.1)."""
+    """Switches of the simulator itself (one row). Rate limits as documented (§9.1):
+    both windows are on by default, as on the real service."""
 
     rate_limits = models.BooleanField(
         default=True, help_text="Per-minute limits: incident GET 30/min, incident POST 15/min, alert POST 30/min, "
                                 "alert GET 20/min.")
     per_second_limits = models.BooleanField(
-        default=False, help_text="Also the per-second limits: incident GET 3/s, incident POST 1/s, alert POST "
-                                 "5/s, alert GET 1/s.")
+        default=True, help_text="Also the per-second limits: incident GET 3/s, incident POST 1/s, alert POST "
+                                "5/s, alert GET 1/s (only while the per-minute ones are on).")
 
     class Meta:
         verbose_name_plural = "simulator settings"

@@ -100,9 +100,13 @@ def test_services_and_settings_pages(admin_client, world):
     demo.configure_outgoing_webhook(world.website, "http://127.0.0.1:9/hook/")
     page = admin_client.get(reverse("zenduty-ui-services"))
     assert b"Payments API" in page.content and b"URL set" in page.content
-    admin_client.post(reverse("zenduty-ui-settings"), {"per_second_limits": "on"})
+    settings_page = admin_client.get(reverse("zenduty-ui-settings"))
+    form = settings_page.context["form"]
+    # As the real Zenduty: both kinds of limit on.
+    assert [form[name].value() for name in ("rate_limits", "per_second_limits")] == [True, True]
+    admin_client.post(reverse("zenduty-ui-settings"), {"rate_limits": "on"})
     row = SimulatorSettings.load()
-    assert row.rate_limits is False and row.per_second_limits is True
+    assert row.rate_limits is True and row.per_second_limits is False
 
 
 def test_the_simulator_root_leads_to_the_ui(admin_client):
