@@ -373,6 +373,22 @@ def test_notes_post_201_and_paginated_list_oldest_first(api, world):
     assert api.post(f"/api/incidents/{number}/note/", json={}).json() == {"note": ["This field is required."]}
 
 
+def test_notes_list_as_a_plain_list_when_the_settings_say_so(api, world):
+    """The OpenAPI example's form (§4): every note, oldest first, no envelope; a page number changes nothing."""
+    number = create(api, world)["incident_number"]
+    for n in range(12):
+        api.post(f"/api/incidents/{number}/note/", json={"note": f"update {n}"})
+    paged = api.get(f"/api/incidents/{number}/note/").json()
+    SimulatorSettings.objects.filter(pk=1).update(note_list_shape="list")
+    listed = api.get(f"/api/incidents/{number}/note/")
+    assert listed.status_code == 200 and isinstance(listed.json(), list)
+    assert [n["note"] for n in listed.json()] == [f"update {n}" for n in range(12)]
+    assert listed.json()[:10] == paged["results"]  # the same note shape in both forms
+    assert api.get(f"/api/incidents/{number}/note/?page=2").json() == listed.json()
+    assert api.get("/api/incidents/999/note/").status_code == 404
+    assert isinstance(api.post(f"/api/incidents/{number}/note/", json={"note": "x"}).json(), dict)
+
+
 def test_note_get_put_delete(api, world):
     number = create(api, world)["incident_number"]
     uid = api.post(f"/api/incidents/{number}/note/", json={"note": "first"}).json()["unique_id"]
