@@ -28,9 +28,9 @@ from django.db import transaction
 from connections import errors
 from connections.models import ApiBudget
 
-# Seconds added to every window: a call reserved at the end of one window may
-# reach the service a little later, and must not count in the next.
-WINDOW_MARGIN = 0.25
+# Seconds added to every window: two calls sent a window apart may arrive a
+# little closer together (network jitter) and must not count in one window.
+WINDOW_MARGIN = 0.1
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def _simulators_limits_only(settings):
     # These tests prove the client against the simulator's own answers, its 429s included; the
     # portal's own budget (which would pace or refuse these bursts first) has its own tests in
     # tests/connections/test_zenduty_budget.py.
-    for name in ("READS", "WRITES"):
+    for name in ("READS", "CREATES"):
         setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_SECOND", 1000)
         setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_MINUTE", 1000)
 
