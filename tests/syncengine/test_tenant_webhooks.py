@@ -271,3 +271,15 @@ def test_the_move_command_after_a_lost_answer_adopts_what_was_created(demo, monk
     assert remote_counts() == {"webhooks": 4, "policies": 1}
     assert not OutgoingIntegration.objects.get().has_own_xurrent_webhooks
     assert OutgoingIntegration.objects.get().provisioning_status == ProvisioningStatus.PROVISIONED
+
+
+def test_seed_demo_moves_an_older_demo_to_the_tenants_set(demo):
+    old_world(demo)
+
+    call_command("seed_demo")  # as make run does
+    demo.settle()
+
+    integration = OutgoingIntegration.objects.get()
+    assert not integration.has_own_xurrent_webhooks and integration.provisioning_status == "provisioned"
+    assert TenantWebhooks.objects.get().provisioning_status == ProvisioningStatus.PROVISIONED
+    assert remote_counts() == {"webhooks": 4, "policies": 1}
