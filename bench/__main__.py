@@ -28,6 +28,7 @@ BENCHMARKS = {
     "webhooks": "bench.webhooks",
     "xurrent-pages": "bench.pagination:run_xurrent",
     "zenduty-pages": "bench.pagination:run_zenduty",
+    "sync": "bench.sync",
 }
 
 

@@ -82,6 +82,13 @@ SANDBOX_API_URL = env.str("SANDBOX_API_URL", default="").rstrip("/")
 # The web address of a Zenduty incident, after the account's base URL ({number}: the
 # incident number). Zenduty's API docs do not give it; links in synced requests use it.
 ZENDUTY_INCIDENT_PAGE = env.str("ZENDUTY_INCIDENT_PAGE", default="/dashboard/incidents/{number}")
+# Zenduty's documented API limits per account (https://zenduty.com/docs/rate-limits): the
+# portal keeps to them itself, across all processes (connections.budget), since Zenduty
+# sends no rate-limit headers. Lower them if the account shares its limits with other tools.
+ZENDUTY_INCIDENT_READS_PER_SECOND = env.int("ZENDUTY_INCIDENT_READS_PER_SECOND", default=3)
+ZENDUTY_INCIDENT_READS_PER_MINUTE = env.int("ZENDUTY_INCIDENT_READS_PER_MINUTE", default=30)
+ZENDUTY_INCIDENT_WRITES_PER_SECOND = env.int("ZENDUTY_INCIDENT_WRITES_PER_SECOND", default=1)
+ZENDUTY_INCIDENT_WRITES_PER_MINUTE = env.int("ZENDUTY_INCIDENT_WRITES_PER_MINUTE", default=15)
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)
@@ -256,6 +263,14 @@ HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)
 # Finished inbound events and outbound calls older than this are pruned daily
 # (syncengine.services.prune_history); events still waiting are kept.
 SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)
+
+# How often the reconciliation sweep (syncengine.reconcile) compares open linked
+# pairs with both APIs and repairs what missed webhooks left behind. Each sweep
+# costs one Zenduty incident filter per integration (Zenduty allows 30 incident
+# reads a minute), so not much more often than every few minutes.
+SYNC_RECONCILE_MINUTES = env.int("SYNC_RECONCILE_MINUTES", default=5)
+if SYNC_RECONCILE_MINUTES < 1:
+    raise ImproperlyConfigured(f"SYNC_RECONCILE_MINUTES ({SYNC_RECONCILE_MINUTES}) must be at least 1.")
 
 LOGGING = {
     "version": 1,

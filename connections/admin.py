@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.contrib.admin.options import csrf_protect_m
 from django.utils.html import format_html
@@ -172,7 +171,10 @@ class XurrentTenantAdmin(ConnectionAdmin):
         """“Retry provisioning” of the tenant's Xurrent webhooks (POST, for those who may change the tenant)."""
         from integrations import provisioning
 
-        tenant = get_object_or_404(XurrentTenant, pk=unquote(object_id))
+        # get_object() answers None for a malformed id ("abc"), where a bare pk lookup raises a 500.
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            raise Http404("No such tenant.")
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         if request.method != "POST":

@@ -143,6 +143,11 @@ class BaseClient:
         """Map a non-2xx response onto the error hierarchy."""
         return default_error_for_response(self.service, response)
 
+    def before_send(self, method: str, url: str) -> None:
+        """Called before every attempt of a call (retries included): a client
+        that keeps a budget of its own takes a slot here, or raises
+        RateLimitedError without calling."""
+
     def on_auth_failure(self) -> bool:
         """Called after a 401; return True to retry once (e.g. after a token refresh)."""
         return False
@@ -167,6 +172,7 @@ class BaseClient:
         while True:
             attempt += 1
             self._wait_for_budget(url)
+            self.before_send(method, url)
             call_headers = dict(headers or {})
             if authenticate:
                 call_headers.update(self.auth_headers())

@@ -135,3 +135,19 @@ class XurrentAccessToken(models.Model):
 
     def __repr__(self) -> str:
         return f"<XurrentAccessToken tenant={self.tenant_id} expires_at={self.expires_at}>"
+
+
+class ApiBudget(models.Model):
+    """The recent calls of one rate-limited kind of call, shared by every process.
+
+    One row per key (e.g. a Zenduty account's incident reads): the send times
+    of the calls made in the longest window, so that every web process and
+    worker keeps to the service's limits together (connections.budget).
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    recent = models.JSONField(default=list, blank=True, help_text="Epoch seconds of the calls in the window.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __repr__(self) -> str:
+        return f"<ApiBudget {self.key} {len(self.recent)} recent>"

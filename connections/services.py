@@ -57,15 +57,12 @@ def check_xurrent(tenant: XurrentTenant, *, shared_token: bool = False) -> dict:
     """
     instance = f"{tenant.get_region_display()} {tenant.get_environment_display()}"
     try:
-        client = _xurrent_client(tenant, shared_token=shared_token)
         token_ok = False
-        try:
+        with _xurrent_client(tenant, shared_token=shared_token) as client:
             client.access_token()
             token_ok = True
             account = client.get_account()
             _read_portal_person(tenant, client)
-        finally:
-            client.session.close()
     except errors.AuthenticationError as exc:
         # A refused token request blames the credentials even after a cached
         # token worked: the account read then answers 401, the client asks for
@@ -143,9 +140,9 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
     """
     from connections.zenduty import ZendutyClient
 
-    client = ZendutyClient(account.api_token, base_url=account.base_url)
     try:
-        return list(client.list_teams())
+        with ZendutyClient(account.api_token, base_url=account.base_url) as client:
+            return list(client.list_teams())
     except errors.DestinationRefusedError as exc:
         raise ConnectionCheckError("base_url", exc.message) from exc
     except errors.AuthenticationError as exc:
@@ -167,8 +164,6 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
         raise ConnectionCheckError(None, "Zenduty is rate limiting this token; try again in a minute.") from exc
     except errors.ApiError as exc:
         raise ConnectionCheckError(None, f"Zenduty answered {exc.summary}.") from exc
-    finally:
-        client.session.close()
 
 
 def _not_zenduty_api(exc: errors.UnexpectedResponseError) -> str:

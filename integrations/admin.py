@@ -22,8 +22,7 @@ from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -261,9 +260,16 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
 
     # -- per-object buttons (POST) ---------------------------------------------------------
     def _object_for_change(self, request, object_id) -> OutgoingIntegration:
-        obj = get_object_or_404(OutgoingIntegration, pk=unquote(object_id))
+        obj = self._object_or_404(request, object_id)
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
+        return obj
+
+    def _object_or_404(self, request, object_id) -> OutgoingIntegration:
+        # get_object() answers None for a malformed id ("abc"), where a bare pk lookup raises a 500.
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such integration.")
         return obj
 
     def _back(self, obj) -> HttpResponseRedirect:
@@ -282,8 +288,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
 
     def panel_view(self, request, object_id):
         """The provisioning panel alone (HTML), for the change page to refresh while Xurrent verifies."""
-        obj = get_object_or_404(OutgoingIntegration.objects.select_related("tenant", "zenduty_account"),
-                                pk=unquote(object_id))
+        obj = self._object_or_404(request, object_id)
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
         return TemplateResponse(request, f"{TEMPLATES}/provisioning_panel.html",

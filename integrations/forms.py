@@ -233,7 +233,8 @@ class OutgoingIntegrationForm(forms.ModelForm):
             "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact. Both ways: an incident "
                                   "created from a request gets the highest-ranked priority (P1 first) mapped to "
                                   "the request's impact; when none is, the service's default priority.",
-            "sync_notes": "Copy notes between the incident and the request, both ways.",
+            "sync_notes": "Copy notes between the incident and the request, both ways. Not built yet: the "
+                          "setting is kept, and note events are stored so they can be replayed once it is.",
         }
 
     def __init__(self, *args, **kwargs):

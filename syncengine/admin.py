@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import jwt
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -195,7 +195,9 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_replay_permission(request):
             raise PermissionDenied
-        event = get_object_or_404(InboundEvent, pk=object_id)
+        event = self.get_object(request, unquote(object_id))  # None for a malformed id, not a ValueError
+        if event is None:
+            raise Http404("No such event.")
         if services.replay_event(event.pk, by=request.user.get_username()):
             self.message_user(request, "The event is queued again.", messages.SUCCESS)
         else:
@@ -204,7 +206,8 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:syncengine_inboundevent_change", args=[event.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        event = InboundEvent.objects.filter(pk=object_id).only("status").first()
+        # get_object() turns a malformed id into "does not exist"; a bare filter would raise (a 500).
+        event = self.get_object(request, unquote(object_id))
         extra_context = {**(extra_context or {}),
                          "can_replay": bool(event and event.status in REPLAYABLE
                                             and self.has_replay_permission(request))}
@@ -416,7 +419,8 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("Last seen and last written by the portal", {"fields": (
             "xurrent_status", "xurrent_updated_at", "zenduty_status_name", "zenduty_seen_at", "written")}),
         ("Timeline", {"fields": ("timeline",)}),
-        ("Record", {"fields": ("created_at", "updated_at", "closed_at", "lease_until", "lease_owner")}),
+        ("Record", {"fields": ("created_at", "updated_at", "closed_at", "last_checked_at", "lease_until",
+                               "lease_owner")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -470,18 +474,24 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def written(self, obj: LinkedPair):
         return pre(pretty_json(obj.last_written or {}))
 
-    @admin.display(description=f"events and calls (latest {TIMELINE_ROWS}, newest first)")
+    @admin.display(description=f"events, calls and notes (latest {TIMELINE_ROWS}, newest first)")
     def timeline(self, obj: LinkedPair):
-        """The pair's inbound events and outbound calls, merged by time."""
+        """The pair's inbound events, outbound calls and notes (what the reconciliation sweep repaired), by time."""
         events = [(e.received_at, "event", e) for e in
                   obj.inbound_events.order_by("-received_at", "-pk")[:TIMELINE_ROWS]]
         calls = [(c.created_at, "call", c) for c in
                  obj.outbound_calls.order_by("-created_at", "-pk")[:TIMELINE_ROWS]]
-        rows = sorted(events + calls, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
+        # The portal's own lines, e.g. what the reconciliation sweep repaired.
+        notes = [(n.at, "note", n) for n in obj.notes.order_by("-at", "-pk")[:TIMELINE_ROWS]]
+        rows = sorted(events + calls + notes, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
         if not rows:
             return "—"
         cells = []
         for at, kind, item in rows:
+            if kind == "note":
+                cells.append(format_html('<tr class="pair-note"><td>{}</td><td>noted</td><td colspan="3">{}</td></tr>',
+                                         compact_time(at), item.text))
+                continue
             if kind == "event":
                 url = reverse("admin:syncengine_inboundevent_change", args=[item.pk])
                 what = format_html('<a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)
@@ -492,11 +502,14 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 what = format_html('<a href="{}">{} {} {}</a>', url, item.service, item.method, short_path(item.url))
                 outcome = badge(str(item.status or "none"), STATUS_CLASS_COLOURS.get(item.status_class, "#6c757d"))
                 detail = Truncator(item.error).chars(160)
-            cells.append(format_html("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cells.append(format_html('<tr><td>{}</td><td>{}</td><td style="min-width:14em">{}</td><td>{}</td>'
+                                     '<td style="min-width:18em;overflow-wrap:anywhere">{}</td></tr>',
                                      compact_time(at), "received" if kind == "event" else "called", what,
                                      outcome, detail))
-        return format_html('<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
-                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table>',
+        # Its own scroll box: on a laptop the admin's read-only field is narrower than five columns.
+        return format_html('<div style="overflow-x:auto;max-width:calc(100vw - 320px)">'
+                           '<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
+                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table></div>',
                            format_html_join("", "{}", ((cell,) for cell in cells)))
 
 

@@ -1,4 +1,11 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _align_reconcile_schedule(**kwargs) -> None:
+    from syncengine.reconcile import align_schedule
+
+    align_schedule()
 
 
 class SyncEngineConfig(AppConfig):
@@ -10,3 +17,5 @@ class SyncEngineConfig(AppConfig):
         from syncengine import history
 
         history.register()
+        # The sweep's interval follows SYNC_RECONCILE_MINUTES (its schedule is created by a migration).
+        post_migrate.connect(_align_reconcile_schedule, sender=self, dispatch_uid="syncengine-reconcile-schedule")

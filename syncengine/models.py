@@ -9,6 +9,10 @@
   whose context it happened.
 * :class:`LinkedPair`: one Xurrent request and the Zenduty incident the sync
   linked it to, with what the portal last saw and wrote on each side.
+* :class:`PairNote`: a line in a pair's timeline that is neither a received
+  event nor a call, e.g. what the reconciliation sweep repaired.
+* :class:`ReconcileCursor`: per integration, up to when the reconciliation
+  sweep has read Xurrent's changed requests.
 
 django-q2's own tables only move work and are pruned (``save_limit``); these
 two tables are the history people read in the admin.
@@ -230,10 +234,13 @@ class LinkedPair(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When the reconciliation sweep last compared both sides with what the pair saw (syncengine.reconcile).
+    last_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "linked pair"
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order")]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "xurrent_request_id"], condition=~models.Q(xurrent_request_id=""),
                                     name="one_pair_per_xurrent_request"),
@@ -250,3 +257,41 @@ class LinkedPair(models.Model):
 
     def __repr__(self) -> str:
         return f"<LinkedPair {self.pk} {self.state} {self.xurrent_request_id or '-'}/{self.zenduty_incident_unique_id or '-'}>"
+
+
+class PairNote(models.Model):
+    """A line in a pair's timeline written by the portal itself, not a received event or a call.
+
+    The reconciliation sweep writes one for each change it repaired (a change
+    whose webhook never arrived), so the pair's page says so.
+    """
+
+    pair = models.ForeignKey(LinkedPair, on_delete=models.CASCADE, related_name="notes")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    text = models.TextField()
+
+    class Meta:
+        verbose_name = "pair note"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class ReconcileCursor(models.Model):
+    """Up to when the reconciliation sweep has read an integration's changed Xurrent requests.
+
+    The next sweep lists the requests of the service instance updated since
+    ``xurrent_listed_until`` (less an overlap), so a change is seen even when
+    sweeps were missed; it only moves on once a listing was read completely.
+    """
+
+    integration = models.OneToOneField("integrations.OutgoingIntegration", on_delete=models.CASCADE,
+                                       primary_key=True, related_name="reconcile_cursor")
+    xurrent_listed_until = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "reconciliation cursor"
+
+    def __str__(self) -> str:
+        return f"{self.integration_id}: {self.xurrent_listed_until:%Y-%m-%d %H:%M:%S}"

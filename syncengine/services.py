@@ -22,6 +22,7 @@ import copy
 import json
 import logging
 import random
+import time
 import uuid
 from datetime import timedelta
 from typing import Callable
@@ -44,7 +45,7 @@ from syncengine.context import sync_context
 from syncengine import routing
 from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.intake import VERIFY_EVENT
-from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, OutboundCall, Source
+from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall, Source
 from syncengine.outcomes import EventError, Outcome
 from syncengine.pairs import PairBusy
 
@@ -57,6 +58,14 @@ RETRY_MAX_SECONDS = 3600
 # Up to this share is added to each delay, so that events rate-limited together
 # do not all come back in the same second.
 RETRY_JITTER = 0.1
+# An event whose pair another event holds waits in place this long for the lease before
+# it schedules a retry: django-q2's scheduler looks at due schedules only every 30 s, so
+# a retry "in 5 s" really came 5-35 s later. Two events of one pair close together are
+# common (Xurrent sends request.update and request.status-changed for one status change;
+# an incident acknowledged and resolved within a second), and the holder is usually done
+# in well under a second.
+BUSY_WAIT_SECONDS = 5.0
+BUSY_POLL_SECONDS = 0.1
 # A received / retry_scheduled event this late was not picked up (lost enqueue, broker down).
 LOST_AFTER = timedelta(minutes=5)
 
@@ -117,7 +126,7 @@ def process_inbound_event(event_id: int) -> str | None:
     event = InboundEvent.objects.select_related("integration__tenant").get(pk=event_id)
     with sync_context(integration_id=event.integration_id, inbound_event_id=event.pk):
         try:
-            outcome = dispatch(event)
+            outcome = _dispatch_when_pair_free(event)
         except errors.RetryableError as exc:
             return _retry_or_fail(event, exc)
         except errors.ApiError as exc:  # permanent: retrying cannot help
@@ -129,6 +138,30 @@ def process_inbound_event(event_id: int) -> str | None:
             message = f"Unexpected error ({type(exc).__name__}); see the worker log."
             return _finish(event, EventStatus.FAILED, message, error=message)
     return _finish(event, outcome.status, outcome.reason)
+
+
+def _dispatch_when_pair_free(event: InboundEvent) -> Outcome:
+    """:func:`dispatch`; when the pair is busy, again once its lease is free, for up to ``BUSY_WAIT_SECONDS``.
+
+    Raises :class:`PairBusy` when the other event still holds the pair by then
+    (a slow call, or a worker that died holding it): the retry is scheduled.
+    """
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            return dispatch(event)
+        except PairBusy as exc:
+            if not _wait_for_lease(exc.pair_id, deadline):
+                raise
+
+
+def _wait_for_lease(pair_id: int, deadline: float) -> bool:
+    """Wait until the pair's lease is given back or runs out; False when ``deadline`` comes first."""
+    while time.monotonic() + BUSY_POLL_SECONDS < deadline:
+        time.sleep(BUSY_POLL_SECONDS)
+        if not LinkedPair.objects.filter(pk=pair_id, lease_until__gt=timezone.now()).exists():
+            return True
+    return False
 
 
 def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None = None) -> str:

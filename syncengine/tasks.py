@@ -17,3 +17,10 @@ def recover_stalled_events() -> int:
 def prune_history() -> tuple[int, int]:
     """Delete finished events and calls older than the retention period (daily)."""
     return services.prune_history()
+
+
+def reconcile() -> dict:
+    """Compare open linked pairs with both APIs and repair what missed webhooks left behind."""
+    from syncengine import reconcile as sweep
+
+    return sweep.run().as_dict()

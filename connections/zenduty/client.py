@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
-from connections import errors, secrets
+from connections import budget, errors, secrets
 from connections.http import BaseClient, default_error_for_response, parse_retry_after, safe_json
 from connections.zenduty import destinations
 from connections.zenduty.constants import ACKNOWLEDGED, FILTER_ALL, INCIDENT_STATUSES, RESOLVED
@@ -79,6 +81,9 @@ class ZendutyClient(BaseClient):
         self._api_token = api_token
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         secrets.remember(api_token)  # logs mask it even if it was never saved
+        # Calls share the account's rate limits with every other process (connections.budget);
+        # for_account() keys them by the account, a client made for a bare token by its HMAC.
+        self.budget_key = "zenduty:token:" + salted_hmac("connections.zenduty.budget", api_token).hexdigest()[:32]
         checking = destinations.AddressCheckingAdapter()
         self.session.mount("https://", checking)
         self.session.mount("http://", checking)
@@ -86,7 +91,41 @@ class ZendutyClient(BaseClient):
     @classmethod
     def for_account(cls, account, **base_kwargs) -> ZendutyClient:
         """A client for a ``connections.models.ZendutyAccount``."""
-        return cls(account.api_token, base_url=account.base_url or DEFAULT_BASE_URL, **base_kwargs)
+        client = cls(account.api_token, base_url=account.base_url or DEFAULT_BASE_URL, **base_kwargs)
+        client.budget_key = f"zenduty:account:{account.pk}" if account.pk else client.budget_key
+        return client
+
+    # -- the account's rate limits, kept before each call ---------------------------------------
+    def budget_for(self, method: str, url: str) -> tuple[str, tuple[budget.Limit, ...]] | None:
+        """Which of Zenduty's documented limits a call counts against, or None.
+
+        Incident reads (GET under /api/incidents/, and the filter, a read sent
+        as POST) and incident writes (any other POST, PATCH, PUT or DELETE
+        there: creates, status changes, notes) — Zenduty's "Incident GET" and
+        "Incident POST" limits; counting status changes and notes as writes is
+        the safe reading of the docs. Other paths have no documented limit.
+        """
+        path = urlsplit(url).path
+        incidents = path.find("/api/incidents/")
+        if incidents < 0:
+            return None
+        rest = path[incidents + len("/api/incidents/"):]
+        if method == "GET" or (method == "POST" and rest == "filter/"):
+            return "incident-reads", (budget.Limit(settings.ZENDUTY_INCIDENT_READS_PER_SECOND, 1),
+                                      budget.Limit(settings.ZENDUTY_INCIDENT_READS_PER_MINUTE, 60))
+        return "incident-writes", (budget.Limit(settings.ZENDUTY_INCIDENT_WRITES_PER_SECOND, 1),
+                                   budget.Limit(settings.ZENDUTY_INCIDENT_WRITES_PER_MINUTE, 60))
+
+    def before_send(self, method: str, url: str) -> None:
+        kind = self.budget_for(method, url)
+        if kind is None:
+            return
+        name, limits = kind
+        max_wait = self.max_inline_wait
+        if self.deadline is not None:
+            max_wait = min(max_wait, max(0.0, self.deadline - time.monotonic() - 0.1))
+        budget.take(f"{self.budget_key}:{name}", limits, max_wait=max_wait, service=self.service,
+                    sleep=self._sleep, what=f"{method} {urlsplit(url).path}")
 
     def __repr__(self) -> str:  # never the token
         return f"<ZendutyClient {self._base_url}>"
@@ -366,6 +405,28 @@ class ZendutyClient(BaseClient):
             body["team_ids"] = list(team_ids)
         return self._paginate("POST", "incidents", "filter", params={"page": 1, "page_size": page_size},
                               json=body)
+
+    def first_incidents_page(self, *, status: int = FILTER_ALL, service_ids: list[str] | None = None,
+                             page_size: int = 100, **filters: Any) -> tuple[list[dict], bool]:
+        """The first page of the incident filter, newest first, and whether more pages follow.
+
+        One call, whatever the number of matches: for callers on a budget
+        (the reconciliation sweep). Same body as :meth:`iter_incidents`; 100 is
+        the largest page Zenduty's DRF pagination is known to serve.
+        """
+        body: dict[str, Any] = {"status": status, **filters}
+        if service_ids is not None:
+            body["service_ids"] = list(service_ids)
+        response = self.request("POST", self._url("incidents", "filter"), params={"page": 1, "page_size": page_size},
+                                json=body, idempotent=True)
+        page = safe_json(response)
+        if isinstance(page, list):
+            return page, False
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise errors.UnexpectedResponseError("Zenduty answered /api/incidents/filter/ with neither a list nor a "
+                                                 "page of results.", status=response.status_code,
+                                                 service=self.service)
+        return page["results"], bool(page.get("next"))
 
     # -- notes --------------------------------------------------------------------
     def list_notes(self, incident_number: int | str) -> list[dict]:

@@ -5,10 +5,10 @@ https://api.<domain>/v1/..., and the prefix itself for the account host
 https://<account>.<domain> (verification callbacks, canonical links).
 Trailing slashes are tolerated on API paths.
 """
-from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
+from sandbox.access import by_hand_page
 from sandbox.xurrent import api, ui
 
 ID = r"(?P<record_id>[A-Za-z0-9_=+\-]+)"
@@ -44,9 +44,9 @@ urlpatterns = [
     # The account host's root leads a person to the by-hand UI.
     path("", RedirectView.as_view(pattern_name="sandbox-xurrent-ui", permanent=False)),
     # For the portal's staff only (sandbox/urls.py says why).
-    path("ui/", staff_member_required(ui.index), name="sandbox-xurrent-ui"),
-    path("ui/requests/<int:request_id>/", staff_member_required(ui.request_detail),
+    path("ui/", by_hand_page(ui.index), name="sandbox-xurrent-ui"),
+    path("ui/requests/<int:request_id>/", by_hand_page(ui.request_detail),
          name="sandbox-xurrent-ui-request"),
-    path("ui/webhooks/<int:webhook_id>/", staff_member_required(ui.webhook_action),
+    path("ui/webhooks/<int:webhook_id>/", by_hand_page(ui.webhook_action),
          name="sandbox-xurrent-ui-webhook"),
 ]

@@ -4,10 +4,10 @@
 https://www.zenduty.com/integration/… (trailing slashes as Zenduty uses);
 ``ui/…`` is the by-hand page standing in for Zenduty's own screens.
 """
-from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
+from sandbox.access import by_hand_page
 from sandbox.zenduty import api, ui
 
 TEAM = "api/account/teams/<str:team_id>/"
@@ -44,13 +44,13 @@ urlpatterns = [
     # The by-hand UI.
     path("", RedirectView.as_view(pattern_name="zenduty-ui", permanent=False)),
     # For the portal's staff only (sandbox/urls.py says why).
-    path("ui/", staff_member_required(ui.incident_list), name="zenduty-ui"),
-    path("ui/incidents/<int:pk>/", staff_member_required(ui.incident_detail), name="zenduty-ui-incident"),
+    path("ui/", by_hand_page(ui.incident_list), name="zenduty-ui"),
+    path("ui/incidents/<int:pk>/", by_hand_page(ui.incident_detail), name="zenduty-ui-incident"),
     # Zenduty's own incident page address, which the portal links to.
-    path("dashboard/incidents/<int:number>", staff_member_required(ui.dashboard_incident),
+    path("dashboard/incidents/<int:number>", by_hand_page(ui.dashboard_incident),
          name="zenduty-ui-dashboard-incident"),
-    path("ui/services/", staff_member_required(ui.service_list), name="zenduty-ui-services"),
-    path("ui/services/<int:pk>/webhooks/", staff_member_required(ui.service_webhooks),
+    path("ui/services/", by_hand_page(ui.service_list), name="zenduty-ui-services"),
+    path("ui/services/<int:pk>/webhooks/", by_hand_page(ui.service_webhooks),
          name="zenduty-ui-service-webhooks"),
-    path("ui/settings/", staff_member_required(ui.simulator_settings), name="zenduty-ui-settings"),
+    path("ui/settings/", by_hand_page(ui.simulator_settings), name="zenduty-ui-settings"),
 ]

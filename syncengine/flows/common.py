@@ -63,16 +63,18 @@ def portal_person_id(integration: OutgoingIntegration, client) -> str:
     return tenant.portal_person_id
 
 
-def ignored(event: InboundEvent, reason: str, pair: LinkedPair | None = None) -> Outcome:
-    if pair is not None:
+def ignored(event: InboundEvent | None, reason: str, pair: LinkedPair | None = None) -> Outcome:
+    # ``event`` is None when the reconciliation sweep, not a webhook, runs the flow.
+    if pair is not None and event is not None:
         from syncengine.pairs import attach_event
 
         attach_event(event, pair)
     return Outcome(EventStatus.IGNORED, reason)
 
 
-def processed(event: InboundEvent, reason: str, pair: LinkedPair | None = None) -> Outcome:
-    if pair is not None:
+def processed(event: InboundEvent | None, reason: str, pair: LinkedPair | None = None) -> Outcome:
+    # ``event`` is None when the reconciliation sweep, not a webhook, runs the flow.
+    if pair is not None and event is not None:
         from syncengine.pairs import attach_event
 
         attach_event(event, pair)

@@ -113,6 +113,41 @@ def _on_create(event, integration, message: dict, data: dict, request_id: str, p
     return _with_lease(event, integration, pair, request_id, fresh=True, owner=owner, request=request)
 
 
+def sync_status(integration: OutgoingIntegration, pair: LinkedPair, request: dict, *, owner: str) -> Outcome:
+    """Bring a linked pair's incident in line with its request as read now (the reconciliation sweep).
+
+    The rules of a webhook's status change: under the pair's lease, a request
+    older than the pair last saw writes nothing, a change already applied
+    writes nothing.
+
+    :raises PairBusy: when an event of the pair holds its lease.
+    """
+    request_id = str(request.get("id"))
+    with common.flagged_on_permanent_error(integration, f"sync Xurrent request #{request_id} to Zenduty"):
+        return _with_lease(None, integration, pair, request_id, fresh=False, owner=owner, request=request)
+
+
+def create_for_request(integration: OutgoingIntegration, request: dict, *, owner: str) -> Outcome | None:
+    """Claim the request and create its incident, as ``request.create`` would (the reconciliation sweep).
+
+    Returns None when the request is claimed already (its ``request.create``
+    got there first, or is creating it now): the claim decides, so the sweep
+    and a late webhook make one incident between them. The caller checks
+    :func:`reason_not_to_create` first.
+    """
+    request_id = str(request.get("id"))
+    with common.flagged_on_permanent_error(integration, f"sync Xurrent request #{request_id} to Zenduty"):
+        pair = pairs.claim(integration, origin=Source.XURRENT, owner=owner, request_id=request_id)
+        if pair is None:
+            return None
+        return _with_lease(None, integration, pair, request_id, fresh=True, owner=owner, request=request)
+
+
+def reason_not_to_create(integration: OutgoingIntegration, request: dict) -> str:
+    """Why a request read from Xurrent does not create an incident here ('' when it does)."""
+    return _not_for_this_integration(integration, request)
+
+
 def _not_for_this_integration(integration, request: dict) -> str:
     """Why a request does not create an incident here ('' when it does)."""
     instance = request.get("service_instance") if isinstance(request.get("service_instance"), dict) else {}
@@ -138,7 +173,8 @@ def _with_lease(event, integration, pair: LinkedPair, request_id: str, *, fresh:
     owner = owner or pairs.new_owner(event.pk)
     if not fresh:
         pair = pairs.take_lease(pair, owner)
-    pairs.attach_event(event, pair)
+    if event is not None:  # None: the reconciliation sweep
+        pairs.attach_event(event, pair)
     with context.pair_context(pair.pk):
         try:
             return _sync(event, integration, pair, request_id, fresh=fresh, request=request)

@@ -77,6 +77,28 @@ def _handle(event, integration, incident: dict, unique_id: str, status: int) -> 
             pairs.release(pair, owner)
 
 
+def sync_status(integration: OutgoingIntegration, pair: LinkedPair, incident: dict, *, owner: str) -> Outcome:
+    """Bring a linked pair's request in line with its incident as read now (the reconciliation sweep).
+
+    The rules of a webhook's status change: under the pair's lease, a status
+    not newer than the pair last saw writes nothing, the request is read
+    before it is written.
+
+    :raises PairBusy: when an event of the pair holds its lease.
+    """
+    status = mapping.zenduty_status(incident.get("status"))
+    if status is None:
+        raise EventError(f"The Zenduty incident's status {incident.get('status')!r} is not 1, 2 or 3.")
+    number = incident.get("incident_number")
+    with common.flagged_on_permanent_error(integration, f"sync Zenduty incident #{number} to Xurrent"):
+        pair = pairs.take_lease(pair, owner)
+        with context.pair_context(pair.pk):
+            try:
+                return _sync_status(integration, pair, incident, status)
+            finally:
+                pairs.release(pair, owner)
+
+
 def _own_incident(event, integration, incident, request_id: str, status: int, owner: str) -> Outcome:
     """An incident whose title carries the portal's marker: one the portal created for a request."""
     number = incident.get("incident_number")
@@ -173,9 +195,11 @@ def _sync_status(integration, pair: LinkedPair, incident: dict, status: int) -> 
     if status == pair.zenduty_status:
         return Outcome(EventStatus.IGNORED, f"Incident #{number} is already known as {name} (a repeated delivery, or the "
                                   f"portal's own change coming back); nothing to write.")
-    pairs.update(pair, zenduty_status=status, zenduty_seen_at=timezone.now())
     if status == 1:
+        pairs.update(pair, zenduty_status=status, zenduty_seen_at=timezone.now())
         return Outcome(EventStatus.PROCESSED, f"Incident #{number} is triggered; request #{pair.xurrent_request_id} is open.")
+    # The incident's status is recorded only once the request is in line: a failed read or
+    # write (429, 5xx) must leave it unseen, or the retry (or the sweep) would find nothing to do.
     with common.xurrent_client(integration) as xurrent:
         # Read before writing: someone may have completed the request meanwhile (Xurrent's
         # limits are generous; Zenduty's 30 reads a minute are spared).
@@ -184,11 +208,14 @@ def _sync_status(integration, pair: LinkedPair, incident: dict, status: int) -> 
         change = mapping.xurrent_change_for(status, str(request.get("status") or ""),
                                             assignee=mapping.assignee_name(incident))
         if change is None:
+            pairs.update(pair, zenduty_status=status, zenduty_seen_at=timezone.now())
+            pairs.refresh_state(pair)  # e.g. resolved here, completed there already: the pair is closed
             return Outcome(EventStatus.PROCESSED, f"Incident #{number} {name}; request #{pair.xurrent_request_id} is already "
                                         f"{request.get('status')}: nothing to write.")
         updated = xurrent.update_request(pair.xurrent_request_id, change)
     pairs.record_request(pair, updated)
     pairs.record_written(pair, "xurrent", status=change["status"])
+    pairs.update(pair, zenduty_status=status, zenduty_seen_at=timezone.now())
     pairs.refresh_state(pair)
     return Outcome(EventStatus.PROCESSED, f"Incident #{number} {name} → request #{pair.xurrent_request_id} "
                                 f"{change['status'].replace('_', ' ')}.")

@@ -18,6 +18,9 @@ from connections import errors, http
 from connections.models import ZendutyAccount
 from connections.zenduty import ZendutyClient, constants
 
+# Incident calls take a slot of the account's shared budget (a database row) first.
+pytestmark = pytest.mark.django_db
+
 TOKEN = "zd-4c1f9e7a2b8d6053-api-token"
 BASE = "https://www.zenduty.com"
 TEAM = "61010821-08aa-4098-94f8-f88f1990b54a"

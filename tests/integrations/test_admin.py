@@ -75,7 +75,7 @@ def test_it_adds_an_integration_and_provisions_it(admin_client, world):
 
     page = admin_client.get(response["Location"]).content.decode()
     assert "one step is left in Zenduty" in page  # the message after saving
-    assert f"/webhooks/zenduty/{integration.public_id}/" in page
+    assert reverse("syncengine:zenduty-webhook", args=[integration.public_id]) in page
     assert 'data-copy="zenduty-webhook-url"' in page and 'data-copy="zenduty-signing-key"' in page
     assert "request.note-added" in page and "waiting for Xurrent" in page
     # The Xurrent webhooks are the tenant's: shown here, managed on the tenant's page.
@@ -311,6 +311,8 @@ def test_a_view_only_user_sees_no_button_that_calls_out_or_writes(admin_client, 
     assert refused.status_code == 403
     # A page in the admin's look that says what happened, and one log line without a traceback.
     assert "You may look, but not do this" in refused.content.decode() and "changed nothing" in refused.content.decode()
+    assert "Zenduty ⇄ Xurrent integration portal" in refused.content.decode()  # the admin's header, not Django's
+    assert "Log out" in refused.content.decode()
     (logged,) = [r for r in caplog.records if r.name == "django.request" and getattr(r, "status_code", 0) == 403]
     assert logged.exc_info is None and "Forbidden" in logged.getMessage()
     integration.refresh_from_db()
@@ -501,3 +503,12 @@ def test_the_tenant_page_shows_its_webhooks_and_offers_retry_to_changers_only(ad
     page = client.get(tenant_page).content.decode()
     assert f"/webhooks/xurrent/tenant/{hooks.public_id}/" in page and retry not in page
     assert client.post(retry).status_code == 403
+    bad = reverse("admin:connections_xurrenttenant_webhooks_provision", args=["abc"])
+    assert admin_client.post(bad).status_code == 404
+
+
+def test_a_malformed_integration_id_in_a_button_address_is_a_404_not_a_500(admin_client):
+    for name in ("panel", "provision", "disable"):
+        url = reverse(f"admin:integrations_outgoingintegration_{name}", args=["abc"])
+        response = admin_client.get(url) if name == "panel" else admin_client.post(url)
+        assert response.status_code == 404, name

@@ -241,8 +241,25 @@ def test_the_by_hand_pages_need_a_staff_login_and_the_apis_stay_open(client, dja
     assert client.get("/sandbox/zenduty/api/account/teams/").status_code == 401
     assert client.post("/sandbox/xurrent/oauth/token", {"grant_type": "client_credentials"}).status_code in (400, 401)
 
+    from django.contrib.auth.models import Permission
+
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
     client.force_login(staff)
     for url in pages:  # (the services page sends a person to the incident list while no demo is seeded)
         response = client.get(url)
         assert response.status_code in (200, 302) and "/admin/login/" not in response.get("Location", ""), url
+    # A view-only user looks but cannot act: no form to post, and a post is refused.
+    faults_page = client.get(reverse("sandbox-faults")).content.decode()
+    assert "only integration admins may act" in faults_page and 'form[method="post"]' in faults_page
+    refused = client.post(reverse("sandbox-faults"), {"service": "xurrent", "kind": "error_500", "count": 1})
+    assert refused.status_code == 403 and not Fault.objects.exists()
+    assert client.post(reverse("zenduty-ui"), {"seed": "1"}).status_code == 403
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_outgoingintegration"))
+    staff = django_user_model.objects.get(pk=staff.pk)
+    client.force_login(staff)
+    assert "only integration admins may act" not in client.get(reverse("sandbox-faults")).content.decode()
+    client.post(reverse("sandbox-faults"), {"service": "xurrent", "kind": "error_500", "count": 1,
+                                            "latency_ms": 0, "retry_after": 30})
+    assert Fault.objects.exists()

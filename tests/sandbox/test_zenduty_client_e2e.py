@@ -16,6 +16,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "test-zenduty-token-0004"
 
 
+@pytest.fixture(autouse=True)
+def _simulators_limits_only(settings):
+    # These tests prove the client against the simulator's own answers, its 429s included; the
+    # portal's own budget (which would pace or refuse these bursts first) has its own tests in
+    # tests/connections/test_zenduty_budget.py.
+    for name in ("READS", "WRITES"):
+        setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_SECOND", 1000)
+        setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_MINUTE", 1000)
+
+
 @pytest.fixture
 def world():
     return demo.make_account(TOKEN)

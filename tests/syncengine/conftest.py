@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.urls import reverse
 import jwt
 import pytest
 import requests
@@ -102,11 +103,11 @@ def sign_zenduty(body: bytes, secret: str = SIGNING_SECRET) -> str:
 
 
 def xurrent_url(integration) -> str:
-    return f"/webhooks/xurrent/{integration.public_id}/"
+    return reverse("syncengine:xurrent-webhook", args=[integration.public_id])
 
 
 def zenduty_url(integration) -> str:
-    return f"/webhooks/zenduty/{integration.public_id}/"
+    return reverse("syncengine:zenduty-webhook", args=[integration.public_id])
 
 
 @pytest.fixture

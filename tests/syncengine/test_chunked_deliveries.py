@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from django.urls import reverse
 import pytest
 import requests
 
@@ -63,7 +64,7 @@ class Gunicorn:
         """POST to the Zenduty webhook; an iterable body goes out chunked (http.client does that)."""
         connection = UnixHTTPConnection(self.socket)
         try:
-            connection.request("POST", f"/webhooks/zenduty/{self.public_id}/", body=body,
+            connection.request("POST", reverse("syncengine:zenduty-webhook", args=[self.public_id]), body=body,
                                headers={"Content-Type": "application/json", **headers})
             response = connection.getresponse()
             return response.status, json.loads(response.read())

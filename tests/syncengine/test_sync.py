@@ -265,6 +265,8 @@ def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, mo
         return real_send(session, method, url, **kwargs)
 
     monkeypatch.setattr(http, "send", send)
+    # Here both run in one thread, so the holder cannot finish while the second waits for it.
+    monkeypatch.setattr(services, "BUSY_WAIT_SECONDS", 0.3)
     assert deliveries._claim(triggered.pk)  # the triggered goes first, as the outbox sends it
     deliveries.send_one(OutboundDelivery.objects.get(pk=triggered.pk))
 
@@ -278,6 +280,26 @@ def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, mo
     assert acknowledged_event.status == EventStatus.PROCESSED, acknowledged_event.reason
     [request] = demo.requests()
     assert request.status == "in_progress" and LinkedPair.objects.count() == 1
+
+
+def test_an_event_whose_pair_is_busy_for_a_moment_waits_for_it_rather_than_a_scheduled_retry(demo):
+    """django-q2 runs due schedules only every 30 s: a retry "in 5 s" came up to 35 s late."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    incident = demo.trigger()
+    demo.settle()
+    # Another event (another worker) holds the pair for one more second.
+    LinkedPair.objects.update(lease_owner="event-0-other", lease_until=timezone.now() + timedelta(seconds=1))
+
+    demo.set_incident_status(incident, 2)
+    demo.settle()
+
+    acknowledged = events("acknowledged")[0]
+    assert acknowledged.status == EventStatus.PROCESSED, acknowledged.reason
+    assert acknowledged.attempts == 1
+    assert demo.requests()[0].status == "in_progress"
 
 
 def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_can_be_replayed(demo, admin_client):

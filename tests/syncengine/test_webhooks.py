@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 
+from django.urls import reverse
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -165,7 +166,7 @@ class TestXurrentWebhooks:
         assert "no Xurrent webhook policy key" in only_event().reason
 
     def test_it_answers_404_for_an_unknown_address_and_stores_nothing(self, integration, client, sign_xurrent):
-        response = client.post(f"/webhooks/xurrent/{uuid.uuid4()}/", data=sign_xurrent("request.update"),
+        response = client.post(reverse("syncengine:xurrent-webhook", args=[uuid.uuid4()]), data=sign_xurrent("request.update"),
                                content_type="application/json")
 
         assert response.status_code == 404
@@ -438,7 +439,7 @@ class TestZendutyWebhooks:
         assert "emVuZHV0eTpodW50ZXIy" not in json.dumps(event.headers)
 
     def test_unknown_address(self, integration, client):
-        response = client.post(f"/webhooks/zenduty/{uuid.uuid4()}/", data=b"{}", content_type="application/json")
+        response = client.post(reverse("syncengine:zenduty-webhook", args=[uuid.uuid4()]), data=b"{}", content_type="application/json")
 
         assert response.status_code == 404
         assert not InboundEvent.objects.exists()

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connections', '0003_tenant_portal_person'),
-        ('syncengine', '0008_linked_pairs'),
+        ('syncengine', '0010_reconcile_schedule'),
     ]
 
     operations = [

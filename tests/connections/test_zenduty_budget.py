@@ -1,0 +1,137 @@
+"""Zenduty's rate limits, kept by the portal before each call and shared by every caller.
+
+Zenduty documents per-account limits (incident GET 3/s and 30/min, incident
+POST 1/s and 15/min) and sends no rate-limit headers, so the portal keeps to
+them itself: connections.budget, one database row per account and kind of
+call, taken before every attempt.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from connections import budget, errors, http
+from connections.budget import Limit
+from connections.models import ApiBudget, ConnectionStatus, ZendutyAccount
+from connections.zenduty import ZendutyClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# -- the sliding log -------------------------------------------------------------------------------
+class Clock:
+    def __init__(self, at: float = 1_000_000.0):
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def test_a_slot_is_taken_while_every_window_has_room_and_the_wait_says_when_the_next_fits():
+    clock, limits = Clock(), (Limit(2, 1), Limit(3, 60))
+    assert [budget.try_take("k", limits, now=clock) for _ in range(2)] == [0, 0]
+    wait = budget.try_take("k", limits, now=clock)  # a third in the same second
+    assert wait == pytest.approx(1 + budget.WINDOW_MARGIN)
+    clock.at += wait
+    assert budget.try_take("k", limits, now=clock) == 0  # the third of the minute
+    clock.at += 5
+    minute_wait = budget.try_take("k", limits, now=clock)  # a fourth must wait for the first to leave the minute
+    assert minute_wait == pytest.approx(60 + budget.WINDOW_MARGIN - (wait + 5))
+    assert len(ApiBudget.objects.get(key="k").recent) == 3  # refused tries take nothing
+
+
+def test_a_wait_longer_than_allowed_is_a_rate_limited_error_without_a_call():
+    budget.take("k", (Limit(1, 60),), max_wait=0, service="zenduty")
+    slept = []
+    with pytest.raises(errors.RateLimitedError) as caught:
+        budget.take("k", (Limit(1, 60),), max_wait=5, service="zenduty", sleep=slept.append)
+    assert caught.value.retry_after == pytest.approx(60 + budget.WINDOW_MARGIN, abs=1)
+    assert slept == [] and caught.value.retryable
+
+
+# -- through the simulated Zenduty ----------------------------------------------------------------
+@pytest.fixture
+def zenduty(sandbox):
+    from sandbox.zenduty import demo
+    from sandbox.zenduty.models import SimulatorSettings
+
+    world = demo.seed()
+    switches = SimulatorSettings.load()
+    switches.rate_limits = switches.per_second_limits = True  # as the real service: both windows
+    switches.save()
+    account = ZendutyAccount.objects.create(name="Zenduty", api_token=demo.DEMO_TOKEN,
+                                            status=ConnectionStatus.ACTIVE)
+    return world, account
+
+
+@pytest.fixture
+def statuses():
+    seen = []
+
+    def observe(record):
+        seen.append(record.status)
+    http.call_observers.append(observe)
+    yield seen
+    http.call_observers.remove(observe)
+
+
+def read_incidents(account, count, errors_seen):
+    with ZendutyClient.for_account(account, max_inline_wait=10) as client:
+        for _ in range(count):
+            try:
+                list(client.iter_incidents(status=0))
+            except errors.ApiError as exc:  # noqa: PERF203 - counted, not raised, to compare both runs
+                errors_seen.append(exc)
+
+
+def burst(account, errors_seen, *, workers=2, reads=6):
+    """Workers at once, each with its own client: twelve reads, four times the per-second limit."""
+    threads = [threading.Thread(target=read_incidents, args=(account, reads, errors_seen)) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+
+def test_calls_keep_to_the_per_second_limit_and_get_no_429(zenduty, statuses):
+    _, account = zenduty
+    failures = []
+    burst(account, failures, workers=1, reads=10)
+    assert failures == []
+    assert statuses.count(200) == 10 and 429 not in statuses
+
+
+def test_without_the_budget_the_same_burst_is_throttled(zenduty, statuses, settings):
+    # What the budget prevents (and proof that the simulator counts per second).
+    settings.ZENDUTY_INCIDENT_READS_PER_SECOND = 1000
+    _, account = zenduty
+    burst(account, [], workers=1, reads=10)
+    assert 429 in statuses
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite",
+                    reason="the in-memory SQLite test database locks whole tables between threads "
+                           "('database table is locked'); CI runs this on PostgreSQL")
+def test_two_workers_keep_to_the_per_second_limit_together_and_get_no_429(zenduty, statuses):
+    _, account = zenduty
+    failures = []
+    burst(account, failures)
+    assert failures == []
+    assert statuses.count(200) == 12 and 429 not in statuses
+
+
+def test_a_call_past_the_minutes_budget_is_not_made_and_asks_to_come_back(zenduty, statuses, settings):
+    settings.ZENDUTY_INCIDENT_READS_PER_MINUTE = 2
+    _, account = zenduty
+    with ZendutyClient.for_account(account) as client:
+        list(client.iter_incidents(status=0))
+        list(client.iter_incidents(status=0))
+        with pytest.raises(errors.RateLimitedError) as caught:
+            list(client.iter_incidents(status=0))
+    assert caught.value.retry_after > 50
+    assert len(statuses) == 2  # the third was never sent
+    # Other calls (teams, services) have no documented limit and are not held back.
+    with ZendutyClient.for_account(account) as client:
+        assert client.list_teams()
