@@ -103,14 +103,14 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display_links = ("received", "about")
     list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
                    "signature_ok")
-    list_select_related = ("integration",)
+    list_select_related = ("integration", "tenant")
     search_fields = ("=delivery_id", "object_id", "event_type", "reason", "last_error")
     date_hierarchy = "received_at"
     show_full_result_count = False
     list_per_page = 50
     actions = ["replay_events"]
     fieldsets = (
-        (None, {"fields": ("source", "integration", "pair", "event_type", "object_id", "about", "status_badge",
+        (None, {"fields": ("source", "tenant", "integration", "pair", "event_type", "object_id", "about", "status_badge",
                            "reason", "last_error")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
