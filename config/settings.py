@@ -87,8 +87,8 @@ ZENDUTY_INCIDENT_PAGE = env.str("ZENDUTY_INCIDENT_PAGE", default="/dashboard/inc
 # sends no rate-limit headers. Lower them if the account shares its limits with other tools.
 ZENDUTY_INCIDENT_READS_PER_SECOND = env.int("ZENDUTY_INCIDENT_READS_PER_SECOND", default=3)
 ZENDUTY_INCIDENT_READS_PER_MINUTE = env.int("ZENDUTY_INCIDENT_READS_PER_MINUTE", default=30)
-ZENDUTY_INCIDENT_WRITES_PER_SECOND = env.int("ZENDUTY_INCIDENT_WRITES_PER_SECOND", default=1)
-ZENDUTY_INCIDENT_WRITES_PER_MINUTE = env.int("ZENDUTY_INCIDENT_WRITES_PER_MINUTE", default=15)
+ZENDUTY_INCIDENT_CREATES_PER_SECOND = env.int("ZENDUTY_INCIDENT_CREATES_PER_SECOND", default=1)
+ZENDUTY_INCIDENT_CREATES_PER_MINUTE = env.int("ZENDUTY_INCIDENT_CREATES_PER_MINUTE", default=15)
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)

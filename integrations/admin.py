@@ -32,7 +32,7 @@ from connections.admin import ChecksOverHttpMixin, MaskedSecretsMixin
 from connections.models import XurrentTenant
 from integrations import provisioning, services
 from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus, TenantWebhooks
 
 STATUS_COLOURS = {
     ProvisioningStatus.PROVISIONED: ("#17693a", "#e3f6ea"),
@@ -113,7 +113,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
             ("What to sync", {"fields": ("enabled", "direction", "sync_notes", "categories", "sync_status")}),
             mapping,
         ]
-        if obj.receives_from_zenduty:
+        if obj.needs_zenduty_webhook:
             # Open while the Zenduty step is pending: the panel's steps point here.
             fieldsets.append(("Zenduty outgoing webhook", {
                 "fields": ("new_zenduty_signing_secret",),
@@ -222,16 +222,13 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
 
     def panel_context(self, request, obj: OutgoingIntegration) -> dict:
         """What the provisioning panel of the change page shows."""
-        hooks = obj.xurrent_webhooks or {}
         zenduty_pending = provisioning.zenduty_step_pending(obj)
         can_change = self.has_change_permission(request, obj)
         return {
             # Buttons that call out or write are for those who may change the integration.
             "can_change": can_change,
             "badge": status_badge(obj),
-            "webhooks": [{"event": event, **(hooks.get(event) or {})} for event in XURRENT_EVENTS]
-            if obj.needs_xurrent_webhooks else [],
-            "xurrent_url": provisioning.xurrent_webhook_url(obj),
+            "tenant_webhooks": tenant_webhooks_context(obj.tenant, can_change=False, on_integration=True),
             "zenduty_url": provisioning.zenduty_webhook_url(obj),
             "zenduty_pending": zenduty_pending,
             # The portal's own signing key is a secret: only for those who may change the
@@ -243,7 +240,9 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
                      "calls": f"{reverse('admin:syncengine_outboundcall_changelist')}?integration__id__exact={obj.pk}",
                      "events": f"{reverse('admin:syncengine_inboundevent_changelist')}?integration__id__exact={obj.pk}",
                      "pairs": f"{reverse('admin:syncengine_linkedpair_changelist')}?integration__id__exact={obj.pk}"},
-            "refreshing": obj.provisioning_status == ProvisioningStatus.VERIFYING,
+            "refreshing": obj.provisioning_status == ProvisioningStatus.VERIFYING or
+            (obj.enabled and obj.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
+             and not provisioning.all_webhooks_verified(provisioning.tenant_webhooks_of(obj))),
         }
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -345,6 +344,10 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
                     logger.warning("integration.deleted-anyway %s: %s", obj.public_id, exc.message)
                     messages.warning(request, f"Deleted from the portal only. {exc.message} Remove these by hand "
                                               f"in Xurrent and Zenduty.")
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context = {**(extra_context or {}), "last_of_tenant": obj.enabled and provisioning.tenant_webhooks_of(
+                obj) is not None and not provisioning.other_enabled(obj)}
         return super().delete_view(request, object_id, extra_context)
 
     def delete_queryset(self, request, queryset):
@@ -360,3 +363,24 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         if failed:
             messages.warning(request, ngettext("%d integration was kept; see above.",
                                                "%d integrations were kept; see above.", len(failed)) % len(failed))
+
+
+def tenant_webhooks_context(tenant, *, can_change: bool, on_integration: bool = False) -> dict:
+    """What the section on the tenant's Xurrent webhooks shows (tenant page, and each integration's panel)."""
+    hooks = TenantWebhooks.objects.filter(tenant=tenant).first()
+    badge = ""
+    if hooks is not None:
+        fg, bg = STATUS_COLOURS.get(hooks.provisioning_status, STATUS_COLOURS[ProvisioningStatus.PENDING])
+        badge = format_html('<span style="color:{};background:{};padding:2px 8px;border-radius:10px">{}</span>',
+                            fg, bg, hooks.get_provisioning_status_display())
+    return {
+        "hooks": hooks,
+        "badge": badge,
+        "webhooks": [{"event": event, **((hooks.xurrent_webhooks or {}).get(event) or {})}
+                     for event in XURRENT_EVENTS] if hooks is not None else [],
+        "xurrent_url": provisioning.xurrent_webhook_url(hooks) if hooks is not None else "",
+        "tenant_url": reverse("admin:connections_xurrenttenant_change", args=[tenant.pk]),
+        "retry_url": reverse("admin:connections_xurrenttenant_webhooks_provision", args=[tenant.pk]),
+        "can_change": can_change,
+        "on_integration": on_integration,
+    }

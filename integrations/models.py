@@ -153,8 +153,21 @@ class OutgoingIntegration(models.Model):
 
     @property
     def needs_xurrent_webhooks(self) -> bool:
-        """Xurrent webhooks are needed to receive requests, and for note sync either way."""
-        return self.receives_from_xurrent or self.sync_notes
+        """Every enabled integration needs the tenant's Xurrent webhooks: once a pair exists its
+        status syncs both ways, whichever side created it (``TenantWebhooks``)."""
+        return self.enabled
+
+    @property
+    def needs_zenduty_webhook(self) -> bool:
+        """Every integration needs Zenduty's outgoing webhook on its service: a pair's
+        acknowledged / resolved come from there, whichever side created it."""
+        return True
+
+    @property
+    def has_own_xurrent_webhooks(self) -> bool:
+        """Whether per-integration Xurrent webhooks of before ``TenantWebhooks`` are still recorded
+        (``manage.py move_xurrent_webhooks`` removes them)."""
+        return bool(self.xurrent_webhooks or self.xurrent_policy_id)
 
     def impact_for_priority(self, priority_id: str | None) -> str:
         """The Xurrent impact for a Zenduty priority (custom mapping, else the default)."""
@@ -172,3 +185,49 @@ class OutgoingIntegration(models.Model):
             if entry.get("impact") == impact:
                 return priority_id
         return None
+
+
+class TenantWebhooks(models.Model):
+    """The Xurrent webhook policy and webhooks of one tenant, shared by all its integrations.
+
+    Xurrent webhooks are account-wide (no filter by service instance), so one
+    set per tenant delivers each request event once, to
+    ``/webhooks/xurrent/tenant/<public_id>/``; the sync engine routes it to the
+    integration of the request's pair or service instance. Created with the
+    tenant's first enabled integration, removed with its last
+    (``integrations.provisioning``). Field names are those the integration
+    used for its own set before, so one provisioning code serves both.
+    """
+
+    tenant = models.OneToOneField(XurrentTenant, on_delete=models.PROTECT, related_name="webhooks",
+                                  verbose_name="Xurrent tenant")
+    # The webhook URL carries this instead of the primary key.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    provisioning_status = models.CharField(max_length=24, choices=ProvisioningStatus.choices,
+                                           default=ProvisioningStatus.PENDING)
+    provisioning_error = models.TextField(blank=True, default="")
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+    xurrent_policy_id = models.CharField(max_length=64, blank=True, default="")
+    xurrent_policy_alg = models.CharField(max_length=8, blank=True, default="rs256")
+    xurrent_policy_audience = models.CharField(max_length=255, blank=True, default="")
+    # Public, not secret: Xurrent shows it only once, so we must keep it.
+    xurrent_policy_public_key = models.TextField(blank=True, default="")
+    # {"request.create": {"id": 12, "verified": true, "uri": ..., "disabled": false}, ...}
+    xurrent_webhooks = models.JSONField(default=dict, blank=True)
+    # webhook.verify answers for webhook IDs not recorded yet (the verification overtook the create answer).
+    xurrent_early_verifications = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant webhooks"
+        verbose_name_plural = "tenant webhooks"
+
+    def __str__(self) -> str:
+        return f"Xurrent webhooks of {self.tenant}"
+
+    def __repr__(self) -> str:
+        return f"<TenantWebhooks {self.pk} tenant={self.tenant_id} {self.public_id}>"
+
+    # Provisioning reads these like an integration's; the set is never disabled, only removed.
+    enabled = True

@@ -1,16 +1,22 @@
 """Provisioning: what Xurrent and Zenduty need for an integration to receive events.
 
-* Xurrent (when the integration ``needs_xurrent_webhooks``): one webhook policy
-  (RS256, an audience naming this integration) whose public key is stored at
-  once, since Xurrent shows it only in the create answer; and one webhook per
-  event of ``XURRENT_EVENTS`` to ``/webhooks/xurrent/<public_id>/``. Each
-  webhook stays inactive until the sync engine answers its ``webhook.verify``
-  and calls :func:`mark_webhook_verified`.
-* Zenduty (when the integration ``receives_from_zenduty``): an "Outgoing
-  Webhooks" integration on the service. Zenduty's public API creates the
-  record, but its URL and signing key are set in Zenduty's screens only, so
-  the status stays ACTION_REQUIRED until an admin confirms that step
-  (:func:`confirm_zenduty_step`).
+* Xurrent, per tenant (``TenantWebhooks``, created with the tenant's first
+  enabled integration and removed with its last): one webhook policy (RS256,
+  an audience naming the tenant's set) whose public key is stored at once,
+  since Xurrent shows it only in the create answer; and one webhook per event
+  of ``XURRENT_EVENTS`` to ``/webhooks/xurrent/tenant/<public_id>/``. Xurrent
+  webhooks are account-wide, so one set delivers each request event once; the
+  sync engine routes it. Each webhook stays inactive until the sync engine
+  answers its ``webhook.verify`` (:func:`mark_tenant_webhook_verified`).
+  Integrations provisioned before that owned a set each (same fields on the
+  integration, ``/webhooks/xurrent/<integration public_id>/``): provisioning
+  removes it once the tenant's set exists (``manage.py move_xurrent_webhooks``
+  does that for all).
+* Zenduty, per integration: an "Outgoing Webhooks" integration on the service,
+  whatever the direction (a pair's acknowledged / resolved come from it).
+  Zenduty's public API creates the record, but its URL and signing key are
+  set in Zenduty's screens only, so the status stays ACTION_REQUIRED until an
+  admin confirms that step (:func:`confirm_zenduty_step`).
 
 Rules:
 
@@ -36,6 +42,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -43,7 +50,7 @@ from connections import errors
 from connections.models import XurrentTenant
 from connections.zenduty import constants as zenduty_constants
 from integrations import services
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus, TenantWebhooks
 from integrations.services import IntegrationError
 from syncengine.context import sync_context
 
@@ -62,9 +69,15 @@ LOCK_WAIT_SECONDS = 5.0
 
 
 # -- what the other side is told -------------------------------------------------------------
-def xurrent_webhook_url(integration: OutgoingIntegration) -> str:
-    """Where Xurrent delivers this integration's webhooks (the ``syncengine:xurrent-webhook`` route)."""
-    return settings.PORTAL_BASE_URL + reverse("syncengine:xurrent-webhook", args=[integration.public_id])
+Holder = OutgoingIntegration | TenantWebhooks  # whose Xurrent policy and webhooks (same field names)
+
+
+def xurrent_webhook_url(holder: Holder) -> str:
+    """Where Xurrent delivers the webhooks of a tenant's set (``syncengine:xurrent-tenant-webhook``),
+    or of an integration's own set of before (``syncengine:xurrent-webhook``)."""
+    if isinstance(holder, TenantWebhooks):
+        return settings.PORTAL_BASE_URL + reverse("syncengine:xurrent-tenant-webhook", args=[holder.public_id])
+    return settings.PORTAL_BASE_URL + reverse("syncengine:xurrent-webhook", args=[holder.public_id])
 
 
 def zenduty_webhook_url(integration: OutgoingIntegration) -> str:
@@ -72,9 +85,11 @@ def zenduty_webhook_url(integration: OutgoingIntegration) -> str:
     return settings.PORTAL_BASE_URL + reverse("syncengine:zenduty-webhook", args=[integration.public_id])
 
 
-def audience_for(integration: OutgoingIntegration) -> str:
-    """The JWT ``aud`` of the integration's policy: a token for one integration fails on another."""
-    return f"{AUDIENCE_PREFIX}:{integration.public_id}"
+def audience_for(holder: Holder) -> str:
+    """The JWT ``aud`` of a policy: a token for one tenant's set (or integration) fails on another."""
+    if isinstance(holder, TenantWebhooks):
+        return f"{AUDIENCE_PREFIX}:tenant:{holder.public_id}"
+    return f"{AUDIENCE_PREFIX}:{holder.public_id}"
 
 
 def unreachable_address_warning() -> str:
@@ -90,32 +105,41 @@ def unreachable_address_warning() -> str:
     return ""
 
 
-def _marker(integration: OutgoingIntegration) -> str:
+def _marker(holder: Holder) -> str:
     # Written into descriptions so records can be traced (and adopted) later.
-    return f"portal integration {integration.public_id}"
+    if isinstance(holder, TenantWebhooks):
+        return f"portal tenant webhooks {holder.public_id}"
+    return f"portal integration {holder.public_id}"
 
 
 # -- state --------------------------------------------------------------------------------
-def all_webhooks_verified(integration: OutgoingIntegration) -> bool:
-    hooks = integration.xurrent_webhooks or {}
+def all_webhooks_verified(holder: Holder | None) -> bool:
+    hooks = (holder.xurrent_webhooks if holder is not None else None) or {}
     return all((hooks.get(event) or {}).get("verified") for event in XURRENT_EVENTS)
+
+
+def tenant_webhooks_of(integration: OutgoingIntegration) -> TenantWebhooks | None:
+    """The integration's tenant's set of Xurrent webhooks, as stored now (None before it exists)."""
+    return TenantWebhooks.objects.filter(tenant_id=integration.tenant_id).first()
 
 
 def zenduty_step_pending(integration: OutgoingIntegration) -> bool:
     """True while Zenduty's webhook URL and signing key still have to be entered by hand."""
-    return bool(integration.receives_from_zenduty and integration.zenduty_integration_id
+    return bool(integration.needs_zenduty_webhook and integration.zenduty_integration_id
                 and not integration.zenduty_step_confirmed_at)
 
 
-def settled_status(integration: OutgoingIntegration) -> str:
-    """The status an integration has when nothing is in progress."""
-    if integration.provisioning_error:
+def settled_status(holder: Holder) -> str:
+    """The status an integration (or a tenant's set) has when nothing is in progress."""
+    if holder.provisioning_error:
         return ProvisioningStatus.FAILED
-    if not integration.enabled:
+    if isinstance(holder, TenantWebhooks):
+        return ProvisioningStatus.PROVISIONED if all_webhooks_verified(holder) else ProvisioningStatus.VERIFYING
+    if not holder.enabled:
         return ProvisioningStatus.DISABLED
-    if zenduty_step_pending(integration):
+    if zenduty_step_pending(holder):
         return ProvisioningStatus.ACTION_REQUIRED
-    if integration.needs_xurrent_webhooks and not all_webhooks_verified(integration):
+    if holder.needs_xurrent_webhooks and not all_webhooks_verified(tenant_webhooks_of(holder)):
         return ProvisioningStatus.VERIFYING
     return ProvisioningStatus.PROVISIONED
 
@@ -130,48 +154,56 @@ def pending_changes(integration: OutgoingIntegration) -> list[str]:
     if integration.provisioning_status in (ProvisioningStatus.PENDING, ProvisioningStatus.FAILED):
         changes.append("not provisioned yet" if integration.provisioning_status == ProvisioningStatus.PENDING
                        else "the last attempt failed")
-    hooks = integration.xurrent_webhooks or {}
+    tenant_hooks = tenant_webhooks_of(integration)
     if integration.needs_xurrent_webhooks:
-        uri = xurrent_webhook_url(integration)
-        if not integration.xurrent_policy_id or set(hooks) != set(XURRENT_EVENTS):
-            changes.append("Xurrent webhooks to create")
-        elif any(h.get("uri") != uri for h in hooks.values()):
+        hooks = (tenant_hooks.xurrent_webhooks if tenant_hooks else None) or {}
+        if tenant_hooks is None or not tenant_hooks.xurrent_policy_id or set(hooks) != set(XURRENT_EVENTS):
+            changes.append("the tenant's Xurrent webhooks to create")
+        elif any(h.get("uri") != xurrent_webhook_url(tenant_hooks) for h in hooks.values()):
             changes.append("Xurrent webhook address changed")
-        elif any(bool(h.get("disabled")) == integration.enabled for h in hooks.values()):
-            changes.append("Xurrent webhooks to enable" if integration.enabled else "Xurrent webhooks to disable")
-    elif hooks or integration.xurrent_policy_id:
-        changes.append("Xurrent webhooks to remove")
-    if integration.receives_from_zenduty != bool(integration.zenduty_integration_id):
-        changes.append("Zenduty integration to create" if integration.receives_from_zenduty
+        elif tenant_hooks.provisioning_status == ProvisioningStatus.FAILED:
+            changes.append("the tenant's Xurrent webhooks failed")
+    elif tenant_hooks is not None and not other_enabled(integration):
+        changes.append("the tenant's Xurrent webhooks to remove")
+    if integration.has_own_xurrent_webhooks:
+        changes.append("the integration's own Xurrent webhooks to move to the tenant")
+    if integration.needs_zenduty_webhook != bool(integration.zenduty_integration_id):
+        changes.append("Zenduty integration to create" if integration.needs_zenduty_webhook
                        else "Zenduty integration to remove")
     if settled_status(integration) != integration.provisioning_status and not changes:
         changes.append("status to update")
     return changes
 
 
+def other_enabled(integration: OutgoingIntegration) -> bool:
+    """Whether another enabled integration of the tenant still needs the tenant's Xurrent webhooks."""
+    return OutgoingIntegration.objects.filter(tenant_id=integration.tenant_id, enabled=True) \
+        .exclude(pk=integration.pk).exists()
+
+
 @contextmanager
-def _locked_row(integration_id: int) -> Iterator[OutgoingIntegration | None]:
-    """The integration row, locked for a short read-modify-write (no HTTP inside!).
+def _locked_row(pk: int, model: type = OutgoingIntegration) -> Iterator[Any]:
+    """The integration (or tenant set) row, locked for a short read-modify-write (no HTTP inside!).
 
     The leading UPDATE takes SQLite's write lock before reading, so two
     writers queue instead of failing on a stale snapshot; on PostgreSQL the
     row lock serialises concurrent ``mark_webhook_verified`` calls.
     """
     with transaction.atomic():
-        if not OutgoingIntegration.objects.filter(pk=integration_id).update(updated_at=timezone.now()):
+        if not model.objects.filter(pk=pk).update(updated_at=timezone.now()):
             yield None
             return
-        yield OutgoingIntegration.objects.select_for_update().get(pk=integration_id)
+        yield model.objects.select_for_update().get(pk=pk)
 
 
-def _save(integration: OutgoingIntegration, **fields: Any) -> None:
+def _save(holder: Holder, **fields: Any) -> None:
     """Store fields at once, in the database and on the instance in hand."""
     for name, value in fields.items():
-        setattr(integration, name, value)
-    OutgoingIntegration.objects.filter(pk=integration.pk).update(updated_at=timezone.now(), **fields)
+        setattr(holder, name, value)
+    type(holder).objects.filter(pk=holder.pk).update(updated_at=timezone.now(), **fields)
 
 
-def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | None) -> None:
+def _set_webhook(integration: Holder, event: str, entry: dict | None) -> None:
     """Record (or, with None, forget) the webhook of one event.
 
     Under the row lock, so a verification recorded meanwhile is kept. A
@@ -180,7 +212,7 @@ def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | Non
     webhook with exactly the same address is verified: Xurrent then asks for
     no verification at all (xurrent-api.md §6.2).
     """
-    with _locked_row(integration.pk) as row:
+    with _locked_row(integration.pk, type(integration)) as row:
         if row is None:
             return
         hooks = dict(row.xurrent_webhooks or {})
@@ -206,7 +238,7 @@ def _set_webhook(integration: OutgoingIntegration, event: str, entry: dict | Non
     integration.xurrent_early_verifications = early
 
 
-def _verified_sibling(integration: OutgoingIntegration, event: str, uri: str) -> bool:
+def _verified_sibling(integration: Holder, event: str, uri: str) -> bool:
     return any(h.get("verified") and h.get("uri") == uri
                for e, h in (integration.xurrent_webhooks or {}).items() if e != event)
 
@@ -218,8 +250,9 @@ def _require_no_transaction(what: str) -> None:
 
 
 @contextmanager
-def _exclusive(integration_id: int) -> Iterator[bool]:
-    """One provisioning run per integration at a time, across processes (shared cache)."""
+def _exclusive(integration_id: int | str) -> Iterator[bool]:
+    """One provisioning run per integration (or ``tenant-<id>``: per tenant set) at a time, across
+    processes (shared cache)."""
     key, token = f"integrations:provisioning-lock:{integration_id}", uuid.uuid4().hex
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     lock_seconds = int(settings.PROVISIONING_TIME_BUDGET + LOCK_MARGIN_SECONDS)
@@ -259,7 +292,7 @@ def _client(step: _Steps, connection) -> Iterator[Any]:
         yield client
 
 
-def _fail(integration: OutgoingIntegration, message: str) -> None:
+def _fail(integration: Holder, message: str) -> None:
     logger.warning("provisioning.failed %r: %s", integration, message)
     _save(integration, provisioning_status=ProvisioningStatus.FAILED, provisioning_error=message[:2000])
 
@@ -295,11 +328,13 @@ def provision(integration_id: int, *, resend_verification: bool = False) -> Outg
         connection_in_use: object = integration.tenant
         try:
             if integration.needs_xurrent_webhooks:
-                _ensure_xurrent(integration, step, resend_verification)
+                ensure_tenant_webhooks(integration.tenant, step, resend_verification=resend_verification)
             else:
-                _remove_xurrent(integration, step)
+                release_tenant_webhooks(integration, step)
+            # The tenant's set first, then the integration's own set of before goes.
+            _remove_own_xurrent(integration, step)
             connection_in_use = integration.zenduty_account
-            if integration.receives_from_zenduty:
+            if integration.needs_zenduty_webhook:
                 _ensure_zenduty(integration, step)
             else:
                 _remove_zenduty(integration, step)
@@ -317,6 +352,96 @@ def provision(integration_id: int, *, resend_verification: bool = False) -> Outg
                 row.save(update_fields=["provisioning_error", "provisioning_status", "provisioned_at"])
         logger.info("provisioning.done %r", integration)
     return OutgoingIntegration.objects.filter(pk=integration_id).first()
+
+
+# -- the tenant's set -------------------------------------------------------------------------
+def ensure_tenant_webhooks(tenant: XurrentTenant, step: _Steps | None = None, *,
+                           resend_verification: bool = False) -> TenantWebhooks:
+    """Create or update the tenant's Xurrent policy and webhooks (``TenantWebhooks``). Idempotent.
+
+    Resumable like an integration's run: every ID is stored the moment it
+    exists; a lost create answer is adopted (webhooks by address) or replaced
+    (a policy, found by audience). A failure is recorded on the set and raised.
+    """
+    _require_no_transaction("ensure_tenant_webhooks()")
+    step = step or _Steps()
+    hooks, _ = TenantWebhooks.objects.get_or_create(tenant=tenant)
+    with _exclusive(f"tenant-{tenant.pk}") as acquired:
+        if not acquired:
+            raise IntegrationError(f"Another provisioning run is setting up the Xurrent webhooks of {tenant}; "
+                                   f"retry in a moment.")
+        hooks = TenantWebhooks.objects.select_related("tenant").get(pk=hooks.pk)
+        try:
+            _ensure_xurrent(hooks, step, resend_verification)
+        except Exception as exc:
+            _fail(hooks, f"{_explain(exc, step.action, tenant)} Everything created until then is recorded; "
+                         f"“Retry provisioning” continues from there.")
+            raise
+        with _locked_row(hooks.pk, TenantWebhooks) as row:
+            row.provisioning_error = ""
+            row.provisioning_status = settled_status(row)
+            row.provisioned_at = timezone.now()
+            row.save(update_fields=["provisioning_error", "provisioning_status", "provisioned_at"])
+            hooks = row
+    logger.info("provisioning.tenant-webhooks-done %r", hooks)
+    return hooks
+
+
+def release_tenant_webhooks(integration: OutgoingIntegration, step: _Steps | None = None) -> None:
+    """Remove the tenant's Xurrent policy and webhooks unless another enabled integration needs them.
+
+    Called when ``integration`` is disabled or about to be deleted.
+    """
+    step = step or _Steps()
+    with _exclusive(f"tenant-{integration.tenant_id}") as acquired:
+        hooks = TenantWebhooks.objects.select_related("tenant").filter(tenant_id=integration.tenant_id).first()
+        if hooks is None or other_enabled(integration):
+            return
+        if not acquired:
+            raise IntegrationError(f"Another provisioning run is changing the Xurrent webhooks of "
+                                   f"{integration.tenant}; retry in a moment.")
+        try:
+            _remove_xurrent(hooks, step)
+        except Exception as exc:
+            _fail(hooks, _explain(exc, step.action, hooks.tenant))
+            raise
+        hooks.delete()
+        logger.info("provisioning.tenant-webhooks-removed tenant=%s", integration.tenant_id)
+
+
+def _remove_own_xurrent(integration: OutgoingIntegration, step: _Steps) -> None:
+    """Remove the integration's own Xurrent policy and webhooks of before the tenant's set."""
+    if integration.has_own_xurrent_webhooks:
+        step("remove the integration's own Xurrent webhooks (moved to the tenant)")
+        _remove_xurrent(integration, step)
+
+
+def retry_tenant_webhooks(tenant_id: int, *, resend_verification: bool = True) -> TenantWebhooks | None:
+    """The tenant page's "Retry provisioning": bring the tenant's set in line, then the integrations'
+    statuses (which wait for its verification). Failures are recorded on the set, not raised."""
+    tenant = XurrentTenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return None
+    try:
+        ensure_tenant_webhooks(tenant, resend_verification=resend_verification)
+    except Exception:  # noqa: BLE001 - recorded on the set by ensure_tenant_webhooks
+        logger.warning("provisioning.tenant-webhooks-failed tenant=%s", tenant_id)
+    _settle_integrations(tenant_id)
+    return TenantWebhooks.objects.filter(tenant_id=tenant_id).first()
+
+
+def _settle_integrations(tenant_id: int) -> None:
+    """Recompute the settled status of the tenant's integrations that wait on nothing else."""
+    for integration_id in OutgoingIntegration.objects.filter(
+            tenant_id=tenant_id, provisioning_status__in=(ProvisioningStatus.VERIFYING,
+                                                          ProvisioningStatus.ACTION_REQUIRED,
+                                                          ProvisioningStatus.PROVISIONED)).values_list("pk", flat=True):
+        with _locked_row(integration_id) as row:
+            if row is not None and row.provisioning_status in (ProvisioningStatus.VERIFYING,
+                                                               ProvisioningStatus.ACTION_REQUIRED,
+                                                               ProvisioningStatus.PROVISIONED):
+                row.provisioning_status = settled_status(row)
+                row.save(update_fields=["provisioning_status"])
 
 
 def _id_of(reference: Any) -> str:
@@ -583,7 +708,8 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
         step = _Steps()
         problems = []
         # Both sides, even when the first fails: what can be removed is removed.
-        for remove, connection_in_use in ((_remove_xurrent, integration.tenant),
+        for remove, connection_in_use in ((_remove_own_xurrent, integration.tenant),
+                                          (_release_for_delete, integration.tenant),
                                           (_remove_zenduty, integration.zenduty_account)):
             try:
                 remove(integration, step)
@@ -600,6 +726,10 @@ def deprovision(integration: OutgoingIntegration | int) -> None:
         logger.info("deprovisioning.done %r", integration)
 
 
+def _release_for_delete(integration: OutgoingIntegration, step: _Steps) -> None:
+    release_tenant_webhooks(integration, step)
+
+
 def remaining_records(integration: OutgoingIntegration) -> str:
     """What the portal knows to exist in Xurrent and Zenduty for the integration, in words ('' if nothing)."""
     parts = []
@@ -611,6 +741,14 @@ def remaining_records(integration: OutgoingIntegration) -> str:
         xurrent.append(f"webhook policy {integration.xurrent_policy_id}")
     if xurrent:
         parts.append(f"in Xurrent ({integration.tenant}) " + " and ".join(xurrent))
+    tenant_hooks = tenant_webhooks_of(integration)
+    if tenant_hooks is not None and not other_enabled(integration) and \
+            (tenant_hooks.xurrent_webhooks or tenant_hooks.xurrent_policy_id):
+        ids = sorted(str(h.get("id")) for h in tenant_hooks.xurrent_webhooks.values() if h.get("id"))
+        what = [("webhook " if len(ids) == 1 else "webhooks ") + ", ".join(f"#{i}" for i in ids)] if ids else []
+        if tenant_hooks.xurrent_policy_id:
+            what.append(f"webhook policy {tenant_hooks.xurrent_policy_id}")
+        parts.append(f"the tenant's Xurrent webhooks in Xurrent ({integration.tenant}) " + " and ".join(what))
     if integration.zenduty_integration_id:
         parts.append(f"in Zenduty the outgoing integration {integration.zenduty_integration_id} of the service "
                      f"'{integration.zenduty_service_name or integration.zenduty_service_id}'")
@@ -626,9 +764,25 @@ def mark_webhook_verified(integration_id: int, webhook_id) -> None:
     arrives before the webhook's creation was recorded (kept until it is).
     Flips the status to PROVISIONED when this completes the set.
     """
-    with _locked_row(integration_id) as row:
+    _mark_verified(OutgoingIntegration, integration_id, webhook_id)
+
+
+def mark_tenant_webhook_verified(tenant_id: int, webhook_id) -> bool:
+    """Record the answered ``webhook.verify`` of one of the tenant's webhooks, then settle the
+    statuses of the tenant's integrations (they wait for the set). False when the tenant has no set."""
+    hooks_id = TenantWebhooks.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True).first()
+    if hooks_id is None:
+        logger.warning("provisioning.verify-no-tenant-webhooks tenant=%s", tenant_id)
+        return False
+    _mark_verified(TenantWebhooks, hooks_id, webhook_id)
+    _settle_integrations(tenant_id)
+    return True
+
+
+def _mark_verified(model: type, pk: int, webhook_id) -> None:
+    with _locked_row(pk, model) as row:
         if row is None:
-            logger.warning("provisioning.verify-unknown-integration %s", integration_id)
+            logger.warning("provisioning.verify-unknown %s %s", model.__name__, pk)
             return
         hooks = dict(row.xurrent_webhooks or {})
         matched = False
@@ -671,3 +825,23 @@ def set_enabled(integration_id: int, enabled: bool) -> OutgoingIntegration | Non
     _require_no_transaction("set_enabled()")
     OutgoingIntegration.objects.filter(pk=integration_id).update(enabled=enabled, updated_at=timezone.now())
     return provision(integration_id)
+
+
+# -- moving integrations' own webhooks to the tenant's set ---------------------------------------
+def move_to_tenant_webhooks() -> list[tuple[OutgoingIntegration, bool, str]]:
+    """Move every integration's own Xurrent policy and webhooks (from before ``TenantWebhooks``) to its
+    tenant's set: :func:`provision` creates (or adopts) the tenant's set first, then deletes the
+    integration's own; a failure leaves the old set in place, recorded, for the next run.
+
+    Safe to run twice and after an interruption (lost answers are adopted or swept as in any run).
+    Returns ``(integration, moved, message)`` for each integration that had a set of its own.
+    """
+    results = []
+    for integration_id in OutgoingIntegration.objects.filter(
+            ~Q(xurrent_policy_id="") | ~Q(xurrent_webhooks={})).order_by("pk").values_list("pk", flat=True):
+        after = provision(integration_id)
+        if after is None:
+            continue
+        moved = not after.has_own_xurrent_webhooks and after.provisioning_status != ProvisioningStatus.FAILED
+        results.append((after, moved, after.provisioning_error or after.get_provisioning_status_display()))
+    return results

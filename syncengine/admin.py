@@ -103,14 +103,14 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display_links = ("received", "about")
     list_filter = ("source", "status", "integration", ("event_type", admin.AllValuesFieldListFilter),
                    "signature_ok")
-    list_select_related = ("integration",)
+    list_select_related = ("integration", "tenant")
     search_fields = ("=delivery_id", "object_id", "event_type", "reason", "last_error")
     date_hierarchy = "received_at"
     show_full_result_count = False
     list_per_page = 50
     actions = ["replay_events"]
     fieldsets = (
-        (None, {"fields": ("source", "integration", "pair", "event_type", "object_id", "about", "status_badge",
+        (None, {"fields": ("source", "tenant", "integration", "pair", "event_type", "object_id", "about", "status_badge",
                            "reason", "last_error")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
@@ -489,27 +489,29 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         cells = []
         for at, kind, item in rows:
             if kind == "note":
-                cells.append(format_html('<tr class="pair-note"><td>{}</td><td>noted</td><td colspan="3">{}</td></tr>',
+                cells.append(format_html('<tr class="pair-note"><td>{}</td><td>noted: {}</td><td></td></tr>',
                                          compact_time(at), item.text))
                 continue
             if kind == "event":
                 url = reverse("admin:syncengine_inboundevent_change", args=[item.pk])
-                what = format_html('<a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)
+                what = format_html('received <a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)
                 outcome = badge(item.get_status_display(), STATUS_COLOURS.get(item.status, "#6c757d"))
                 detail = Truncator(item.reason).chars(160)
             else:
                 url = reverse("admin:syncengine_outboundcall_change", args=[item.pk])
-                what = format_html('<a href="{}">{} {} {}</a>', url, item.service, item.method, short_path(item.url))
+                what = format_html('called <a href="{}">{} {} {}</a>', url, item.service, item.method,
+                                   short_path(item.url))
                 outcome = badge(str(item.status or "none"), STATUS_CLASS_COLOURS.get(item.status_class, "#6c757d"))
                 detail = Truncator(item.error).chars(160)
-            cells.append(format_html('<tr><td>{}</td><td>{}</td><td style="min-width:14em">{}</td><td>{}</td>'
-                                     '<td style="min-width:18em;overflow-wrap:anywhere">{}</td></tr>',
-                                     compact_time(at), "received" if kind == "event" else "called", what,
-                                     outcome, detail))
-        # Its own scroll box: on a laptop the admin's read-only field is narrower than five columns.
-        return format_html('<div style="overflow-x:auto;max-width:calc(100vw - 320px)">'
-                           '<table class="pair-timeline"><thead><tr><th>at</th><th></th><th>what</th>'
-                           '<th>outcome</th><th>detail</th></tr></thead><tbody>{}</tbody></table></div>',
+            # The detail goes under what happened: three columns fit a laptop's read-only field.
+            cells.append(format_html('<tr><td>{}</td><td style="overflow-wrap:anywhere">{}{}</td><td>{}</td></tr>',
+                                     compact_time(at), what,
+                                     format_html('<div class="quiet">{}</div>', detail) if detail else "",
+                                     outcome))
+        return format_html('<table class="pair-timeline" style="width:100%;table-layout:fixed">'
+                           '<colgroup><col style="width:11em"><col><col style="width:8em"></colgroup>'
+                           '<thead><tr><th>at</th><th>what</th><th>outcome</th></tr></thead>'
+                           '<tbody>{}</tbody></table>',
                            format_html_join("", "{}", ((cell,) for cell in cells)))
 
 

@@ -25,6 +25,13 @@ sent (``syncengine.sanitize``); both databases refuse them otherwise. A
 body that the server could not read (sent in chunks to a server that does
 not de-chunk) → 411, recorded as rejected.
 
+Xurrent deliveries come to the tenant's address (``TenantWebhooks``: one
+set of webhooks per tenant) and are stored with the tenant and no
+integration: the job routes them (``syncengine.routing``). Integrations
+provisioned before that still have their own address until their webhooks
+are moved (``manage.py move_xurrent_webhooks``); those deliveries are stored
+with the integration, as before.
+
 Unknown ``public_id`` (404) is decided by the view and recorded nowhere:
 without an integration there is no key to check a signature with, so
 storing would let anyone fill the table by guessing addresses. It is logged.
@@ -44,7 +51,7 @@ from django.utils import timezone
 from connections.xurrent import hosts as xurrent_hosts
 from connections.xurrent.webhooks import InvalidDelivery, read_signed_delivery
 from connections.zenduty import webhooks as zenduty_webhooks
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration
+from integrations.models import XURRENT_EVENTS, OutgoingIntegration, TenantWebhooks
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
 from syncengine.sanitize import TooDeep, for_storage, storable_text
 
@@ -120,9 +127,19 @@ class _Refused(Exception):
         super().__init__(reason)
 
 
+# Who a delivery is for: an integration (Zenduty; Xurrent webhooks of before the tenant's set),
+# or a tenant's set of Xurrent webhooks.
+Target = OutgoingIntegration | TenantWebhooks
+
+
 def find_integration(public_id) -> OutgoingIntegration | None:
     """The integration a webhook URL names, with what verification needs."""
     return OutgoingIntegration.objects.select_related("tenant").filter(public_id=public_id).first()
+
+
+def find_tenant_webhooks(public_id) -> TenantWebhooks | None:
+    """The tenant's set of Xurrent webhooks a webhook URL names, with what verification needs."""
+    return TenantWebhooks.objects.select_related("tenant").filter(public_id=public_id).first()
 
 
 def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -140,36 +157,42 @@ def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
     return kept
 
 
-def receive(source: str, integration: OutgoingIntegration, delivery: RawDelivery) -> Intake:
-    """Check, store and queue one delivery for ``integration``; see the module docstring."""
+def receive(source: str, integration: Target, delivery: RawDelivery) -> Intake:
+    """Check, store and queue one delivery for ``integration`` (or a tenant's set of Xurrent
+    webhooks, stored with the tenant and routed by the job); see the module docstring."""
     # Lookups use every header; the stored copy is filtered and capped.
     headers = {name.lower(): str(value) for name, value in delivery.headers.items()}
-    base = {"source": source, "integration": integration, "headers": filtered_headers(headers),
+    for_tenant = isinstance(integration, TenantWebhooks)
+    base = {"source": source, "integration": None if for_tenant else integration,
+            "tenant": integration.tenant if for_tenant else None, "headers": filtered_headers(headers),
             "body_size": delivery.size,
             "delivery_id": storable_text(_first_header(headers, DELIVERY_HEADERS)[:128])}
     if delivery.unreadable:
-        return _reject(base, _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"))
+        return _reject(base, _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"),
+                       target=integration)
     if delivery.body is None:
         size = f"more than {MAX_BODY_BYTES}" if delivery.chunked else str(delivery.size)
         return _reject(base, _Refused(
             413, f"The body has {size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
-            signature_ok=None, code="too_large"))
+            signature_ok=None, code="too_large"), target=integration)
     try:
         checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
             else _check_zenduty(integration, delivery.body, headers)
         checked = _storable(checked)
     except _Refused as refused:
-        return _reject(base, refused, delivery.body)
+        return _reject(base, refused, delivery.body, integration)
     base["body"] = _as_text(delivery.body)
     return _store(base, checked, integration)
 
 
 # -- checks ------------------------------------------------------------------------------------
-def _check_xurrent(integration: OutgoingIntegration, body: bytes, headers: dict) -> _Checked:
-    """A signed Xurrent delivery: ``{"jwt": …}`` under the integration's webhook policy."""
+def _check_xurrent(integration: Target, body: bytes, headers: dict) -> _Checked:
+    """A signed Xurrent delivery: ``{"jwt": …}`` under the tenant's (or integration's) webhook policy."""
     if not integration.xurrent_policy_public_key:
-        raise _Refused(401, "This integration has no Xurrent webhook policy key yet, so no delivery can be "
-                            "verified. Provision the integration first.", signature_ok=False, code="no_key")
+        whose = "The tenant's set of Xurrent webhooks" if isinstance(integration, TenantWebhooks) \
+            else "This integration"
+        raise _Refused(401, f"{whose} has no Xurrent webhook policy key yet, so no delivery can be "
+                            f"verified. Provision the integration first.", signature_ok=False, code="no_key")
     if not _is_json(body):
         raise _Refused(400, "The body is not JSON.", signature_ok=False, code="malformed")
     tenant = integration.tenant
@@ -238,20 +261,23 @@ def _storable(checked: _Checked) -> _Checked:
                    dedupe_id=storable_text(checked.dedupe_id), replay_id=storable_text(checked.replay_id))
 
 
-def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> Intake:
+def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
     source = base["source"]
     status, reason = EventStatus.RECEIVED, ""
     if checked.event_type not in HANDLED_EVENTS[source]:
         status = EventStatus.IGNORED
         reason = f"The portal does not handle {Source(source).label} '{checked.event_type}' events; stored only."
-    elif not integration.enabled and checked.event_type != VERIFY_EVENT:
+    elif isinstance(integration, OutgoingIntegration) and not integration.enabled \
+            and checked.event_type != VERIFY_EVENT:
         # webhook.verify is still answered: it completes provisioning, syncs
         # nothing, and spares a new handshake when the integration is enabled.
         status = EventStatus.IGNORED
         reason = "The integration is disabled; the event was stored but not processed."
     now = timezone.now()
-    dedupe_key = f"{source}:{integration.pk}:{checked.dedupe_id}"[:255]
-    replay_key = f"{source}:{integration.pk}:{checked.replay_id}"[:255] if checked.replay_id else None
+    # A tenant's deliveries are keyed apart from any integration's.
+    owner = f"tenant-{integration.tenant_id}" if isinstance(integration, TenantWebhooks) else integration.pk
+    dedupe_key = f"{source}:{owner}:{checked.dedupe_id}"[:255]
+    replay_key = f"{source}:{owner}:{checked.replay_id}"[:255] if checked.replay_id else None
     fields = {**base, "delivery_id": checked.delivery_id[:128], "event_type": checked.event_type[:100],
               "object_id": checked.object_id[:100], "payload": checked.payload, "signature_ok": True,
               "status": status, "reason": reason, "received_at": now, "dedupe_key": dedupe_key,
@@ -280,7 +306,7 @@ def _store(base: dict, checked: _Checked, integration: OutgoingIntegration) -> I
     return Intake(200, {"status": "accepted", "event": event.pk}, event)
 
 
-def _reject(base: dict, refused: _Refused, body: bytes | None = None) -> Intake:
+def _reject(base: dict, refused: _Refused, body: bytes | None = None, target: Target | None = None) -> Intake:
     now = timezone.now()
     reason = refused.reason
     if body is not None:
@@ -291,7 +317,7 @@ def _reject(base: dict, refused: _Refused, body: bytes | None = None) -> Intake:
     event = InboundEvent.objects.create(**base, status=EventStatus.REJECTED, reason=reason,
                                         signature_ok=refused.signature_ok, received_at=now, processed_at=now)
     logger.warning("syncengine.webhook.rejected %s %s -> %s (%s) event=%s", base["source"],
-                   base["integration"].public_id, refused.http_status, refused.code, event.pk)
+                   target.public_id if target is not None else "?", refused.http_status, refused.code, event.pk)
     return Intake(refused.http_status, {"status": "rejected", "reason": refused.reason, "event": event.pk}, event)
 
 

@@ -82,6 +82,10 @@ class InboundEvent(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices)
     integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.SET_NULL, null=True,
                                     blank=True, related_name="inbound_events")
+    # Deliveries to the tenant's webhook address (integrations.TenantWebhooks) name the tenant; the
+    # job routes them to an integration (syncengine.routing), which is then set too.
+    tenant = models.ForeignKey("connections.XurrentTenant", on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="inbound_events", verbose_name="Xurrent tenant")
     delivery_id = models.CharField(max_length=128, blank=True, default="",
                                    help_text="x-xurrent-delivery, or for Zenduty a hash of the event.")
     dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)

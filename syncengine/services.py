@@ -42,6 +42,7 @@ from connections.zenduty.constants import EVENT_TYPES as ZENDUTY_EVENTS
 from integrations.models import XURRENT_EVENTS, OutgoingIntegration
 from integrations.services import describe_api_error
 from syncengine.context import sync_context
+from syncengine import routing
 from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.intake import VERIFY_EVENT
 from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall, Source
@@ -210,23 +211,45 @@ def _action(event: InboundEvent) -> str:
 
 
 # -- dispatch --------------------------------------------------------------------------------------
-Handler = Callable[[InboundEvent, OutgoingIntegration], Outcome]
+Handler = Callable[..., Outcome]  # (event, integration, **extra) -> Outcome
 
 
 def dispatch(event: InboundEvent) -> Outcome:
-    """Run the handler for (source, event type) and return its outcome."""
-    integration = event.integration
+    """Run the handler for (source, event type) and return its outcome.
+
+    A delivery to a tenant's Xurrent webhooks (tenant, no integration) is
+    routed first (``syncengine.routing``); the integration found is stored on
+    the event, and the outbound calls from then on are tied to it.
+    """
+    integration, extra = event.integration, {}
+    if integration is None and event.tenant_id is not None and event.source == Source.XURRENT:
+        if event.event_type == VERIFY_EVENT:
+            return handle_tenant_webhook_verify(event)
+        routed = routing.route(event)
+        if routed.outcome is not None:
+            return routed.outcome
+        integration = routed.integration
+        InboundEvent.objects.filter(pk=event.pk).update(integration=integration)
+        event.integration = integration
+        if routed.request is not None:
+            extra["request"] = routed.request  # read by the routing: the flow does not read it again
+        with sync_context(integration_id=integration.pk, inbound_event_id=event.pk):
+            return _run_handler(event, integration, extra)
     if integration is None:
         return Outcome(EventStatus.IGNORED, "The integration was deleted after the event arrived; nothing to do.")
     if event.source == Source.XURRENT and event.event_type == VERIFY_EVENT:
         # Even when disabled: the handshake only completes provisioning.
         return handle_webhook_verify(event, integration)
+    return _run_handler(event, integration, extra)
+
+
+def _run_handler(event: InboundEvent, integration: OutgoingIntegration, extra: dict) -> Outcome:
     if not integration.enabled:
         return Outcome(EventStatus.IGNORED, "The integration is disabled; the event was stored but not processed.")
     handler = HANDLERS.get((event.source, event.event_type))
     if handler is None:
         return Outcome(EventStatus.IGNORED, f"No handler for {event.source} '{event.event_type}' events.")
-    return handler(event, integration)
+    return handler(event, integration, **extra)
 
 
 def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
@@ -235,8 +258,28 @@ def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration)
     The callback is only called on the tenant's own account host (the client
     checks), and the message was signed with the policy's key (checked on receipt).
     """
-    from connections.xurrent import XurrentClient
     from integrations.provisioning import mark_webhook_verified
+
+    webhook_id = _answer_verification(event, integration.tenant)
+    mark_webhook_verified(integration.pk, webhook_id)
+    return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id} verified: the callback was answered.")
+
+
+def handle_tenant_webhook_verify(event: InboundEvent) -> Outcome:
+    """Answer Xurrent's ``webhook.verify`` for one of a tenant's webhooks (``TenantWebhooks``)."""
+    from integrations.provisioning import mark_tenant_webhook_verified
+
+    webhook_id = _answer_verification(event, event.tenant)
+    if not mark_tenant_webhook_verified(event.tenant_id, webhook_id):
+        return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id}: the callback was answered, but the "
+                                              f"tenant's set of webhooks was removed meanwhile.")
+    return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id} of the tenant verified: the callback "
+                                          f"was answered.")
+
+
+def _answer_verification(event: InboundEvent, tenant) -> str:
+    """Call the verification callback of a ``webhook.verify`` message; returns the webhook id."""
+    from connections.xurrent import XurrentClient
 
     message = event.payload or {}
     callback = (message.get("payload") or {}).get("callback") if isinstance(message.get("payload"), dict) else None
@@ -250,13 +293,12 @@ def handle_webhook_verify(event: InboundEvent, integration: OutgoingIntegration)
                          "message once the event is finished, so it cannot be called again. If the webhook is "
                          "still unverified, \"Retry provisioning\" on the integration makes Xurrent send a fresh "
                          "webhook.verify.")
-    client = XurrentClient.for_tenant(integration.tenant)
+    client = XurrentClient.for_tenant(tenant)
     try:
         client.call_verification_callback(callback.strip())
     finally:
         client.session.close()
-    mark_webhook_verified(integration.pk, webhook_id)
-    return Outcome(EventStatus.PROCESSED, f"Xurrent webhook {webhook_id} verified: the callback was answered.")
+    return webhook_id
 
 
 # -- the verification code -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Webhook endpoints: ``/webhooks/xurrent/<public_id>/`` and ``/webhooks/zenduty/<public_id>/``.
+"""Webhook endpoints: ``/webhooks/xurrent/tenant/<public_id>/`` (a tenant's Xurrent webhooks),
+``/webhooks/xurrent/<public_id>/`` (an integration's own, of before) and ``/webhooks/zenduty/<public_id>/``.
 
 Thin DRF views: no authentication classes (the signature is the
 authentication), CSRF-exempt (APIView.as_view does that), and the raw body
@@ -86,6 +87,20 @@ class WebhookView(APIView):
 
 class XurrentWebhookView(WebhookView):
     source = Source.XURRENT
+
+
+class XurrentTenantWebhookView(WebhookView):
+    """Xurrent deliveries for a tenant's set of webhooks; the job routes them to an integration."""
+
+    source = Source.XURRENT
+
+    def post(self, request, public_id):
+        hooks = intake.find_tenant_webhooks(public_id)
+        if hooks is None:
+            logger.warning("syncengine.webhook.unknown-tenant-webhooks %s", public_id)
+            return Response({"status": "unknown", "reason": "No tenant has this address."}, status=404)
+        result = intake.receive(self.source, hooks, read_delivery(request._request))
+        return Response(result.body, status=result.http_status)
 
 
 class ZendutyWebhookView(WebhookView):

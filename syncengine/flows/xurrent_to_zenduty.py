@@ -37,17 +37,17 @@ CREATE = "request.create"
 NOTE_ADDED = "request.note-added"
 
 
-def handle(event: InboundEvent, integration: OutgoingIntegration) -> Outcome:
-    """Sync one Xurrent request event to Zenduty."""
+def handle(event: InboundEvent, integration: OutgoingIntegration, request: dict | None = None) -> Outcome:
+    """Sync one Xurrent request event to Zenduty (``request``: already read by the routing, if it was)."""
     message = event.payload if isinstance(event.payload, dict) else {}
     request_id = str(message.get("object_id") or event.object_id or "")
     if not request_id:
         raise EventError("The Xurrent event names no request (object_id); nothing can be synced.")
     with common.flagged_on_permanent_error(integration, f"sync Xurrent request #{request_id} to Zenduty"):
-        return _handle(event, integration, message, request_id)
+        return _handle(event, integration, message, request_id, request)
 
 
-def _handle(event, integration, message: dict, request_id: str) -> Outcome:
+def _handle(event, integration, message: dict, request_id: str, request: dict | None = None) -> Outcome:
     data = message.get("payload") if isinstance(message.get("payload"), dict) else {}
     pair = pairs.by_request(integration.tenant_id, request_id)
     if pair is not None and pair.integration_id != integration.pk:
@@ -57,7 +57,7 @@ def _handle(event, integration, message: dict, request_id: str) -> Outcome:
     if event.event_type == NOTE_ADDED:
         return common.ignored(event, "Note sync is not built yet (issue #11); the event is stored for replay.", pair)
     if event.event_type == CREATE:
-        return _on_create(event, integration, message, data, request_id, pair)
+        return _on_create(event, integration, message, data, request_id, pair, request)
     if pair is None:
         return common.ignored(event, f"Request #{request_id} is not linked to a Zenduty incident; nothing to sync.")
     if _by_portal(integration, message):
@@ -76,7 +76,8 @@ def _by_portal(integration, message: dict) -> bool:
     return bool(own) and actor == own
 
 
-def _on_create(event, integration, message: dict, data: dict, request_id: str, pair) -> Outcome:
+def _on_create(event, integration, message: dict, data: dict, request_id: str, pair,
+               request: dict | None = None) -> Outcome:
     if pair is not None:
         if pair.origin == Source.ZENDUTY:
             return common.ignored(event, f"Echo of the portal's own request #{request_id}, created for Zenduty "
@@ -96,8 +97,9 @@ def _on_create(event, integration, message: dict, data: dict, request_id: str, p
     if not integration.receives_from_xurrent:
         return common.ignored(event, f"This integration's direction is Zenduty → Xurrent: request #{request_id} "
                                      f"does not create an incident.")
-    with common.xurrent_client(integration) as xurrent:
-        request = xurrent.get_request(request_id)
+    if request is None:
+        with common.xurrent_client(integration) as xurrent:
+            request = xurrent.get_request(request_id)
     reason = _not_for_this_integration(integration, request)
     if reason:
         return common.ignored(event, reason)

@@ -135,3 +135,18 @@ def test_a_call_past_the_minutes_budget_is_not_made_and_asks_to_come_back(zendut
     # Other calls (teams, services) have no documented limit and are not held back.
     with ZendutyClient.for_account(account) as client:
         assert client.list_teams()
+
+
+@pytest.mark.parametrize("method, path, kind", [
+    ("GET", "/api/incidents/12/", "incident-reads"),
+    ("GET", "/api/incidents/12/note/", "incident-reads"),
+    ("POST", "/api/incidents/filter/", "incident-reads"),
+    ("POST", "/api/incidents/", "incident-creates"),
+    ("PATCH", "/api/incidents/uJVWfdAeoPDm3pk2gG2URn/", None),  # a status change: no documented limit
+    ("POST", "/api/incidents/12/note/", None),
+    ("GET", "/api/account/teams/", None),
+])
+def test_which_calls_count_against_which_documented_limit(method, path, kind):
+    client = ZendutyClient("token-for-the-test")
+    counted = client.budget_for(method, f"https://www.zenduty.com{path}")
+    assert (counted[0] if counted else None) == kind

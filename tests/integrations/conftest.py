@@ -6,7 +6,7 @@ from django.core.cache import cache
 
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from integrations import services
-from integrations.models import Direction, OutgoingIntegration
+from integrations.models import Direction, OutgoingIntegration, TenantWebhooks
 from tests.integrations.fakes import FakeXurrent, FakeZenduty
 
 
@@ -38,6 +38,12 @@ def fakes(monkeypatch):
     monkeypatch.setattr(services, "xurrent_client", lambda tenant: xurrent)
     monkeypatch.setattr(services, "zenduty_client", lambda account: zenduty)
     return xurrent, zenduty
+
+
+def hooks_of(integration) -> TenantWebhooks:
+    """The Xurrent webhooks of the integration's tenant as stored now (an empty, unsaved set before any)."""
+    return TenantWebhooks.objects.filter(tenant_id=integration.tenant_id).first() or \
+        TenantWebhooks(tenant_id=integration.tenant_id)
 
 
 def make_integration(tenant, account, **overrides) -> OutgoingIntegration:
@@ -99,7 +105,7 @@ class SandboxWorld:
 
     # -- the simulators' side ------------------------------------------------------------
     def remote_webhooks(self, integration):
-        return [self.xurrent.get_webhook(h["id"]) for h in integration.xurrent_webhooks.values()]
+        return [self.xurrent.get_webhook(h["id"]) for h in hooks_of(integration).xurrent_webhooks.values()]
 
     @staticmethod
     def policy_of(webhook):

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from connections.models import ConnectionStatus
 from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus
+from tests.integrations.conftest import hooks_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,13 +71,15 @@ def test_it_adds_an_integration_and_provisions_it(admin_client, world):
     assert integration.zenduty_team_name == "Operations" and integration.zenduty_service_name == "Website"
     assert integration.service_instance_name == "Website (Production)"
     assert integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED, integration.provisioning_error
-    assert len(integration.xurrent_webhooks) == 4 and integration.zenduty_integration_id
+    assert len(hooks_of(integration).xurrent_webhooks) == 4 and integration.zenduty_integration_id
 
     page = admin_client.get(response["Location"]).content.decode()
     assert "one step is left in Zenduty" in page  # the message after saving
     assert reverse("syncengine:zenduty-webhook", args=[integration.public_id]) in page
     assert 'data-copy="zenduty-webhook-url"' in page and 'data-copy="zenduty-signing-key"' in page
     assert "request.note-added" in page and "waiting for Xurrent" in page
+    # The Xurrent webhooks are the tenant's: shown here, managed on the tenant's page.
+    assert reverse("admin:connections_xurrenttenant_change", args=[integration.tenant_id]) in page
 
 
 def test_it_stores_a_custom_mapping_for_a_team_with_five_priorities(admin_client, world):
@@ -361,7 +364,7 @@ def test_the_change_page_buttons(admin_client, world):
 
     post("disable")
     assert not integration.enabled and integration.provisioning_status == ProvisioningStatus.DISABLED
-    assert world.remote_webhooks_disabled(integration) == [True] * 4
+    assert world.remote_state()["webhooks"] == 0  # the tenant's last enabled integration: its webhooks go
     post("enable")
     assert integration.enabled and world.remote_webhooks_disabled(integration) == [False] * 4
     post("zenduty_step_done")
@@ -396,7 +399,7 @@ def test_deleting_removes_what_was_provisioned(admin_client, world):
     integration = OutgoingIntegration.objects.get()
     delete = reverse("admin:integrations_outgoingintegration_delete", args=[integration.pk])
     page = admin_client.get(delete).content.decode()
-    assert "4 Xurrent webhook(s)" in page and "Outgoing Webhooks" in page
+    assert "the tenant's Xurrent webhooks and policy" in page and "Outgoing Webhooks" in page
 
     response = admin_client.post(delete, {"post": "yes"})
     assert response.status_code == 302
@@ -414,7 +417,7 @@ def test_a_failed_removal_keeps_the_integration_unless_deleting_anyway(admin_cli
     assert OutgoingIntegration.objects.exists()
     page = response.content.decode()
     assert "The integration was kept. Could not delete the Xurrent webhook" in page
-    assert "Still there: in Xurrent" in page and "webhook policy" in page
+    assert "Still there: the tenant&#x27;s Xurrent webhooks in Xurrent" in page and "webhook policy" in page
     assert 'name="delete_anyway"' in page
     # Zenduty was reachable, so its part is gone already; the page does not claim otherwise.
     assert world.remote_state()["zenduty_integrations"] == 0 and "in Zenduty the outgoing" not in page
@@ -442,22 +445,23 @@ def test_a_failed_listing_is_shown_as_a_message(admin_client, world):
     assert ConnectionStatus.FAILED in page or "failed" in page
 
 
-def test_editing_the_direction_adds_and_removes_what_it_needs(admin_client, world):
+def test_editing_the_direction_keeps_both_sides_webhooks(admin_client, world):
+    # Once a pair exists its status syncs both ways, whichever side created it.
     assert admin_client.post(ADD, step2_data(world, direction=Direction.XURRENT_TO_ZENDUTY)).status_code == 302
     integration = OutgoingIntegration.objects.get()
-    assert world.remote_state() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 0}
+    assert world.remote_state() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 1}
     change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
 
     response = post_change(admin_client, change, step2_data(world, direction=Direction.ZENDUTY_TO_XURRENT,
                                                             sync_notes=None, enabled="on"))
 
     assert response.status_code == 302, errors_of(response)
-    assert world.remote_state() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 1}
+    assert world.remote_state() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 1}
     integration.refresh_from_db()
     assert integration.provisioning_status == ProvisioningStatus.ACTION_REQUIRED
     page = admin_client.get(change).content.decode()
     assert "Latest outbound calls" in page and "webhook_policies" in page  # the sync engine's history inline
-    assert "Not needed: this integration neither receives requests from Xurrent nor syncs notes." in page
+    assert "Xurrent webhooks of the tenant" in page
 
 
 def test_saving_without_relevant_changes_calls_no_api(admin_client, world, monkeypatch):
@@ -472,6 +476,35 @@ def test_saving_without_relevant_changes_calls_no_api(admin_client, world, monke
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()
     assert integration.default_impact == "high" and calls == []
+
+
+def test_the_tenant_page_shows_its_webhooks_and_offers_retry_to_changers_only(admin_client, client, world,
+                                                                              django_user_model):
+    from django.contrib.auth.models import Permission
+
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    hooks = hooks_of(OutgoingIntegration.objects.get())
+    tenant_page = reverse("admin:connections_xurrenttenant_change", args=[world.tenant.pk])
+    retry = reverse("admin:connections_xurrenttenant_webhooks_provision", args=[world.tenant.pk])
+
+    page = admin_client.get(tenant_page).content.decode()
+    assert f"/webhooks/xurrent/tenant/{hooks.public_id}/" in page and hooks.xurrent_policy_audience in page
+    assert all(f"#{h['id']}" in page for h in hooks.xurrent_webhooks.values())
+    assert "waiting for Xurrent" in page and retry in page
+    from sandbox import deliveries
+    deliveries.flush(service="xurrent")
+    response = admin_client.post(retry, follow=True)
+    assert "The tenant&#x27;s Xurrent webhooks: Provisioned." in response.content.decode()
+    assert response.content.decode().count("✔ verified") == 4
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_xurrenttenant"))
+    client.force_login(viewer)
+    page = client.get(tenant_page).content.decode()
+    assert f"/webhooks/xurrent/tenant/{hooks.public_id}/" in page and retry not in page
+    assert client.post(retry).status_code == 403
+    bad = reverse("admin:connections_xurrenttenant_webhooks_provision", args=["abc"])
+    assert admin_client.post(bad).status_code == 404
 
 
 def test_a_malformed_integration_id_in_a_button_address_is_a_404_not_a_500(admin_client):

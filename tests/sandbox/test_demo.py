@@ -3,7 +3,7 @@ import pytest
 from django.core.management import call_command
 
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
-from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus
+from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus, TenantWebhooks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,7 +83,8 @@ def test_a_start_at_another_address_points_both_sides_at_it(sandbox, settings):
     call_command("seed_demo")
 
     integration = OutgoingIntegration.objects.get()
-    assert {w.uri for w in Webhook.objects.all()} == {f"{moved}/webhooks/xurrent/{integration.public_id}/"}
+    hooks = TenantWebhooks.objects.get()
+    assert {w.uri for w in Webhook.objects.all()} == {f"{moved}/webhooks/xurrent/tenant/{hooks.public_id}/"}
     outgoing = ZendutyIntegration.objects.get(unique_id=integration.zenduty_integration_id)
     assert outgoing.outgoing_url == f"{moved}/webhooks/zenduty/{integration.public_id}/"
     deliveries.flush(service="xurrent")  # Xurrent verifies the new address

@@ -437,40 +437,6 @@ def test_a_lost_incident_create_answer_is_found_by_its_marker(demo, monkeypatch)
     assert LinkedPair.objects.get().zenduty_incident_unique_id == incident.unique_id
 
 
-def test_two_integrations_on_one_tenant_sync_each_request_once(demo):
-    """Xurrent webhooks are account-wide: each integration gets a copy; only the request's own acts."""
-    from integrations import provisioning
-    from sandbox import demo as sandbox_demo
-    from sandbox.xurrent.models import ServiceInstance
-
-    payments = demo.zenduty.services["Payments API"]
-    first = demo.integration
-    second = OutgoingIntegration.objects.create(
-        zenduty_account=first.zenduty_account, zenduty_team_id=first.zenduty_team_id,
-        zenduty_team_name="Operations", zenduty_service_id=str(payments.unique_id),
-        zenduty_service_name="Payments API", tenant=first.tenant,
-        service_instance_id=str(ServiceInstance.objects.get(name="Payments API (Production)").pk),
-        service_instance_name="Payments API (Production)")
-    provisioning.provision(second.pk)
-    sandbox_demo.configure_zenduty_side(OutgoingIntegration.objects.get(pk=second.pk))
-    demo.settle()
-
-    request = demo.raise_request()
-    demo.settle()
-    demo.change_request(request, status="completed", completion_reason="solved")
-    demo.settle()
-
-    [incident] = demo.incidents()
-    assert incident.service == demo.zenduty.website and incident.status == 3
-    copies = {e.integration_id: e for e in events("request.create")}
-    assert copies[first.pk].status == EventStatus.PROCESSED
-    assert copies[second.pk].status == EventStatus.IGNORED
-    # Whichever copy comes second names the integration that handles the request.
-    assert "integration 'Website ⇄ Website (Production)'" in copies[second.pk].reason
-    later = [e for e in events("request.status-changed") if e.integration_id == second.pk]
-    assert later and all("is linked through integration" in e.reason for e in later)
-
-
 def test_a_worker_killed_after_creating_leaves_a_claim_the_next_event_adopts(demo):
     """The claim is still ``creating`` and its lease has run out; the request exists in Xurrent."""
     from datetime import timedelta
