@@ -39,10 +39,10 @@ a connection to a database about to be dropped); the changes the portal makes
 through the API are sent by the thread in gunicorn, and their echoes are part
 of the traffic.
 
-Rates: Zenduty's documented limits (simulated per account, fixed one-minute
+Rates: Zenduty's documented limits (simulated per account, fixed
 windows) that the portal's side meets are incident POST 15/min (and 1/s, a
-switch of the simulator) and incident GET 30/min, and the portal keeps to them
-itself before each call (connections.budget, each window lengthened by
+limit the simulator keeps by default) and incident GET 30/min, and the portal keeps
+to them itself before each call (connections.budget, each window lengthened by
 ``WINDOW_MARGIN`` for the time a call takes to arrive). So 15 requests 1.3 s
 apart make 15 incident POSTs, within both limits with that margin; the 20
 incidents cost 20 incident GETs (below), within 30 a minute. Status changes cost Zenduty nothing limited (PATCH). No call may be

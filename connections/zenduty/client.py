@@ -435,8 +435,10 @@ class ZendutyClient(BaseClient):
     def list_notes(self, incident_number: int | str) -> list[dict]:
         """The notes of an incident, oldest first.
 
-        Path ``…/note/``, singular. Zenduty sends no webhook for a new note,
-        so the sync polls this and compares note ``unique_id``s.
+        Path ``…/note/``, singular. Zenduty documents two answers: a plain
+        list (the OAS example) and a DRF page (what its Go and Python SDKs
+        read); :meth:`_paginate` takes either. Zenduty sends no webhook for a
+        new note, so the sync polls this and compares note ``unique_id``s.
         """
         return list(self._paginate("GET", "incidents", incident_number, "note"))
 

@@ -11,7 +11,8 @@ behaviour around the endpoints is DRF's (zenduty-api.md §2.1, §9.2, §11):
 * 400 field errors ``{"field": ["This field is required."]}``,
   404 ``{"detail": "Not Found."}``, 405 ``{"detail": "Method \\"X\\" not allowed."}``,
   429 ``{"detail": "Request was throttled."}``;
-* pages ``{count, next, previous, results}`` with absolute links.
+* pages ``{count, next, previous, results}`` with absolute links (note lists:
+  a page or a plain list, as the simulator's settings say).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 from sandbox.faults import api_fault_response, hit_rate_limit
 from sandbox.zenduty import ids, operations, shapes
 from sandbox.zenduty.models import (PRIORITY_COLORS, SLA, Account, ApiKey, Alert, Application, EscalationPolicy,
-                                    Incident, IncidentRole, Integration, Note, Priority, Service,
+                                    Incident, IncidentRole, Integration, Note, NoteListShape, Priority, Service,
                                     SimulatorSettings, Team, TeamMember, User, ensure_applications)
 
 SERVICE_PREFIX = "/sandbox/zenduty"
@@ -781,7 +782,12 @@ def _filter_date(value, name: str, errors: dict) -> datetime | None:
 
 # -- notes (§4) -----------------------------------------------------------------------------------
 class NoteList(Endpoint):
-    """``/api/incidents/<n>/note/``: DRF page oldest first; POST ``{"note"}`` → 201 as the token's user."""
+    """``/api/incidents/<n>/note/``: oldest first; POST ``{"note"}`` → 201 as the token's user.
+
+    The list comes in either documented form (§4), as the simulator's
+    settings say: a DRF page (what the Go and Python SDKs read), or a plain
+    list of every note (Zenduty's OpenAPI example), which ignores ``page``.
+    """
 
     def rate_limit_bucket(self, request, **kwargs):
         return "incident_get" if request.method == "GET" else None
@@ -790,6 +796,8 @@ class NoteList(Endpoint):
         incident = self.incident_or_404(ref)
         notes = Note.objects.filter(incident=incident).select_related("user", "incident").order_by("creation_date",
                                                                                                    "id")
+        if SimulatorSettings.load().note_list_shape == NoteListShape.LIST:
+            return [shapes.note(note) for note in notes], 200
         return paginate(request, notes, shapes.note)
 
     def post(self, request, ref):

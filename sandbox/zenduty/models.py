@@ -389,15 +389,27 @@ class Alert(models.Model):
         ordering = ["creation_date", "id"]
 
 
+class NoteListShape(models.TextChoices):
+    """How ``GET /api/incidents/<n>/note/`` answers: Zenduty documents two forms (§4)."""
+
+    PAGE = "page", "DRF page {count, next, previous, results}, as the Go and Python SDKs read it"
+    LIST = "list", "Plain JSON list of every note, as Zenduty's OpenAPI example shows"
+
+
 class SimulatorSettings(models.Model):
-    """Switches of the simulator itself (one row). Rate limits as documented (§9.1)."""
+    """Switches of the simulator itself (one row). Rate limits as documented (§9.1):
+    both windows are on by default, as on the real service."""
 
     rate_limits = models.BooleanField(
         default=True, help_text="Per-minute limits: incident GET 30/min, incident POST 15/min, alert POST 30/min, "
                                 "alert GET 20/min.")
     per_second_limits = models.BooleanField(
-        default=False, help_text="Also the per-second limits: incident GET 3/s, incident POST 1/s, alert POST "
-                                 "5/s, alert GET 1/s.")
+        default=True, help_text="Also the per-second limits: incident GET 3/s, incident POST 1/s, alert POST "
+                                "5/s, alert GET 1/s (only while the per-minute ones are on).")
+    note_list_shape = models.CharField(
+        max_length=4, choices=NoteListShape.choices, default=NoteListShape.PAGE,
+        help_text="The form of an incident's note list. Zenduty's OpenAPI example shows a plain list, its SDKs "
+                  "read a page: the portal's client has to take either.")
 
     class Meta:
         verbose_name_plural = "simulator settings"

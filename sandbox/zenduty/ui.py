@@ -253,12 +253,13 @@ def service_webhooks(request, pk: int):
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = SimulatorSettings
-        fields = ["rate_limits", "per_second_limits"]
+        fields = ["rate_limits", "per_second_limits", "note_list_shape"]
+        widgets = {"note_list_shape": forms.RadioSelect}
 
 
 @require_http_methods(["GET", "POST"])
 def simulator_settings(request):
-    """Switch the simulated rate limits on or off."""
+    """Switch the simulated rate limits on or off, and choose the form of note lists."""
     row = SimulatorSettings.load()
     form = SettingsForm(request.POST or None, instance=row)
     if request.method == "POST" and form.is_valid():

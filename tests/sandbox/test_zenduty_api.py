@@ -4,6 +4,7 @@ Shapes and behaviours are those of reference zenduty-api.md §2-5, §9 and
 zenduty-examples.json.
 """
 import re
+import time
 
 import pytest
 import requests
@@ -57,7 +58,14 @@ def world():
 
 
 @pytest.fixture
-def api(sandbox, world):
+def api(sandbox, world, zenduty_per_minute_limits_only):
+    """A client for the contract tests, which send several calls a second (see the fixture)."""
+    return Api(sandbox.url)
+
+
+@pytest.fixture
+def api_with_default_limits(sandbox, world):
+    """A client of the simulator as it starts: both kinds of limit on, as on the real Zenduty."""
     return Api(sandbox.url)
 
 
@@ -365,6 +373,22 @@ def test_notes_post_201_and_paginated_list_oldest_first(api, world):
     assert api.post(f"/api/incidents/{number}/note/", json={}).json() == {"note": ["This field is required."]}
 
 
+def test_notes_list_as_a_plain_list_when_the_settings_say_so(api, world):
+    """The OpenAPI example's form (§4): every note, oldest first, no envelope; a page number changes nothing."""
+    number = create(api, world)["incident_number"]
+    for n in range(12):
+        api.post(f"/api/incidents/{number}/note/", json={"note": f"update {n}"})
+    paged = api.get(f"/api/incidents/{number}/note/").json()
+    SimulatorSettings.objects.filter(pk=1).update(note_list_shape="list")
+    listed = api.get(f"/api/incidents/{number}/note/")
+    assert listed.status_code == 200 and isinstance(listed.json(), list)
+    assert [n["note"] for n in listed.json()] == [f"update {n}" for n in range(12)]
+    assert listed.json()[:10] == paged["results"]  # the same note shape in both forms
+    assert api.get(f"/api/incidents/{number}/note/?page=2").json() == listed.json()
+    assert api.get("/api/incidents/999/note/").status_code == 404
+    assert isinstance(api.post(f"/api/incidents/{number}/note/", json={"note": "x"}).json(), dict)
+
+
 def test_note_get_put_delete(api, world):
     number = create(api, world)["incident_number"]
     uid = api.post(f"/api/incidents/{number}/note/", json={"note": "first"}).json()["unique_id"]
@@ -398,11 +422,26 @@ def test_rate_limits_can_be_switched_off(api, world):
         create(api, world, f"burst {n}")
 
 
-def test_per_second_limits_are_optional(api, world):
-    SimulatorSettings.objects.update_or_create(pk=1, defaults={"per_second_limits": True})
+def test_per_second_limits_are_on_by_default(api_with_default_limits, world):
+    api = api_with_default_limits
     create(api, world)
     response = api.post("/api/incidents/", json={"title": "again", "service": str(world.website.unique_id)})
-    assert response.status_code == 429  # 1 incident POST per second
+    assert response.status_code == 429 and response.json() == {"detail": "Request was throttled."}  # 1 POST/s
+    assert Incident.objects.count() == 1
+    number = Incident.objects.get().incident_number
+    reads = [api.get(f"/api/incidents/{number}/").status_code for _ in range(4)]
+    assert reads == [200, 200, 200, 429]  # 3 incident GETs a second
+    time.sleep(1.1)  # the next second's window: the per-minute limits still have room
+    assert api.get(f"/api/incidents/{number}/").status_code == 200
+    assert api.post("/api/incidents/", json={"title": "later", "service": str(world.website.unique_id)}
+                    ).status_code == 201
+
+
+def test_per_second_limits_can_be_switched_off_alone(api, world):
+    # The `api` fixture's settings: per-minute limits only.
+    statuses = [api.post("/api/incidents/", json={"title": f"t{n}", "service": str(world.website.unique_id)}
+                         ).status_code for n in range(3)]
+    assert statuses == [201, 201, 201]
 
 
 def test_injected_fault_answers_500_once_then_ok(api, world):

@@ -17,10 +17,11 @@ TOKEN = "test-zenduty-token-0004"
 
 
 @pytest.fixture(autouse=True)
-def _simulators_limits_only(settings):
+def _simulators_limits_only(settings, zenduty_per_minute_limits_only):
     # These tests prove the client against the simulator's own answers, its 429s included; the
     # portal's own budget (which would pace or refuse these bursts first) has its own tests in
-    # tests/connections/test_zenduty_budget.py.
+    # tests/connections/test_zenduty_budget.py. They send bursts, so the simulator keeps only its
+    # per-minute limits; the client under both (the defaults) is in test_zenduty_notes_e2e.py.
     for name in ("READS", "CREATES"):
         setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_SECOND", 1000)
         setattr(settings, f"ZENDUTY_INCIDENT_{name}_PER_MINUTE", 1000)

@@ -18,7 +18,7 @@ def world():
 
 
 @pytest.fixture
-def base(sandbox):
+def base(sandbox, zenduty_per_minute_limits_only):
     return sandbox.url + "/sandbox/zenduty"
 
 
@@ -127,3 +127,9 @@ def test_generic_integration_answers_a_trace_id_to_poll(base, world):
 def test_alert_posts_are_limited_to_30_a_minute(base, api_integration):
     statuses = [send(base, api_integration, message="m", alert_type="info").status_code for _ in range(31)]
     assert statuses[:30] == [201] * 30 and statuses[30] == 429
+
+
+def test_alert_posts_are_limited_to_5_a_second_by_default(sandbox, api_integration):
+    base = sandbox.url + "/sandbox/zenduty"  # the simulator as it starts: per-second limits on
+    statuses = [send(base, api_integration, message="m", alert_type="info").status_code for _ in range(6)]
+    assert statuses == [201] * 5 + [429]

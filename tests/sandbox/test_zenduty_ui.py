@@ -100,9 +100,18 @@ def test_services_and_settings_pages(admin_client, world):
     demo.configure_outgoing_webhook(world.website, "http://127.0.0.1:9/hook/")
     page = admin_client.get(reverse("zenduty-ui-services"))
     assert b"Payments API" in page.content and b"URL set" in page.content
-    admin_client.post(reverse("zenduty-ui-settings"), {"per_second_limits": "on"})
+    settings_page = admin_client.get(reverse("zenduty-ui-settings"))
+    form = settings_page.context["form"]
+    # As the real Zenduty: both kinds of limit on; note lists as the SDKs read them.
+    assert [form[name].value() for name in ("rate_limits", "per_second_limits", "note_list_shape")] == [
+        True, True, "page"]
+    assert b"Plain JSON list of every note" in settings_page.content
+    admin_client.post(reverse("zenduty-ui-settings"), {"rate_limits": "on", "note_list_shape": "list"})
     row = SimulatorSettings.load()
-    assert row.rate_limits is False and row.per_second_limits is True
+    assert row.rate_limits is True and row.per_second_limits is False and row.note_list_shape == "list"
+    refused = admin_client.post(reverse("zenduty-ui-settings"), {"note_list_shape": "xml"})
+    assert refused.status_code == 200 and b"Select a valid choice" in refused.content
+    assert SimulatorSettings.load().note_list_shape == "list"  # nothing saved from a bad form
 
 
 def test_the_simulator_root_leads_to_the_ui(admin_client):

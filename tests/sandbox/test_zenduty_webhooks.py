@@ -54,7 +54,7 @@ def world():
 
 
 @pytest.fixture
-def api(sandbox, world):
+def api(sandbox, world, zenduty_per_minute_limits_only):
     session = requests.Session()
     session.headers.update({"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
     session.base = sandbox.url + "/sandbox/zenduty/api"
@@ -119,9 +119,11 @@ def test_other_services_and_disabled_or_unconfigured_integrations_send_nothing(a
     integration.is_enabled = False
     integration.save()
     demo.add_integration(world.website, "outgoing_webhooks", name="no URL yet")
-    api.post(f"{api.base}/incidents/", json={"title": "x", "service": str(world.website.unique_id)}, timeout=10)
-    api.post(f"{api.base}/incidents/", json={"title": "y", "service": str(world.services["Email"].unique_id)},
-             timeout=10)
+    made = [api.post(f"{api.base}/incidents/", json={"title": "x", "service": str(world.website.unique_id)},
+                     timeout=10),
+            api.post(f"{api.base}/incidents/", json={"title": "y", "service": str(world.services["Email"].unique_id)},
+                     timeout=10)]
+    assert [r.status_code for r in made] == [201, 201]  # both incidents exist, and still nothing is sent
     assert deliveries.flush() == [] and hook.received == []
 
 
