@@ -8,7 +8,6 @@ sandbox, so the web server must be up (``make run`` seeds after starting it).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model

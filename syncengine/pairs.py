@@ -13,13 +13,16 @@ dies holding it only delays the pair by ``LEASE``.
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Iterator
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
+from syncengine import context
 from syncengine.models import InboundEvent, LinkedPair, PairState
 
 # Longer than one handler's calls can take (timeouts 5 + 15 s, two retries, a
@@ -101,6 +104,26 @@ def take_lease(pair: LinkedPair, owner: str) -> LinkedPair:
 def release(pair: LinkedPair, owner: str) -> None:
     """Give the lease back (only if still ``owner``'s)."""
     LinkedPair.objects.filter(pk=pair.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+@contextmanager
+def working_on(pair: LinkedPair, owner: str, *, event: InboundEvent | None = None,
+               held: bool = False) -> Iterator[LinkedPair]:
+    """Work on one pair: hold its lease (taken here, unless ``held``: a fresh claim has it
+    already), tie ``event`` and every call made meanwhile to the pair, give the lease back at
+    the end. Yields the pair as stored when the lease was taken.
+
+    :raises PairBusy: when another owner holds a live lease.
+    """
+    if not held:
+        pair = take_lease(pair, owner)
+    if event is not None:
+        attach_event(event, pair)
+    with context.pair_context(pair.pk):
+        try:
+            yield pair
+        finally:
+            release(pair, owner)
 
 
 # -- recording ---------------------------------------------------------------------------------------

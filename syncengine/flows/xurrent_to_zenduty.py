@@ -26,7 +26,7 @@ from datetime import timedelta
 from connections import errors
 from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
-from syncengine import context, mapping, pairs
+from syncengine import mapping, pairs
 from syncengine.flows import common
 from syncengine.models import EventStatus, InboundEvent, LinkedPair, PairState, Source
 from syncengine.outcomes import EventError, Outcome
@@ -171,15 +171,9 @@ def _not_for_this_integration(integration, request: dict) -> str:
 def _with_lease(event, integration, pair: LinkedPair, request_id: str, *, fresh: bool, owner: str = "",
                 request: dict | None = None) -> Outcome:
     owner = owner or pairs.new_owner(event.pk)
-    if not fresh:
-        pair = pairs.take_lease(pair, owner)
-    if event is not None:  # None: the reconciliation sweep
-        pairs.attach_event(event, pair)
-    with context.pair_context(pair.pk):
-        try:
-            return _sync(event, integration, pair, request_id, fresh=fresh, request=request)
-        finally:
-            pairs.release(pair, owner)
+    # event None: the reconciliation sweep
+    with pairs.working_on(pair, owner, event=event, held=fresh) as pair:
+        return _sync(event, integration, pair, request_id, fresh=fresh, request=request)
 
 
 def _sync(event, integration, pair: LinkedPair, request_id: str, *, fresh: bool, request: dict | None) -> Outcome:

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from connections import errors
 from integrations.models import OutgoingIntegration
-from syncengine import context, mapping, pairs
+from syncengine import mapping, pairs
 from syncengine.flows import common
 from syncengine.models import EventStatus, InboundEvent, LinkedPair, PairState, Source
 from syncengine.outcomes import EventError, Outcome
@@ -67,14 +67,8 @@ def _handle(event, integration, incident: dict, unique_id: str, status: int) -> 
             pair = pairs.by_incident(integration.zenduty_account_id, unique_id)
             if pair is None:
                 raise EventError(f"Incident #{number} was claimed and then removed while this event ran.")
-    if not fresh:
-        pair = pairs.take_lease(pair, owner)
-    pairs.attach_event(event, pair)
-    with context.pair_context(pair.pk):
-        try:
-            return _sync(event, integration, pair, incident, status, fresh=fresh)
-        finally:
-            pairs.release(pair, owner)
+    with pairs.working_on(pair, owner, event=event, held=fresh) as pair:
+        return _sync(event, integration, pair, incident, status, fresh=fresh)
 
 
 def sync_status(integration: OutgoingIntegration, pair: LinkedPair, incident: dict, *, owner: str) -> Outcome:
@@ -91,12 +85,8 @@ def sync_status(integration: OutgoingIntegration, pair: LinkedPair, incident: di
         raise EventError(f"The Zenduty incident's status {incident.get('status')!r} is not 1, 2 or 3.")
     number = incident.get("incident_number")
     with common.flagged_on_permanent_error(integration, f"sync Zenduty incident #{number} to Xurrent"):
-        pair = pairs.take_lease(pair, owner)
-        with context.pair_context(pair.pk):
-            try:
-                return _sync_status(integration, pair, incident, status)
-            finally:
-                pairs.release(pair, owner)
+        with pairs.working_on(pair, owner) as pair:
+            return _sync_status(integration, pair, incident, status)
 
 
 def _own_incident(event, integration, incident, request_id: str, status: int, owner: str) -> Outcome:
@@ -115,17 +105,11 @@ def _own_incident(event, integration, incident, request_id: str, status: int, ow
     if status == 1:
         return common.ignored(event, f"Echo of the portal's own incident #{number}, created for Xurrent request "
                                      f"#{request_id}: not synced back.", pair)
-    pair = pairs.take_lease(pair, owner)
-    pairs.attach_event(event, pair)
-    with context.pair_context(pair.pk):
-        try:
-            return _sync(event, integration, pair, incident, status, fresh=False)
-        finally:
-            pairs.release(pair, owner)
+    with pairs.working_on(pair, owner, event=event) as pair:
+        return _sync(event, integration, pair, incident, status, fresh=False)
 
 
 def _sync(event, integration, pair: LinkedPair, incident: dict, status: int, *, fresh: bool) -> Outcome:
-    number = incident.get("incident_number")
     created = ""
     if not pair.xurrent_request_id:
         if pair.origin != Source.ZENDUTY:
