@@ -6,8 +6,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path, reverse
 from django.contrib.admin.options import csrf_protect_m
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -76,6 +76,18 @@ class MaskedSecretsMixin:
 
     def get_list_display(self, request):
         return self._masked(super().get_list_display(request))
+
+
+def object_or_404(model_admin: admin.ModelAdmin, request, object_id: str):
+    """The object an admin address names, for the admin's own extra views.
+
+    ``ModelAdmin.get_object()`` treats a malformed id ("abc") as "does not
+    exist", where a bare primary-key lookup raises and answers 500.
+    """
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(f"No such {model_admin.model._meta.verbose_name}.")
+    return obj
 
 
 class ChecksOverHttpMixin:
@@ -171,10 +183,7 @@ class XurrentTenantAdmin(ConnectionAdmin):
         """“Retry provisioning” of the tenant's Xurrent webhooks (POST, for those who may change the tenant)."""
         from integrations import provisioning
 
-        # get_object() answers None for a malformed id ("abc"), where a bare pk lookup raises a 500.
-        tenant = self.get_object(request, unquote(object_id))
-        if tenant is None:
-            raise Http404("No such tenant.")
+        tenant = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         if request.method != "POST":

@@ -22,13 +22,13 @@ from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import ChecksOverHttpMixin, MaskedSecretsMixin
+from connections.admin import ChecksOverHttpMixin, MaskedSecretsMixin, object_or_404
 from connections.models import XurrentTenant
 from integrations import provisioning, services
 from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
@@ -260,16 +260,9 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
 
     # -- per-object buttons (POST) ---------------------------------------------------------
     def _object_for_change(self, request, object_id) -> OutgoingIntegration:
-        obj = self._object_or_404(request, object_id)
+        obj = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
-        return obj
-
-    def _object_or_404(self, request, object_id) -> OutgoingIntegration:
-        # get_object() answers None for a malformed id ("abc"), where a bare pk lookup raises a 500.
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            raise Http404("No such integration.")
         return obj
 
     def _back(self, obj) -> HttpResponseRedirect:
@@ -288,7 +281,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
 
     def panel_view(self, request, object_id):
         """The provisioning panel alone (HTML), for the change page to refresh while Xurrent verifies."""
-        obj = self._object_or_404(request, object_id)
+        obj = object_or_404(self, request, object_id)
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
         return TemplateResponse(request, f"{TEMPLATES}/provisioning_panel.html",

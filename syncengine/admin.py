@@ -18,7 +18,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from django.utils.text import Truncator
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
 
+from connections.admin import object_or_404
 from integrations.models import OutgoingIntegration
 from syncengine import services
 from syncengine.history import describe_event
@@ -195,9 +196,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_replay_permission(request):
             raise PermissionDenied
-        event = self.get_object(request, unquote(object_id))  # None for a malformed id, not a ValueError
-        if event is None:
-            raise Http404("No such event.")
+        event = object_or_404(self, request, object_id)
         if services.replay_event(event.pk, by=request.user.get_username()):
             self.message_user(request, "The event is queued again.", messages.SUCCESS)
         else:
