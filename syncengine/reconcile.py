@@ -69,7 +69,7 @@ from connections import errors
 from connections.zenduty.constants import FILTER_ALL, RESOLVED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
-from syncengine.context import sync_context
+from connections.attribution import sync_context
 from syncengine.flows import common, xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, PairNote, PairState,
                                ReconcileCursor, Source)

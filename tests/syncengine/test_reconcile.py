@@ -311,7 +311,7 @@ def test_the_schedule_follows_the_setting(settings):
 def test_a_webhook_whose_request_read_was_rate_limited_is_applied_by_its_retry(demo):
     """The flow records the incident's status only once the request is in line: before, the retry of an
     acknowledged whose request read got a 429 found the status "already known" and wrote nothing."""
-    from syncengine import services
+    from syncengine import jobs
     from sandbox import faults
 
     incident = demo.trigger()
@@ -322,7 +322,7 @@ def test_a_webhook_whose_request_read_was_rate_limited_is_applied_by_its_retry(d
     [event] = events("acknowledged")
     assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
 
-    services.process_inbound_event(event.pk)  # the scheduled retry
+    jobs.process_inbound_event(event.pk)  # the scheduled retry
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason
