@@ -286,16 +286,21 @@ class PairNote(models.Model):
 
 
 class ReconcileCursor(models.Model):
-    """Up to when the reconciliation sweep has read an integration's changed Xurrent requests.
+    """Up to when the reconciliation sweep has read an integration's changed Xurrent requests
+    and its service's new Zenduty incidents.
 
     The next sweep lists the requests of the service instance updated since
-    ``xurrent_listed_until`` (less an overlap), so a change is seen even when
-    sweeps were missed; it only moves on once a listing was read completely.
+    ``xurrent_listed_until`` (less an overlap), and the service's incidents
+    created since the day before ``zenduty_listed_until``, so a change is seen
+    even when sweeps were missed; each only moves on once a listing was read
+    completely.
     """
 
     integration = models.OneToOneField("integrations.OutgoingIntegration", on_delete=models.CASCADE,
                                        primary_key=True, related_name="reconcile_cursor")
     xurrent_listed_until = models.DateTimeField()
+    # Only for integrations that create requests from Zenduty incidents.
+    zenduty_listed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "reconciliation cursor"
