@@ -276,6 +276,31 @@ def test_a_one_way_xurrent_to_zenduty_integration_creates_no_request_from_a_lost
     assert report.created == 0 and demo.requests() == [] and calls_of(calls, "zenduty") == []
 
 
+def test_a_create_the_sweep_left_half_done_is_finished_by_the_next_sweep(demo):
+    """A 429 on the incident create stops the sweep after its claim: the next sweep takes the claim over
+    (it would otherwise wait for a webhook that never comes) and makes one incident."""
+    from sandbox import faults
+    from sandbox.xurrent.models import Request, ServiceInstance
+
+    request = demo.raise_request(instance="Intranet (Production)")
+    demo.settle()
+    Request.objects.filter(pk=request.pk).update(created_at=F("created_at") - timedelta(minutes=5))
+    demo.change_request(request, service_instance_id=ServiceInstance.objects.get(name="Website (Production)").pk)
+    demo.settle()
+    # One way: the sweep reads no Zenduty incidents (no filter), so the 429 falls on the create.
+    OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="xurrent_to_zenduty")
+    faults.inject("zenduty", "rate_limit_429", path_prefix="/api/incidents/", method="POST")
+
+    first, _ = sweep()
+    assert first.created == 0 and first.stopped and demo.incidents() == []
+    assert LinkedPair.objects.get().state == PairState.CREATING
+    second, _ = sweep()
+
+    [incident] = demo.incidents()
+    assert second.created == 1 and incident.title.startswith(f"[Xurrent #{request.pk}]")
+    assert LinkedPair.objects.get().state == PairState.LINKED
+
+
 def test_requests_older_than_the_integration_or_of_other_categories_are_not_back_filled(demo):
     from sandbox.xurrent.models import Request, ServiceInstance
 
