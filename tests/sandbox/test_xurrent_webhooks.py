@@ -44,7 +44,7 @@ def receiver():
 
 
 def account_url(sandbox):
-    return f"{sandbox.url}/sandbox/xurrent"
+    return f"{sandbox.url}/sandbox/xurrent/xurrent.com"
 
 
 def incident(**overrides):
