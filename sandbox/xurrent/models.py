@@ -340,6 +340,27 @@ class Note(NodeMixin, models.Model):
         return f"note {self.pk} on request {self.request_id}"
 
 
+class AuditLine(NodeMixin, models.Model):
+    """An entry of a request's audit trail: one per create or field change (§6.3).
+
+    Only its id matters here: webhook payloads carry ``audit_line_id`` /
+    ``audit_line_nodeID`` when the change made an audit entry (a note does not).
+    """
+
+    NODE_KIND = "AuditLine"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="audit_lines")
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"audit line {self.pk} of request {self.request_id}"
+
+
 def new_policy_name() -> str:
     """Xurrent's generated webhook-policy name: 56 hex characters (§7.1)."""
     return secrets.token_hex(28)
