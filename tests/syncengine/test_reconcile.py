@@ -48,7 +48,7 @@ def calls_of(calls, service, integration=None):
 
 
 FILTER = ("POST", "zenduty/api/incidents/filter/")
-LISTING = ("GET", "xurrent/v1/requests")
+LISTING = ("GET", "xurrent/xurrent.com/v1/requests")
 
 
 def test_dropped_zenduty_acknowledged_and_resolved_are_repaired_by_one_sweep_each(demo, admin_client):
@@ -65,8 +65,8 @@ def test_dropped_zenduty_acknowledged_and_resolved_are_repaired_by_one_sweep_eac
     assert request.status == "in_progress" and report.repaired == 1, report
     # One incident filter, one request listing; the repair: read the request, then write it.
     assert calls_of(calls, "zenduty") == [FILTER]
-    assert calls_of(calls, "xurrent") == [LISTING, ("GET", f"xurrent/v1/requests/{request.pk}"),
-                                          ("PATCH", f"xurrent/v1/requests/{request.pk}")]
+    assert calls_of(calls, "xurrent") == [LISTING, ("GET", f"xurrent/xurrent.com/v1/requests/{request.pk}"),
+                                          ("PATCH", f"xurrent/xurrent.com/v1/requests/{request.pk}")]
     [note] = PairNote.objects.filter(pair=pair)
     assert f"Zenduty incident #{incident.incident_number} is acknowledged, and no webhook had said so" in note.text
     assert "→ request" in note.text and "in progress" in note.text
