@@ -44,7 +44,7 @@ def test_the_preview_reads_both_sides_once_says_what_it_would_do_and_changes_not
 
     calls = [(c.service, c.method, c.url.rsplit("/sandbox/", 1)[-1])
              for c in OutboundCall.objects.filter(pk__gt=before)]
-    assert sorted(calls) == [("xurrent", "GET", "xurrent/v1/requests"),
+    assert sorted(calls) == [("xurrent", "GET", "xurrent/xurrent.com/v1/requests"),
                              ("zenduty", "POST", "zenduty/api/incidents/filter/")]
     for record in open_records["incidents"]:
         assert f"incident #{record.incident_number} {record.title}" in page
