@@ -24,3 +24,10 @@ def reconcile() -> dict:
     from syncengine import reconcile as sweep
 
     return sweep.run().as_dict()
+
+
+def poll_zenduty() -> dict:
+    """Read linked open incidents' notes and priorities (Zenduty sends no webhook for them)."""
+    from syncengine import polling
+
+    return polling.run().as_dict()
