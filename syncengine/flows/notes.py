@@ -26,6 +26,7 @@ pair's lease (``pairs.working_on``).
 from __future__ import annotations
 
 import re
+from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -45,7 +46,7 @@ NOTE_MAX = mapping.NOTE_MAX
 # -- texts ----------------------------------------------------------------------------------------
 def _when(value) -> str:
     at = mapping.parse_time(value)
-    return f"{at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if at else "an unknown time"
+    return f"{at.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M} UTC" if at else "an unknown time"
 
 
 def _cut(text: str) -> str:
