@@ -14,7 +14,9 @@ every minute. Each run, per Zenduty account (the budget is the account's):
    Zenduty → Xurrent or both ways), not read in the last ``MIN_INTERVAL``:
    first the *active* pairs (an event, note, priority or impact change
    within ``SYNC_POLL_ACTIVE_MINUTES``, default 30), most recently active
-   first; then the quiet ones, least recently polled first (round robin).
+   first (one that missed a run before them), up to two thirds of the run's
+   note reads; then the quiet ones, least recently polled first (round
+   robin); then the other active ones if reads are left.
    New notes go through ``flows.notes.sync_zenduty_notes``.
 
 Budget: Zenduty allows 30 incident reads a minute per account (and 3 a
@@ -22,14 +24,16 @@ second) for every caller together (``connections.budget`` keeps every
 process to it). A run takes at most ``SYNC_POLL_READS_PER_MINUTE`` (default
 24), leaving 6 a minute for webhook jobs, the reconciliation sweep and
 admin pages; a read the shared budget cannot give within the client's
-inline wait ends the account's run (nothing is called). So with N open pairs
-of which A are active: active pairs are seen every minute (as long as
-A + ceil(N/100) < 24), quiet ones every ceil((N - A) / (24 - ceil(N/100) - A))
-minutes: with 500 open pairs and 10 active, 490 / 9 → a quiet pair is read
-within 55 minutes at worst, priorities within a minute. (At the full 30 a
-minute a sweep of 500 would take about 17 minutes; the portal spends 5 of
-its 24 on the filter instead, which makes priorities a minute fresh for
-every pair.)
+inline wait ends the account's run (nothing is called). With N open pairs,
+of which A are active, a run has R = 24 - ceil(N/100) note reads: active
+pairs are read every minute while A <= 2R/3 (else each at least every
+other minute or so), and quiet ones every ceil((N - A) / (R - min(A, 2R/3)))
+minutes: with 500 open pairs (R = 19) and 5 active, 495 / 14 → within 36
+minutes; with 13 or more active, 6 quiet a minute → within 84 minutes at
+worst. Priorities are at most a minute old for every pair. (At the full 30
+reads a minute one read per pair would take about 17 minutes for 500; the
+portal keeps 6 for other callers and spends 5 on the filter, which makes
+every priority a minute fresh.)
 
 A 429 from Zenduty stops the account's run and the account is left alone
 for the time Zenduty asks, or ``BACKOFF`` (a minute, as Zenduty's docs say)
@@ -42,6 +46,7 @@ the calls are tied to the pair as a webhook event's are.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from contextlib import contextmanager
@@ -72,6 +77,10 @@ BACKOFF_KEY = "syncengine:polling:backoff:{account_id}"
 TIME_BUDGET = timedelta(seconds=50)
 # A pair's notes are not read again sooner than this (a run a minute: about once a run at most).
 MIN_INTERVAL = timedelta(seconds=50)
+# At most this share of a run's note reads goes to active pairs: quiet ones are never starved.
+ACTIVE_SHARE = 2 / 3
+# An active pair not read for this long missed a run: it goes first among the active ones.
+MISSED = timedelta(seconds=90)
 # Zenduty names no wait on its 429; its docs say to retry after a minute (https://zenduty.com/docs/rate-limits).
 BACKOFF = timedelta(seconds=60)
 PAGE_SIZE = 100
@@ -133,15 +142,28 @@ def run(*, now: datetime | None = None, reads_per_run: int | None = None) -> Pol
     return report
 
 
-def order_for_notes(pairs_qs, now: datetime):
-    """The pairs whose notes are due, in the order the poller reads them: active first (most recently
-    active first), then quiet ones least recently polled first."""
+def order_for_notes(pairs_qs, now: datetime) -> tuple[list[LinkedPair], list[LinkedPair]]:
+    """The pairs whose notes are due: (active, quiet), each in the order the poller reads them.
+
+    Active: an active pair that missed a run (not read for ``MISSED``) first,
+    then the most recently active first. Quiet: least recently polled first
+    (never polled before all others).
+    """
     active_since = now - timedelta(minutes=settings.SYNC_POLL_ACTIVE_MINUTES)
     due = pairs_qs.filter(Q(polled_at__isnull=True) | Q(polled_at__lte=now - MIN_INTERVAL))
-    active = list(due.filter(active_at__gte=active_since).order_by(F("active_at").desc(), "pk"))
+    active = sorted(due.filter(active_at__gte=active_since),
+                    key=lambda p: (p.polled_at is not None and p.polled_at > now - MISSED,
+                                   -p.active_at.timestamp(), p.pk))
     quiet = list(due.exclude(pk__in=[p.pk for p in active])
                  .order_by(F("polled_at").asc(nulls_first=True), "pk"))
-    return active + quiet
+    return active, quiet
+
+
+def plan_for_notes(active: list, quiet: list, reads: int) -> list:
+    """The order of a run's note reads: active pairs up to ``ACTIVE_SHARE`` of ``reads``, then the quiet
+    ones, then the remaining active ones (so quiet pairs are never starved by many active ones)."""
+    share = math.ceil(reads * ACTIVE_SHARE)
+    return active[:share] + quiet + active[share:]
 
 
 class _AccountPoll:
@@ -168,7 +190,8 @@ class _AccountPoll:
                 if mine.exists():
                     self._priorities(integration, zenduty, {p.zenduty_incident_unique_id: p for p in mine})
             copying = [pk for pk, i in self.integrations.items() if i.sync_notes and i.receives_from_zenduty]
-            for pair in order_for_notes(open_pairs.filter(integration_id__in=copying), self.now):
+            active, quiet = order_for_notes(open_pairs.filter(integration_id__in=copying), self.now)
+            for pair in plan_for_notes(active, quiet, self.reads_left):
                 self._spend()
                 self._notes(self.integrations[pair.integration_id], pair, zenduty)
 

@@ -311,20 +311,26 @@ def test_the_poller_reads_active_pairs_first_then_quiet_ones_least_recently_poll
     quiet_never = LinkedPair.objects.create(**base, xurrent_request_id="2", zenduty_incident_unique_id="b")
     active_earlier = LinkedPair.objects.create(**base, xurrent_request_id="3", zenduty_incident_unique_id="c",
                                                active_at=now - timedelta(minutes=10),
-                                               polled_at=now - timedelta(minutes=2))
+                                               polled_at=now - timedelta(minutes=1))
     active_now = LinkedPair.objects.create(**base, xurrent_request_id="4", zenduty_incident_unique_id="d",
                                            active_at=now - timedelta(seconds=5),
                                            polled_at=now - timedelta(minutes=1))
+    active_missed_a_run = LinkedPair.objects.create(**base, xurrent_request_id="7", zenduty_incident_unique_id="g",
+                                                    active_at=now - timedelta(minutes=20),
+                                                    polled_at=now - timedelta(minutes=3))
     just_polled = LinkedPair.objects.create(**base, xurrent_request_id="5", zenduty_incident_unique_id="e",
                                             active_at=now, polled_at=now - timedelta(seconds=10))
     quiet_recent = LinkedPair.objects.create(**base, xurrent_request_id="6", zenduty_incident_unique_id="f",
                                              active_at=now - timedelta(hours=3),
                                              polled_at=now - timedelta(minutes=5))
 
-    order = polling.order_for_notes(LinkedPair.objects.all(), now)
+    active, quiet = polling.order_for_notes(LinkedPair.objects.all(), now)
 
-    assert order == [active_now, active_earlier, quiet_never, quiet_old, quiet_recent]
-    assert just_polled not in order
+    assert active == [active_missed_a_run, active_now, active_earlier]
+    assert quiet == [quiet_never, quiet_old, quiet_recent]
+    assert just_polled not in active + quiet
+    # Many active pairs never starve the quiet ones: at most two thirds of a run's reads go to them.
+    assert polling.plan_for_notes(active, quiet, 3)[:3] == [active_missed_a_run, active_now, quiet_never]
 
 
 def test_the_poller_keeps_to_its_reads_per_run(demo):
