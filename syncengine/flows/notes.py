@@ -108,6 +108,13 @@ def record_own_zenduty_note(pair: LinkedPair, note: dict) -> None:
         _claim(pair, Source.XURRENT, zenduty_note_id=str(note["unique_id"]), state=NoteState.OWN)
 
 
+def record_in_summary(pair: LinkedPair, note: dict) -> None:
+    """Remember that a Xurrent note went into the incident's summary (the request's first note)."""
+    if note.get("id") is not None:
+        _claim(pair, Source.XURRENT, xurrent_note_id=str(note["id"]), state=NoteState.SYNCED,
+               synced_at=timezone.now())
+
+
 def _created(row: SyncedNote, create):
     """Run the create; a claim whose create certainly did not happen is given back, so that a retry
     creates without looking first. One whose outcome is unknown (timeout, 5xx, lost answer) stays."""

@@ -81,8 +81,9 @@ def _on_note_added(event, integration, message: dict, data: dict, request_id: st
         return common.ignored(event, f"Echo of the portal's own note #{note_id} (the copy of Zenduty note "
                                      f"{row.zenduty_note_id}): not copied back.", pair)
     if row is not None and row.state != NoteState.SENDING:
+        where = f"Zenduty note {row.zenduty_note_id}" if row.zenduty_note_id else "in its summary"
         return common.ignored(event, f"Xurrent note #{note_id} is already on incident #{pair.zenduty_incident_number} "
-                                     f"(Zenduty note {row.zenduty_note_id}); a repeated delivery or replay.", pair)
+                                     f"({where}); a repeated delivery or replay.", pair)
     if _by_portal(integration, message):
         return common.ignored(event, f"Echo of the portal's own note #{note_id} on request #{request_id} (written "
                                      f"by {message.get('person_name') or 'the portal'}): not copied back.", pair)
@@ -91,9 +92,11 @@ def _on_note_added(event, integration, message: dict, data: dict, request_id: st
     if not integration.receives_from_xurrent:
         return common.ignored(event, f"This integration's direction is Zenduty → Xurrent: note #{note_id} of "
                                      f"request #{request_id} is not copied to Zenduty.", pair)
-    if not pair.zenduty_incident_unique_id:
-        raise EventError(f"{pair} has no Zenduty incident yet; note #{note_id} is copied once it has (retry).")
+    # A create still running holds the pair's lease: PairBusy, and the event waits for it.
     with pairs.working_on(pair, pairs.new_owner(event.pk), event=event) as pair:
+        if not pair.zenduty_incident_unique_id:
+            raise EventError(f"{pair} has no Zenduty incident (its create failed); note #{note_id} can be "
+                             f"replayed once it has.")
         with common.xurrent_client(integration) as xurrent:
             note = next((n for n in xurrent.list_request_notes(request_id) if str(n.get("id")) == note_id), None)
         if note is None:
@@ -255,8 +258,8 @@ def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zend
             pairs.mark_linked(pair)
             return f"Adopted Zenduty incident #{found.get('incident_number')}, created for request #{request_id} " \
                    f"by an earlier attempt whose answer was lost."
-    notes = xurrent.list_request_notes(request_id)
-    first_note = str(notes[0].get("text") or "") if notes else ""
+    request_notes = xurrent.list_request_notes(request_id)
+    first_note = str(request_notes[0].get("text") or "") if request_notes else ""
     priority = mapping.priority_for_impact(request.get("impact"), use_custom_mapping=integration.use_custom_mapping,
                                            mapping=integration.priority_mapping)
     body = mapping.incident_body_for_request(request, first_note=first_note,
@@ -272,6 +275,8 @@ def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zend
     pairs.record_written(pair, "zenduty", status=TRIGGERED, team_priority=priority)
     pairs.update(pair, xurrent_impact=str(request.get("impact") or ""),
                  zenduty_priority=str(incident.get("team_priority") or priority or ""))
+    if request_notes:  # the first note is in the incident's summary: never copied as a note too
+        notes.record_in_summary(pair, request_notes[0])
     pairs.mark_linked(pair)
     named = f" with priority {integration.priority_mapping.get(priority, {}).get('name', priority)}" if priority else \
         " with the service's default priority"

@@ -111,7 +111,7 @@ def test_a_xurrent_note_reaches_the_incident_once_attributed_and_never_comes_bac
     assert copy.note.startswith(f"[Xurrent note #{note.pk}] {demo.person.name} wrote in Xurrent request "
                                 f"#{request.pk} at ")
     assert copy.note.endswith("UTC:\n\nRolled back the deploy; watching error rates.")
-    row = SyncedNote.objects.get()
+    row = SyncedNote.objects.exclude(zenduty_note_id="").get()
     assert (row.direction, row.xurrent_note_id, row.zenduty_note_id, row.state) == \
         ("xurrent", str(note.pk), copy.unique_id, NoteState.SYNCED)
     [added] = events("request.note-added")
@@ -152,14 +152,15 @@ def test_a_lost_zenduty_note_create_answer_is_adopted_not_sent_again(demo, monke
     monkeypatch.setattr(http, "send", real_send)
     [added] = events("request.note-added")
     assert added.status == EventStatus.RETRY_SCHEDULED, added.reason
-    assert len(zenduty_notes(incident)) == 1 and SyncedNote.objects.get().state == NoteState.SENDING
+    assert len(zenduty_notes(incident)) == 1
+    assert SyncedNote.objects.get(xurrent_note_id=str(demo.notes(request)[-1].pk)).state == NoteState.SENDING
 
     services.process_inbound_event(added.pk)  # the scheduled retry
 
     added.refresh_from_db()
     [copy] = zenduty_notes(incident)
     assert added.status == EventStatus.PROCESSED and added.reason.startswith("Adopted Zenduty note"), added.reason
-    assert SyncedNote.objects.get().zenduty_note_id == copy.unique_id
+    assert SyncedNote.objects.get(xurrent_note_id=str(demo.notes(request)[-1].pk)).zenduty_note_id == copy.unique_id
 
 
 # -- Zenduty → Xurrent ---------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_with_sync_notes_off_no_note_goes_either_way(demo):
     assert [n.note for n in zenduty_notes(incident)] == ["Zenduty side"]
     assert len(demo.notes(request)) == before + 1
     assert "Sync Notes is off" in events("request.note-added")[-1].reason
-    assert not SyncedNote.objects.exists()
+    assert not SyncedNote.objects.exclude(zenduty_note_id="").exists()  # no copy (the first note is in the summary)
 
 
 @pytest.mark.parametrize(("direction", "to_zenduty", "to_xurrent"), [
@@ -369,3 +370,19 @@ def test_a_429_from_zenduty_backs_the_poller_off(demo):
     cache.delete(polling.BACKOFF_KEY.format(account_id=demo.integration.zenduty_account_id))
     third = poll()
     assert third.notes_copied == 1, third
+
+
+def test_the_requests_first_note_is_in_the_incidents_summary_and_never_copied_as_a_note(demo):
+    """Should Xurrent send note-added for the note a request was raised with, it is not copied again."""
+    from sandbox.xurrent import webhooks as hooks
+
+    request, incident, pair = linked_request(demo)
+    [first] = demo.notes(request)
+    incident.refresh_from_db()
+    assert first.text in incident.summary
+    hooks.emit_request_event(request, "request.note-added", demo.person, demo.origin, note=first)
+    demo.settle()
+
+    [added] = events("request.note-added")
+    assert added.status == EventStatus.IGNORED and "in its summary" in added.reason, added.reason
+    assert zenduty_notes(incident) == []
