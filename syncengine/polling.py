@@ -252,7 +252,7 @@ class _AccountPoll:
 
         def work(p: LinkedPair, xurrent) -> list[str]:
             with self._reading():
-                found = zenduty.list_notes(number)
+                found = zenduty.list_notes(number, page_size=PAGE_SIZE)
             done = notes.sync_zenduty_notes(integration, p, found, xurrent)
             copied = sum(1 for line in done if " copied to request " in line)
             self.report.notes_copied += copied
