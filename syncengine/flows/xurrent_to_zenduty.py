@@ -352,9 +352,8 @@ def _sync_impact(integration, pair: LinkedPair, request: dict, zenduty) -> str:
     if not previous:
         return ""
     number = pair.zenduty_incident_number or pair.zenduty_incident_unique_id
-    written = (pair.last_written.get("xurrent") or {}).get("impact")
-    if impact == written:
-        return ""
+    # Not compared with last_written: a person may set the impact the portal once wrote; the portal's
+    # own write comes back equal to what the pair saw (recorded with the write) and stops above.
     current = pair.zenduty_priority or (pair.last_written.get("zenduty") or {}).get("team_priority") or ""
     if current and integration.use_custom_mapping and mapping.impact_for_priority(
             current, use_custom_mapping=True, mapping=integration.priority_mapping,

@@ -177,17 +177,19 @@ def sync_priority(integration: OutgoingIntegration, pair: LinkedPair, priority_i
     The caller holds the pair's lease. Returns a sentence when something
     changed ('' otherwise). The first priority a pair sees is only recorded
     (a pair linked before priorities were followed); the portal's own
-    priority write coming back, and a priority whose impact the request
-    already has, write nothing (so a change never bounces back).
+    priority write read back (recorded as seen when written), and a priority
+    whose impact the request already has, write nothing (so a change never
+    bounces back).
     """
     priority_id = str(priority_id or "")
     previous = pair.zenduty_priority
     if not priority_id or priority_id == previous:
         return ""
     pairs.update(pair, zenduty_priority=priority_id, active_at=timezone.now())
-    written_priority = (pair.last_written.get("zenduty") or {}).get("team_priority")
     current = pair.xurrent_impact or (pair.last_written.get("xurrent") or {}).get("impact") or ""
-    if not previous or priority_id == written_priority:
+    # The portal's own priority write was recorded as seen, so it stops above when the poller reads it
+    # back; a person may later set a priority the portal once wrote, which is a change like any other.
+    if not previous:
         return ""
     number = pair.zenduty_incident_number or pair.zenduty_incident_unique_id
     name = integration.priority_mapping.get(priority_id, {}).get("name", "a priority not in the mapping")

@@ -286,20 +286,20 @@ def test_an_impact_change_sets_the_incidents_priority_and_does_not_bounce(demo):
 
 
 def test_an_impact_the_current_priority_already_maps_to_leaves_the_incident_alone(demo):
-    """P4 and P5 both map to low: a request set to low leaves a P5 incident at P5."""
+    """P4 and P5 both map to low: a request set to low leaves a P5 incident at P5 (not "back" to P4)."""
+    from sandbox.xurrent.models import Request
+
     incident, request, pair = linked_incident(demo, priority="P5")
-    demo.change_request(request, impact="medium")
+    # The request's impact was raised to medium while the incident stayed P5 (say, before the mapping
+    # was set): the pair saw both.
+    Request.objects.filter(pk=request.pk).update(impact="medium")
+    LinkedPair.objects.filter(pk=pair.pk).update(xurrent_impact="medium")
+    demo.change_request(request, impact="low")
     demo.settle()
-    incident.refresh_from_db()
-    assert incident.team_priority.name == "P3"
-    set_priority(demo, incident, "P5")
-    poll()
-    request.refresh_from_db()
-    assert request.impact == "low"
-    demo.change_request(request, impact="low")  # already low: no update event at all
-    demo.settle()
+
     incident.refresh_from_db()
     assert incident.team_priority.name == "P5"
+    assert "already maps to it" in events("request.update")[-1].reason, reasons()
 
 
 # -- the poller ---------------------------------------------------------------------------------------------
@@ -386,3 +386,14 @@ def test_the_requests_first_note_is_in_the_incidents_summary_and_never_copied_as
     [added] = events("request.note-added")
     assert added.status == EventStatus.IGNORED and "in its summary" in added.reason, added.reason
     assert zenduty_notes(incident) == []
+
+
+def test_setting_the_impact_back_to_what_the_portal_once_wrote_is_a_change_too(demo):
+    incident, request, pair = linked_incident(demo, priority="P2")  # the portal wrote impact high
+    demo.change_request(request, impact="top")
+    demo.settle()
+    demo.change_request(request, impact="high")
+    demo.settle()
+
+    incident.refresh_from_db()
+    assert incident.team_priority.name == "P2", reasons()
