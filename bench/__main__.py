@@ -30,6 +30,7 @@ BENCHMARKS = {
     "zenduty-pages": "bench.pagination:run_zenduty",
     "sync": "bench.sync",
     "intake": "bench.intake",
+    "polling": "bench.polling",
 }
 
 
