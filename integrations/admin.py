@@ -104,7 +104,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         if obj is None:
             return (
                 (None, {"fields": (*STEP1_KEYS, "confirm_failed_connections")}),
-                ("Xurrent service instance", {"fields": ("service_instance_id",)}),
+                ("Service Instance", {"fields": ("service_instance_id",)}),
                 ("What to sync", {"fields": ("direction", "sync_notes", "categories")}),
                 mapping,
             )
@@ -195,7 +195,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
             return HttpResponseRedirect(f"{url}?{urlencode(form.step2_query())}")
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model._meta, "form": form, "title": "Add outgoing integration: Zenduty service",
+            "opts": self.model._meta, "form": form, "title": "Add Outgoing Integration: Zenduty service",
             "has_view_permission": self.has_view_permission(request),
             "failed_warnings": [failed_connection_warning(c) for c in form.known_failed],
             "subtitle": "Step 1 of 2",
@@ -213,6 +213,8 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
             "step1_url": reverse("admin:integrations_outgoingintegration_add"),
             "subtitle": "Step 2 of 2" if add else context.get("subtitle"),
         })
+        if add:
+            context["title"] = "Add Outgoing Integration"  # the words of Zenduty's screen
         if add:
             # "Save and add another" would start again at step 2 of the same service; step 1 is the way.
             context["show_save_and_add_another"] = False

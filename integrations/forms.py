@@ -17,15 +17,25 @@ from django.urls import NoReverseMatch, reverse
 
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from integrations import services
-from integrations.models import (DEFAULT_CATEGORIES, MIN_PRIORITIES_FOR_CUSTOM_MAPPING, REQUEST_CATEGORIES, Impact,
-                                 OutgoingIntegration)
+from integrations.models import (DEFAULT_CATEGORIES, MIN_PRIORITIES_FOR_CUSTOM_MAPPING, REQUEST_CATEGORIES, Direction,
+                                 Impact, OutgoingIntegration)
 from integrations.services import IntegrationError, Option
+
+
+CUSTOM_MAPPING_REQUIREMENT = f"Requires at least {MIN_PRIORITIES_FOR_CUSTOM_MAPPING} priorities in Zenduty"
+# The direction choices in the seed guide's words (the model's shorter labels serve lists and history).
+DIRECTION_LABELS = {
+    Direction.XURRENT_TO_ZENDUTY: "Xurrent → Zenduty: Requests in Xurrent create incidents in Zenduty",
+    Direction.ZENDUTY_TO_XURRENT: "Zenduty → Xurrent: Incidents in Zenduty create requests in Xurrent",
+    Direction.BIDIRECTIONAL: "Bidirectional (Zenduty ↔ Xurrent): Requests and incidents mirror across both "
+                             "platforms",
+}
 
 
 def too_few_priorities_message(team_name: str, count: int) -> str:
     noun = "priority" if count == 1 else "priorities"
-    return (f"The {team_name or 'selected'} team has {count} {noun}; custom mapping needs at least "
-            f"{MIN_PRIORITIES_FOR_CUSTOM_MAPPING} — add priorities in Zenduty or use the default impact.")
+    return (f"{CUSTOM_MAPPING_REQUIREMENT}: the {team_name or 'selected'} team has {count} {noun} — add "
+            f"priorities in Zenduty or use the Default Impact.")
 
 
 def failed_connection_warning(connection) -> str:
@@ -66,7 +76,7 @@ class ChooseServiceForm(forms.Form):
         label="Zenduty service",
         help_text="Teams and services as Zenduty lists them now (Teams → Service → Integrations).")
     tenant = forms.ModelChoiceField(
-        queryset=XurrentTenant.objects.order_by("name"), label="Xurrent tenant",
+        queryset=XurrentTenant.objects.order_by("name"), label="Tenant",
         help_text="The Xurrent account whose service instance the service is linked to.")
     confirm_failed_connections = forms.BooleanField(required=False, label=CONFIRM_FAILED_LABEL)
 
@@ -206,7 +216,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
     """Step 2 of adding, and the change form."""
 
     service_instance_id = forms.CharField(
-        label="Xurrent service instance", widget=ServiceInstanceSelect,
+        label="Service Instance", widget=ServiceInstanceSelect,
         help_text="Listed live from the tenant. Type in the search box to find one among many.")
     priority_mapping = PriorityMappingField(required=False, label="Priority → impact")
     categories = forms.MultipleChoiceField(
@@ -226,13 +236,16 @@ class OutgoingIntegrationForm(forms.ModelForm):
                   "enabled"]
         widgets = {name: forms.HiddenInput for name in
                    ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")}
-        labels = {"use_custom_mapping": "Custom impact mapping", "default_impact": "Default impact"}
+        # The words of Zenduty's "Add Outgoing Integration → Xurrent" screen (the seed guide).
+        labels = {"sync_notes": "Sync Notes", "use_custom_mapping": "Custom Impact Mapping (optional)",
+                  "default_impact": "Default Impact"}
         help_texts = {
             "default_impact": "The impact of Xurrent requests created from incidents, unless the custom mapping "
                               "names one for the incident's priority.",
-            "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact. Both ways: an incident "
-                                  "created from a request gets the highest-ranked priority (P1 first) mapped to "
-                                  "the request's impact; when none is, the service's default priority.",
+            "use_custom_mapping": f"{CUSTOM_MAPPING_REQUIREMENT}. Map each of the team's priorities to a Xurrent "
+                                  f"impact. Both ways: an incident created from a request gets the highest-ranked "
+                                  f"priority (P1 first) mapped to the request's impact; when none is, the "
+                                  f"service's default priority.",
             "sync_notes": "Copy notes between the incident and the request, both ways. Not built yet: the "
                           "setting is kept, and note events are stored so they can be replayed once it is.",
         }
@@ -249,6 +262,9 @@ class OutgoingIntegrationForm(forms.ModelForm):
             # A connection failed after step 1 (or step 1 was skipped): ask here, visibly.
             field = self.fields["confirm_failed_connections"]
             field.widget, field.label = forms.CheckboxInput(), CONFIRM_FAILED_LABEL
+        if "direction" in self.fields:
+            self.fields["direction"].choices = [(value, DIRECTION_LABELS.get(value, label))
+                                                for value, label in self.fields["direction"].choices]
         self.team = self.service = None
         self.priorities: list[Option] | None = None
         self._load_zenduty()
