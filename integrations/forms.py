@@ -173,6 +173,9 @@ class PriorityMappingWidget(forms.Widget):
         self.priorities: list[Option] = []
         self.team_name = ""
         self.message = ""
+        # The priority ids of the custom mapping as saved (None when none is in use): a priority
+        # of the team missing from it is new in Zenduty and marked so (integrations.drift).
+        self.saved: set[str] | None = None
 
     def value_from_datadict(self, data, files, name):
         return {p.id: data.get(f"{name}__{p.id}", "") for p in self.priorities}
@@ -188,7 +191,7 @@ class PriorityMappingWidget(forms.Widget):
             if isinstance(current, dict):
                 current = current.get("impact", "")
             rows.append({"id": priority.id, "name": priority.name, "field": f"{name}__{priority.id}",
-                         "current": current})
+                         "current": current, "new": self.saved is not None and priority.id not in self.saved})
         return render_to_string("admin/integrations/outgoingintegration/priority_mapping_widget.html", {
             "rows": rows, "impacts": Impact.choices, "message": self.message, "team_name": self.team_name,
         })
@@ -320,6 +323,8 @@ class OutgoingIntegrationForm(forms.ModelForm):
             widget.message = f"The priorities cannot be listed right now. {exc.message}"
             return
         widget.priorities = self.priorities
+        if not self.adding and self.instance.use_custom_mapping:
+            widget.saved = {str(k) for k in (self.instance.priority_mapping or {})}
         if len(self.priorities) < MIN_PRIORITIES_FOR_CUSTOM_MAPPING:
             widget.priorities = []
             widget.message = too_few_priorities_message(widget.team_name, len(self.priorities))
@@ -460,6 +465,20 @@ class OutgoingIntegrationForm(forms.ModelForm):
             integration.save()
             self.save_m2m()
         return integration
+
+
+class ViewOnlyIntegrationForm(forms.ModelForm):
+    """The change page of those who may only look: every field is shown read-only, from what is
+    stored, so nothing is listed live (no call to Zenduty or Xurrent per page view)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.live_errors: list[str] = []
+        self.account, self.tenant = self.instance.zenduty_account, self.instance.tenant
+
+    def summary(self) -> dict:
+        return {"account": self.account, "tenant": self.tenant, "team": self.instance.zenduty_team_name,
+                "service": self.instance.zenduty_service_name}
 
 
 def search_url() -> str:
