@@ -18,7 +18,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -30,11 +30,14 @@ from django_q.models import Failure, Success
 from connections.admin import object_or_404
 from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
-from syncengine import jobs
+from connections.errors import ApiError
+from integrations.services import describe_api_error
+from syncengine import backfill, by_hand, jobs
 from syncengine.history import describe_event
 from syncengine.flows import common as flow_common
-from syncengine.models import (REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall,
+from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, LinkedPair, OutboundCall,
                                PairState, Source, StatusClass)
+from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
 
 CHART_DAYS = 14
@@ -411,6 +414,88 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f for _, options in self.fieldsets for f in options["fields"]]
 
+    # -- pairs by hand (syncengine.by_hand) -----------------------------------------------------------
+    change_list_template = "admin/syncengine/linkedpair/change_list.html"
+    change_form_template = "admin/syncengine/linkedpair/change_form.html"
+
+    @staticmethod
+    def may_link(request) -> bool:
+        """Linking and unlinking are integration changes: for those who may change integrations."""
+        return request.user.has_perm("integrations.change_outgoingintegration")
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [path("link/", wrap(self.link_view), name="syncengine_linkedpair_link"),
+                path("<path:object_id>/unlink/", wrap(self.unlink_view), name="syncengine_linkedpair_unlink"),
+                path("backfill/<int:integration_id>/", wrap(self.backfill_view), name="syncengine_linkedpair_backfill"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "may_link": self.may_link(request)})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        pair = self.get_object(request, unquote(object_id))
+        may_unlink = bool(pair and pair.state != PairState.UNLINKED and self.may_link(request))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "may_unlink": may_unlink})
+
+    def link_view(self, request):
+        """Link an existing request and incident (GET: the form; POST: read both records, then link)."""
+        if not (self.has_view_permission(request) and self.may_link(request)):
+            raise PermissionDenied
+        form = LinkPairForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                pair = by_hand.link(form.cleaned_data["integration"], request_id=form.cleaned_data["request_id"],
+                                    incident_number=form.cleaned_data["incident_number"],
+                                    by=request.user.get_username())
+            except by_hand.Refused as refused:
+                form.add_error(None, str(refused))
+            else:
+                messages.success(request, f"{pair} linked; changes on either side are synced from now on.")
+                return HttpResponseRedirect(reverse("admin:syncengine_linkedpair_change", args=[pair.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Link a request and an incident",
+                   "opts": self.model._meta, "form": form}
+        return TemplateResponse(request, "admin/syncengine/linkedpair/link.html", context)
+
+    def backfill_view(self, request, integration_id: int):
+        """The backfill of one integration: GET previews it (reads both APIs, changes nothing), POST starts it."""
+        if not (self.has_view_permission(request) and self.may_link(request)):
+            raise PermissionDenied
+        integration = OutgoingIntegration.objects.select_related("tenant", "zenduty_account").filter(
+            pk=integration_id, enabled=True).first()
+        if integration is None:
+            raise Http404("No such enabled integration.")
+        items, error = [], ""
+        try:
+            items = backfill.plan(integration)
+        except ApiError as exc:
+            error = describe_api_error(exc, "read the open records for the preview")
+        actionable = [i for i in items if i.action != backfill.NOTHING]
+        if request.method == "POST" and not error and actionable:
+            started = backfill.start(integration, items, by=request.user.get_username())
+            messages.success(request, f"Backfill started: {len(actionable)} records; its page shows the progress.")
+            return HttpResponseRedirect(reverse("admin:syncengine_backfill_change", args=[started.pk]))
+        context = {**self.admin_site.each_context(request), "title": f"Backfill {integration}",
+                   "opts": self.model._meta, "integration": integration, "items": items, "actionable": actionable,
+                   "error": error, "days": backfill.BACKFILL_DAYS, "max_items": backfill.MAX_ITEMS}
+        return TemplateResponse(request, "admin/syncengine/linkedpair/backfill.html", context)
+
+    def unlink_view(self, request, object_id):
+        """Unlink a pair (POST only)."""
+        pair = object_or_404(self, request, object_id)
+        if not self.may_link(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            by_hand.unlink(pair, by=request.user.get_username())
+        except by_hand.Refused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"{pair} unlinked: neither record is synced any more; either may be linked "
+                                      f"again.")
+        return HttpResponseRedirect(reverse("admin:syncengine_linkedpair_change", args=[pair.pk]))
+
     def get_search_results(self, request, queryset, search_term):
         results, duplicates = super().get_search_results(request, queryset, search_term)
         number = search_term.strip().lstrip("#")
@@ -498,6 +583,30 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                            '<thead><tr><th>at</th><th>what</th><th>outcome</th></tr></thead>'
                            '<tbody>{}</tbody></table>',
                            format_html_join("", "{}", ((cell,) for cell in cells)))
+
+
+@admin.register(Backfill)
+class BackfillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Backfills started by integration admins (from an integration's page): the plan and how far it got."""
+
+    list_display = ("created_at", "integration", "requested_by", "status", "progress")
+    list_filter = ("status", "integration")
+    list_select_related = ("integration",)
+    fields = ("integration", "requested_by", "created_at", "status", "progress", "finished_at", "last_error",
+              "item_table")
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, obj: Backfill):
+        return f"{obj.position} of {len(obj.items)}"
+
+    @admin.display(description="records")
+    def item_table(self, obj: Backfill):
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((item.get("label", ""), item.get("action", ""), item.get("result", "waiting"))
+                                 for item in obj.items))
+        return format_html('<table><thead><tr><th>record</th><th>action</th><th>result</th></tr></thead>'
+                           '<tbody>{}</tbody></table>', rows)
 
 
 # -- django-q2's task lists --------------------------------------------------------------------

@@ -188,11 +188,22 @@ class PairState(models.TextChoices):
     LINKED = "linked", "Linked"
     CLOSED = "closed", "Closed"
     FAILED = "failed", "Failed"
+    # An integration admin unlinked it: kept for its timeline, no longer synced, and neither
+    # record counts as linked any more (it may be linked again, by hand).
+    UNLINKED = "unlinked", "Unlinked by hand"
 
     @property
     def colour(self) -> str:
         """Background of this state's badge (white text)."""
         return {"creating": "#0d6efd", "linked": "#198754", "failed": "#dc3545"}.get(self.value, NEUTRAL)
+
+
+class PairOrigin(models.TextChoices):
+    """Where a pair started: a record on one side (the sync created its counterpart), or by hand."""
+
+    XURRENT = "xurrent", "Xurrent"
+    ZENDUTY = "zenduty", "Zenduty"
+    BY_HAND = "by_hand", "Linked by hand"
 
 
 class LinkedPair(models.Model):
@@ -222,7 +233,7 @@ class LinkedPair(models.Model):
     tenant = models.ForeignKey("connections.XurrentTenant", on_delete=models.CASCADE, related_name="pairs")
     zenduty_account = models.ForeignKey("connections.ZendutyAccount", on_delete=models.CASCADE,
                                         related_name="pairs")
-    origin = models.CharField(max_length=16, choices=Source.choices, help_text="The side the pair started on.")
+    origin = models.CharField(max_length=16, choices=PairOrigin.choices, help_text="The side the pair started on.")
     state = models.CharField(max_length=16, choices=PairState.choices, default=PairState.CREATING)
     xurrent_request_id = models.CharField("Xurrent request", max_length=64, blank=True, default="")
     zenduty_incident_unique_id = models.CharField("Zenduty incident", max_length=64, blank=True, default="")
@@ -249,10 +260,12 @@ class LinkedPair(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order")]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "xurrent_request_id"], condition=~models.Q(xurrent_request_id=""),
+            # An unlinked pair no longer holds its records: they may be linked again.
+            models.UniqueConstraint(fields=["tenant", "xurrent_request_id"],
+                                    condition=~models.Q(xurrent_request_id="") & ~models.Q(state="unlinked"),
                                     name="one_pair_per_xurrent_request"),
             models.UniqueConstraint(fields=["zenduty_account", "zenduty_incident_unique_id"],
-                                    condition=~models.Q(zenduty_incident_unique_id=""),
+                                    condition=~models.Q(zenduty_incident_unique_id="") & ~models.Q(state="unlinked"),
                                     name="one_pair_per_zenduty_incident"),
         ]
 
@@ -307,3 +320,39 @@ class ReconcileCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_id}: {self.xurrent_listed_until:%Y-%m-%d %H:%M:%S}"
+
+
+class BackfillStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for the API budget"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Backfill(models.Model):
+    """An opt-in backfill of one integration: what its preview planned, and how far it got.
+
+    ``items`` is the plan an integration admin saw and started (one dict per
+    record: ``side``, ``record``, ``label``, ``action``, ``reason``, and once
+    done ``result``); ``position`` is the next item to do. The job
+    (``syncengine.backfill.run``) does items in order, stops on a rate limit
+    and comes back when the API allows; every create goes through the flows'
+    claim, so an item done twice (a retried job, a webhook meanwhile) makes
+    one counterpart.
+    """
+
+    integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.CASCADE,
+                                    related_name="backfills")
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING)
+    items = models.JSONField(default=list)
+    position = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backfill of {self.integration} by {self.requested_by} ({self.get_status_display()})"
