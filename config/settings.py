@@ -89,6 +89,15 @@ ZENDUTY_INCIDENT_READS_PER_SECOND = env.int("ZENDUTY_INCIDENT_READS_PER_SECOND",
 ZENDUTY_INCIDENT_READS_PER_MINUTE = env.int("ZENDUTY_INCIDENT_READS_PER_MINUTE", default=30)
 ZENDUTY_INCIDENT_CREATES_PER_SECOND = env.int("ZENDUTY_INCIDENT_CREATES_PER_SECOND", default=1)
 ZENDUTY_INCIDENT_CREATES_PER_MINUTE = env.int("ZENDUTY_INCIDENT_CREATES_PER_MINUTE", default=15)
+# Reads of a team's priorities (the integration form, and the refresh that integration pages
+# compare mappings with: integrations.team_priorities). Zenduty documents no limit for them;
+# the portal keeps them few, in the same shared budget. The refresh runs every N minutes.
+ZENDUTY_PRIORITY_READS_PER_SECOND = env.int("ZENDUTY_PRIORITY_READS_PER_SECOND", default=2)
+ZENDUTY_PRIORITY_READS_PER_MINUTE = env.int("ZENDUTY_PRIORITY_READS_PER_MINUTE", default=10)
+ZENDUTY_PRIORITY_REFRESH_MINUTES = env.int("ZENDUTY_PRIORITY_REFRESH_MINUTES", default=15)
+if ZENDUTY_PRIORITY_REFRESH_MINUTES < 1:
+    raise ImproperlyConfigured(f"ZENDUTY_PRIORITY_REFRESH_MINUTES ({ZENDUTY_PRIORITY_REFRESH_MINUTES}) must be at "
+                               f"least 1.")
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)
