@@ -4,6 +4,6 @@ from __future__ import annotations
 
 def refresh_team_priorities() -> dict:
     """Read the Zenduty priorities of every team an integration names (within the account's budget)."""
-    from integrations import team_priorities
+    from integrations import priority_refresh
 
-    return team_priorities.refresh().as_dict()
+    return priority_refresh.refresh().as_dict()

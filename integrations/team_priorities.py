@@ -5,7 +5,8 @@ webhook (Zenduty's outgoing webhook carries incident status only). Integration
 pages must not ask Zenduty on every view, so the portal keeps a snapshot per
 team (:class:`integrations.models.TeamPriorities`), written
 
-* by :func:`refresh`, the scheduled job (every ``ZENDUTY_PRIORITY_REFRESH_MINUTES``), and
+* by the scheduled job (``integrations.priority_refresh``, every
+  ``ZENDUTY_PRIORITY_REFRESH_MINUTES``), and
 * whenever the integration form reads the priorities live (``integrations.services``).
 
 Every read of a team's priorities takes a slot from the account's shared call
@@ -18,19 +19,15 @@ incident reads the sync needs.
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Iterable
 
 from django.conf import settings
 from django.utils import timezone
 
-from connections import budget, errors
+from connections import budget
 from connections.models import ZendutyAccount
 from integrations.models import OutgoingIntegration, TeamPriorities
 
-logger = logging.getLogger("integrations.team_priorities")
 
 
 def budget_key(account: ZendutyAccount) -> str:
@@ -84,61 +81,3 @@ def align_schedule(**kwargs) -> None:
 
     Schedule.objects.filter(name=SCHEDULE_NAME).exclude(minutes=settings.ZENDUTY_PRIORITY_REFRESH_MINUTES).update(
         minutes=settings.ZENDUTY_PRIORITY_REFRESH_MINUTES)
-
-
-@dataclass
-class RefreshReport:
-    """What one refresh did: teams read, teams whose read failed, teams left for the next run."""
-
-    read: int = 0
-    failed: int = 0
-    left: int = 0
-    stopped: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"read": self.read, "failed": self.failed, "left": self.left, "stopped": self.stopped}
-
-
-def _teams_to_refresh() -> list[tuple[int, str, datetime | None]]:
-    """(account id, team id, last read) of every team an integration names, least recently read first."""
-    teams = set(OutgoingIntegration.objects.values_list("zenduty_account_id", "zenduty_team_id"))
-    read = {(a, t): at for a, t, at in TeamPriorities.objects.values_list("zenduty_account_id", "team_id",
-                                                                           "read_at")}
-    never = timezone.make_aware(datetime.min.replace(year=1970))
-    return sorted(((a, t, read.get((a, t))) for a, t in teams), key=lambda x: (x[2] or never, x[0], x[1]))
-
-
-def refresh() -> RefreshReport:
-    """Read the priorities of every team an integration names, least recently read first, within
-    each account's budget; an account whose budget is spent (or that answers 429) waits for the
-    next run. Never raises for an API's error: a failed read is recorded on the team's snapshot."""
-    from integrations import services
-
-    report = RefreshReport()
-    accounts = {a.pk: a for a in ZendutyAccount.objects.all()}
-    spent: set[int] = set()
-    for account_id, team_id, _ in _teams_to_refresh():
-        account = accounts.get(account_id)
-        if account is None:
-            continue
-        if account_id in spent:
-            report.left += 1
-            continue
-        try:
-            take_read(account)
-            with services.zenduty_client(account) as client:
-                listed = client.list_priorities(team_id)
-        except errors.RateLimitedError as exc:
-            spent.add(account_id)
-            report.left += 1
-            report.stopped.append(f"Zenduty account '{account}': {exc.message}")
-            logger.info("integrations.priorities.budget-spent account=%s", account_id)
-            continue
-        except errors.ApiError as exc:
-            report.failed += 1
-            record_failure(account, team_id, services.describe_api_error(exc, "read the team's priorities in Zenduty",
-                                                                         account))
-            continue
-        record(account, team_id, services.priority_options(listed))
-        report.read += 1
-    return report

@@ -4,7 +4,7 @@ The cast is the demo (``sandbox.demo.seed``): the bidirectional Website ⇄ Webs
 integration, provisioned against the simulators, with the Operations team's mapping P1 top, P2 high,
 P3 medium, P4 low, P5 low and the default impact medium. The team's priorities change in the
 simulated Zenduty as a person would change them there; the scheduled refresh
-(``integrations.team_priorities.refresh``) reads them; the pages compare with what it read.
+(``integrations.priority_refresh.refresh``) reads them; the pages compare with what it read.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from connections import http
 from connections.models import ApiBudget
-from integrations import team_priorities
+from integrations import priority_refresh, team_priorities
 from integrations.models import OutgoingIntegration, TeamPriorities
 from tests.integrations.test_admin import post_change
 
@@ -125,7 +125,7 @@ def mapping_rows(html: str) -> list[tuple[str, str]]:
 
 # -- #12: the read-only page shows the mapping as a table ----------------------------------------------
 def test_a_view_only_user_sees_the_mapping_as_a_table_of_names_and_impacts(demo, viewer):
-    team_priorities.refresh()
+    priority_refresh.refresh()
     html = viewer.get(change_url(demo.integration)).content.decode()
 
     assert mapping_rows(html) == [("P1", "Top – Service Down for Several Users"), ("P2", HIGH), ("P3", MEDIUM),
@@ -151,14 +151,14 @@ def test_before_the_first_read_the_mapping_is_shown_as_saved(demo, viewer, no_ca
 # -- #11: mappings that drift ---------------------------------------------------------------------------
 def test_the_page_flags_a_mapping_the_teams_priorities_drifted_from_without_calling_zenduty(
         demo, viewer, monkeypatch):
-    assert team_priorities.refresh().read == 1
+    assert priority_refresh.refresh().read == 1
     gone_id, p6 = demo.change_priorities_in_zenduty()
 
     # Until the refresh has read them again the page shows what was read before: no live call.
     html = viewer.get(change_url(demo.integration)).content.decode()
     assert "P6" not in html and "mapping-drift" not in html
 
-    assert team_priorities.refresh().as_dict() == {"read": 1, "failed": 0, "left": 0, "stopped": []}
+    assert priority_refresh.refresh().as_dict() == {"read": 1, "failed": 0, "left": 0, "stopped": []}
     monkeypatch.setattr(http, "send", lambda *a, **k: pytest.fail(f"a page view called out: {a[1:3]}"))
     html = viewer.get(change_url(demo.integration)).content.decode()
     page = text_of(html)
@@ -181,7 +181,7 @@ def test_the_page_flags_a_mapping_the_teams_priorities_drifted_from_without_call
 
 
 def test_the_sync_gives_a_priority_missing_from_the_mapping_the_default_impact(demo):
-    team_priorities.refresh()
+    priority_refresh.refresh()
     _, p6 = demo.change_priorities_in_zenduty()
 
     new = demo.trigger(p6, title="Typo on the pricing page")
@@ -233,13 +233,13 @@ def test_the_refresh_keeps_to_the_accounts_budget_least_recently_read_first(demo
     calls = []
     http.call_observers.append(calls.append)
     try:
-        first = team_priorities.refresh()
+        first = priority_refresh.refresh()
         assert (first.read, first.left) == (1, 1) and "rate limits" in first.stopped[0]
         assert len([c for c in calls if "/priority/" in c.url]) == 1
         assert ApiBudget.objects.filter(key__endswith=":priority-reads").count() == 1
 
         ApiBudget.objects.all().delete()  # a minute later
-        assert team_priorities.refresh().read == 1
+        assert priority_refresh.refresh().read == 1
     finally:
         http.call_observers.remove(calls.append)
     # Each team read once: the second run took the one the first left.
@@ -249,12 +249,12 @@ def test_the_refresh_keeps_to_the_accounts_budget_least_recently_read_first(demo
 
 
 def test_a_failed_refresh_keeps_what_was_read_and_says_so(demo, viewer):
-    team_priorities.refresh()
+    priority_refresh.refresh()
     account = demo.integration.zenduty_account
     account.api_token = "no-longer-valid"
     account.save()
 
-    report = team_priorities.refresh()
+    report = priority_refresh.refresh()
 
     assert (report.read, report.failed) == (0, 1)
     html = viewer.get(change_url(demo.integration)).content.decode()
