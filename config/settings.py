@@ -260,6 +260,9 @@ if SYNC_EVENT_LEASE_SECONDS <= Q_CLUSTER["timeout"]:
 HEALTHZ_MAX_HEARTBEAT_AGE = env.int("HEALTHZ_MAX_HEARTBEAT_AGE", default=120)
 HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)
 
+# Bearer token a Prometheus scraper sends to /metrics (config.metrics); unset: /metrics is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # Finished inbound events and outbound calls older than this are pruned daily
 # (syncengine.housekeeping.prune_history); events still waiting are kept.
 SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)

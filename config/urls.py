@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.health import healthz
+from config.metrics import metrics
 
 admin.site.site_header = "Zenduty ⇄ Xurrent integration portal"
 admin.site.site_title = "Integration portal"
@@ -15,6 +16,7 @@ admin.site.site_url = None  # the admin is the whole site: no "View site" link b
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     # Browsers ask for it on every page; "no content" keeps the log free of 404s.
     path("favicon.ico", lambda request: HttpResponse(status=204)),
     path("admin/", admin.site.urls),
