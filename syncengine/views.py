@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +18,9 @@ from syncengine import intake
 from syncengine.models import MAX_BODY_BYTES, Source
 
 logger = logging.getLogger("syncengine.views")
+
+UNAVAILABLE = "The portal cannot store deliveries right now (its database is unavailable); nothing was stored."
+RETRY_AFTER_SECONDS = 60
 
 
 def read_delivery(request) -> intake.RawDelivery:
@@ -83,6 +87,17 @@ class WebhookView(APIView):
             return Response({"status": "unknown", "reason": "No integration has this address."}, status=404)
         result = intake.receive(self.source, integration, read_delivery(request._request))
         return Response(result.body, status=result.http_status)
+
+    def handle_exception(self, exc):
+        """A database that cannot be read or written (down, read-only, locked too long) is a 503, not a
+        500: the delivery was not stored, so it is not acknowledged, and the sender is told to come
+        back (Xurrent retries; Zenduty does not, and the reconciliation sweep catches up)."""
+        if isinstance(exc, DatabaseError):
+            logger.warning("syncengine.webhook.unavailable %s %s: %s", self.source, self.kwargs.get("public_id"),
+                           type(exc).__name__)
+            return Response({"status": "unavailable", "reason": UNAVAILABLE}, status=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return super().handle_exception(exc)
 
 
 class XurrentWebhookView(WebhookView):
