@@ -135,6 +135,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    # The webhook endpoints' OpenAPI schema, with Swagger UI and Redoc served from the sidecar package.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "connections",
     "integrations",
     "syncengine",
@@ -234,6 +237,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# /api/schema/ (the webhook endpoints, syncengine.schema): for staff, signed in to the admin;
+# Swagger UI and Redoc from the drf-spectacular-sidecar package, no CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Zenduty ⇄ Xurrent integration portal: webhooks",
+    "DESCRIPTION": "Where Xurrent and Zenduty deliver their webhooks. A delivery is answered 2xx only once "
+                   "it is stored; the signature is the authentication.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication"],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "PREPROCESSING_HOOKS": ["syncengine.schema.only_webhooks"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 Q_CLUSTER = build_q_cluster(

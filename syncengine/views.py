@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from syncengine import intake
+from syncengine import intake, schema
 from syncengine.models import MAX_BODY_BYTES, Source
 
 logger = logging.getLogger("syncengine.views")
@@ -79,6 +79,7 @@ class WebhookView(APIView):
     permission_classes = ()
     source: str = ""
 
+    @schema.zenduty_delivery
     def post(self, request, public_id):
         integration = intake.find_integration(public_id)
         if integration is None:
@@ -103,12 +104,21 @@ class WebhookView(APIView):
 class XurrentWebhookView(WebhookView):
     source = Source.XURRENT
 
+    @schema.xurrent_delivery("xurrent_integration_delivery",
+                             "An integration's own address, of before the tenant's set of webhooks; it delivers "
+                             "until `manage.py move_xurrent_webhooks` has moved them.")
+    def post(self, request, public_id):
+        return super().post(request, public_id)
+
 
 class XurrentTenantWebhookView(WebhookView):
     """Xurrent deliveries for a tenant's set of webhooks; the job routes them to an integration."""
 
     source = Source.XURRENT
 
+    @schema.xurrent_delivery("xurrent_tenant_delivery",
+                             "The address of a tenant's set of Xurrent webhooks (one per account); the job "
+                             "routes each event to its integration.")
     def post(self, request, public_id):
         hooks = intake.find_tenant_webhooks(public_id)
         if hooks is None:
