@@ -260,7 +260,13 @@ Q_CLUSTER = build_q_cluster(
     redis_url=REDIS_URL or None,
     sync=env.bool("Q_SYNC", default=False),
     workers=env.int("Q_WORKERS", default=2),
+    # Job timeout and broker re-delivery (seconds); only tests shorten them.
+    timeout=env.int("Q_TIMEOUT", default=120),
+    retry=env.int("Q_RETRY", default=180),
 )
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured(f"Q_RETRY ({Q_CLUSTER['retry']}) must be longer than Q_TIMEOUT "
+                               f"({Q_CLUSTER['timeout']}): a job still running would be handed out again.")
 
 # Lease of a job on an inbound event: an event still "processing" this many
 # seconds after a worker claimed it was left by a worker that died (killed, out
@@ -275,6 +281,10 @@ if SYNC_EVENT_LEASE_SECONDS <= Q_CLUSTER["timeout"]:
         f"SYNC_EVENT_LEASE_SECONDS ({SYNC_EVENT_LEASE_SECONDS}) must be longer than the job timeout "
         f"(Q_CLUSTER timeout, {Q_CLUSTER['timeout']} s): an event whose lease ends while its job still runs "
         f"could be processed twice at the same time.")
+
+# How long one event holds its linked pair (syncengine.pairs): longer than the calls of one handler can
+# take (timeouts, retries); a worker that dies holding it delays the pair by this much. Tests shorten it.
+SYNC_PAIR_LEASE_SECONDS = env.int("SYNC_PAIR_LEASE_SECONDS", default=120)
 
 # A cluster whose newest heartbeat is older than this is reported unhealthy.
 HEALTHZ_MAX_HEARTBEAT_AGE = env.int("HEALTHZ_MAX_HEARTBEAT_AGE", default=120)
