@@ -23,7 +23,6 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Iterable
 
-from django.db import transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -108,11 +107,13 @@ class PortalCollector:
     """A prometheus-client collector: every metric is read from the database when scraped."""
 
     def collect(self) -> Iterable:
-        with transaction.atomic():  # one consistent view where the database gives one (PostgreSQL)
-            totals = current_totals()
-            waiting = dict(InboundEvent.objects.filter(status__in=WAITING).values("status")
-                           .annotate(n=Count("id")).order_by().values_list("status", "n"))
-            oldest = InboundEvent.objects.filter(status__in=WAITING).aggregate(at=Min("received_at"))["at"]
+        # No transaction: on SQLite every transaction takes the write lock at BEGIN (IMMEDIATE, see
+        # settings), and a scrape must not hold up the receivers; a row landing between two queries
+        # only shows in the next scrape.
+        totals = current_totals()
+        waiting = dict(InboundEvent.objects.filter(status__in=WAITING).values("status")
+                       .annotate(n=Count("id")).order_by().values_list("status", "n"))
+        oldest = InboundEvent.objects.filter(status__in=WAITING).aggregate(at=Min("received_at"))["at"]
         yield from _counters(totals)
         yield _histogram(totals)
         events = GaugeMetricFamily("portal_sync_events_waiting",
