@@ -278,3 +278,37 @@ def test_each_flow_survives_each_fault_with_exactly_one_counterpart(demo, flow, 
     flow.check(demo, ctx)
     left = InboundEvent.objects.exclude(status__in=[EventStatus.PROCESSED, EventStatus.IGNORED])
     assert not left.exists(), [(e.event_type, e.status, e.reason) for e in left]
+
+
+def test_a_burst_of_500s_timeouts_and_429s_on_both_sides_converges_with_nothing_duplicated(demo):
+    """Several records on both sides while both APIs fail on and off (500, 504 after a gateway timeout,
+    429): once the faults stop, every record has exactly one counterpart in its source's state."""
+    from sandbox import faults
+
+    for service in ("xurrent", "zenduty"):
+        for kind, options in (("error_500", {}), ("timeout", {"latency_ms": 1}), ("rate_limit_429", {"retry_after": 1})):
+            faults.inject(service, kind, count=4, **options)
+    incidents = [demo.trigger(title=f"Burst incident {n}") for n in range(4)]
+    requests_ = [demo.raise_request(subject=f"Burst request {n}") for n in range(3)]
+    demo.settle()
+    demo.set_incident_status(incidents[0], 2)
+    demo.set_incident_status(incidents[1], 3)
+    demo.settle()
+    from sandbox.models import Fault
+
+    # Each kind of failure was answered to calls on each side.
+    assert Fault.objects.count() == 6 and not Fault.objects.filter(remaining=4).exists()
+    faults.clear()
+
+    converge(demo)
+
+    by_source = {r.sourceID: r for r in demo.requests() if r.sourceID}
+    assert sorted(by_source) == sorted(i.unique_id for i in incidents)  # one request per incident
+    assert [by_source[i.unique_id].status for i in incidents[:2]] == ["in_progress", "completed"]
+    for request in requests_:
+        assert sum(i.title.startswith(f"[Xurrent #{request.pk}]") for i in demo.incidents()) == 1
+    assert len(demo.requests()) == len(incidents) + len(requests_)
+    assert len(demo.incidents()) == len(incidents) + len(requests_)
+    assert LinkedPair.objects.count() == len(incidents) + len(requests_)
+    left = InboundEvent.objects.exclude(status__in=[EventStatus.PROCESSED, EventStatus.IGNORED])
+    assert not left.exists(), [(e.event_type, e.status, e.reason) for e in left]
