@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.health import healthz
+from syncengine.dashboard_view import dashboard_view
 
 admin.site.site_header = "Zenduty ⇄ Xurrent integration portal"
 admin.site.site_title = "Integration portal"
@@ -17,6 +18,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # Browsers ask for it on every page; "no content" keeps the log free of 404s.
     path("favicon.ico", lambda request: HttpResponse(status=204)),
+    # Before the admin's own URLs, which would take "dashboard/" for an app label.
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="sync_dashboard"),
     path("admin/", admin.site.urls),
     path("webhooks/", include("syncengine.urls")),
 ]
