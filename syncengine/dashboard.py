@@ -151,6 +151,8 @@ class Health:
     xurrent_429 = property(lambda self: self._calls(Source.XURRENT, "429"))
     zenduty_calls = property(lambda self: self._calls(Source.ZENDUTY, "calls"))
     zenduty_429 = property(lambda self: self._calls(Source.ZENDUTY, "429"))
+    calls_total = property(lambda self: sum(v["calls"] for v in self.calls.values()))
+    limited_total = property(lambda self: sum(v["429"] for v in self.calls.values()))
     lag_avg_text = property(lambda self: seconds_text(self.lag_avg))
     lag_max_text = property(lambda self: seconds_text(self.lag_max))
 
