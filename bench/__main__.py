@@ -29,6 +29,7 @@ BENCHMARKS = {
     "xurrent-pages": "bench.pagination:run_xurrent",
     "zenduty-pages": "bench.pagination:run_zenduty",
     "sync": "bench.sync",
+    "dashboard": "bench.dashboard",
 }
 
 

@@ -24,3 +24,10 @@ def reconcile() -> dict:
     from syncengine import reconcile as sweep
 
     return sweep.run().as_dict()
+
+
+def roll_up_activity() -> int:
+    """Recompute the dashboard's hourly roll-up of the last days (every 10 minutes)."""
+    from syncengine import dashboard
+
+    return dashboard.roll_up()

@@ -9,7 +9,9 @@ from django.urls import reverse
 
 from integrations.models import OutgoingIntegration
 from syncengine import dashboard
-from syncengine.models import InboundEvent, LinkedPair, OutboundCall
+from django.db.models import Sum
+
+from syncengine.models import ActivityHour, InboundEvent, LinkedPair, OutboundCall
 
 NOW = datetime(2026, 11, 30, 12, 30, tzinfo=dt_timezone.utc)
 
@@ -110,6 +112,56 @@ class TestNumbers:
         data = dashboard.summary(dashboard.WINDOWS["24h"], now=NOW)
         assert data["overall"].events == 0 and data["overall"].last_event == NOW - timedelta(days=40)
         assert data["overall"].failure_rate is None and data["overall"].failure_percent == "—"
+
+
+def numbers(data):
+    """What a page shows of a summary, comparable between two ways of counting."""
+    overall = data["overall"]
+    return {"buckets": [(b["start"], b["counts"], b["lag_avg"] and round(b["lag_avg"], 3)) for b in data["buckets"]],
+            "overall": (overall.events, dict(overall.by_status), round(overall.lag_avg or 0, 3), overall.lag_max),
+            "rows": [(i.pk, h.events, dict(h.by_status)) for i, h in data["rows"]],
+            "unrouted": dict(data["unrouted"].by_status)}
+
+
+@pytest.mark.django_db
+class TestRollUp:
+    def test_the_long_windows_count_the_same_from_the_hourly_roll_up(self, seeded, integration):
+        before = {key: numbers(dashboard.summary(dashboard.WINDOWS[key], now=NOW)) for key in ("7d", "30d")}
+        one = numbers(dashboard.summary(dashboard.WINDOWS["30d"], integration, now=NOW))
+
+        written = dashboard.roll_up(now=NOW)
+
+        assert written == ActivityHour.objects.count() > 0
+        # Whole hours before 12:00 are rolled up; the current hour is still counted from the events.
+        assert ActivityHour.objects.filter(hour__gte=NOW.replace(minute=0)).count() == 0
+        for key in ("7d", "30d"):
+            assert numbers(dashboard.summary(dashboard.WINDOWS[key], now=NOW)) == before[key]
+        assert numbers(dashboard.summary(dashboard.WINDOWS["30d"], integration, now=NOW)) == one
+
+    def test_a_later_outcome_is_rolled_up_again_and_new_events_count_at_once(self, seeded, integration):
+        dashboard.roll_up(now=NOW)
+        failed = InboundEvent.objects.get(status="failed", received_at__lt=NOW - timedelta(days=1))
+        failed.status = "processed"  # replayed, and it went through
+        failed.processed_at = failed.received_at + timedelta(seconds=5)
+        failed.save()
+        event(integration, "failed", NOW - timedelta(minutes=1), 1)  # after the roll-up, this hour
+
+        later = NOW + timedelta(minutes=15)
+        assert dashboard.summary(dashboard.WINDOWS["7d"], now=later)["overall"].failed == 4  # not rolled up again yet
+        dashboard.roll_up(now=later)
+        week = dashboard.summary(dashboard.WINDOWS["7d"], now=later)["overall"]
+        assert week.failed == 3 and week.events == 12
+        assert ActivityHour.objects.filter(status="failed").aggregate(n=Sum("events"))["n"] == 1  # 11:00's
+
+    def test_a_run_after_a_pause_starts_from_the_last_hour_rolled_up(self, integration):
+        event(integration, "processed", NOW - timedelta(days=20), 1)
+        dashboard.roll_up(now=NOW - timedelta(days=19))
+        event(integration, "processed", NOW - timedelta(days=15), 1)  # rolled up by no run yet
+
+        dashboard.roll_up(now=NOW)
+
+        assert ActivityHour.objects.aggregate(n=Sum("events"))["n"] == 2
+        assert dashboard.summary(dashboard.WINDOWS["30d"], now=NOW)["overall"].events == 2
 
 
 @pytest.fixture
