@@ -182,3 +182,16 @@ def test_credentials_revoked_in_xurrent_are_noticed_by_the_scheduled_check(sandb
     OAuthApplication.objects.update(disabled=False)
     services.evaluate_all()
     assert subjects()[1].startswith("[Integration portal] Cleared: Xurrent tenant")
+
+
+@pytest.mark.django_db(transaction=False)  # a flushed database has lost the migration's schedule
+def test_one_schedule_evaluates_every_alerts_check_minutes(settings):
+    from django_q.models import Schedule
+
+    from alerts.schedule import align_schedule
+
+    schedule = Schedule.objects.get(func="alerts.tasks.evaluate")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 5, -1)
+    settings.ALERTS_CHECK_MINUTES = 15
+    align_schedule()
+    assert Schedule.objects.get(pk=schedule.pk).minutes == 15

@@ -202,3 +202,15 @@ class TestPage:
         assert reverse("sync_dashboard") in admin_client.get(reverse("admin:index")).content.decode()
         page = admin_client.get(reverse("admin:integrations_outgoingintegration_change", args=[integration.pk]))
         assert f'{reverse("sync_dashboard")}?integration={integration.pk}' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_roll_up_is_scheduled_every_ten_minutes(integration):
+    from django_q.models import Schedule
+
+    from syncengine import tasks
+
+    schedule = Schedule.objects.get(func="syncengine.tasks.roll_up_activity")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 10, -1)
+    event(integration, "processed", NOW - timedelta(hours=3), 1)
+    assert tasks.roll_up_activity() == 1
