@@ -31,6 +31,7 @@ BENCHMARKS = {
     "sync": "bench.sync",
     "intake": "bench.intake",
     "polling": "bench.polling",
+    "dashboard": "bench.dashboard",
 }
 
 

@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "connections",
     "integrations",
     "syncengine",
+    "alerts",
 ]
 if SANDBOX_ENABLED:
     # The simulators: shared plumbing (faults, outbound deliveries, the
@@ -318,6 +319,23 @@ SYNC_POLL_READS_PER_MINUTE = env.int("SYNC_POLL_READS_PER_MINUTE", default=24)
 SYNC_POLL_ACTIVE_MINUTES = env.int("SYNC_POLL_ACTIVE_MINUTES", default=30)
 if SYNC_RECONCILE_MINUTES < 1:
     raise ImproperlyConfigured(f"SYNC_RECONCILE_MINUTES ({SYNC_RECONCILE_MINUTES}) must be at least 1.")
+
+# Alerts (alerts.services): how often every condition is evaluated (connections re-checked live,
+# each tenant's Xurrent webhooks listed: one call per tenant, a few per connection check).
+ALERTS_CHECK_MINUTES = env.int("ALERTS_CHECK_MINUTES", default=5)
+if ALERTS_CHECK_MINUTES < 1:
+    raise ImproperlyConfigured(f"ALERTS_CHECK_MINUTES ({ALERTS_CHECK_MINUTES}) must be at least 1.")
+
+# Django's mail settings; alerts go to the "Integration admins" group. `make run` uses the console backend.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="integration-portal@localhost")
 
 LOGGING = {
     "version": 1,

@@ -72,6 +72,9 @@ class ConnectionStatusMixin(models.Model):
         if save and self.pk:
             type(self).objects.filter(pk=self.pk).update(
                 status=self.status, last_error=self.last_error, last_checked_at=self.last_checked_at)
+            from connections.signals import connection_checked
+
+            connection_checked.send(sender=type(self), connection=self)  # alerts: credentials stopped working
 
 
 class XurrentTenant(ConnectionStatusMixin):

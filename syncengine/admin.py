@@ -1,4 +1,4 @@
-"""Read-only sync history in the admin: inbound events, outbound calls, an activity chart.
+"""Read-only sync history in the admin: inbound events, outbound calls, linked pairs.
 
 Nothing here edits history. The one action, "Replay", queues an event again
 through ``syncengine.jobs.replay_event``. The integration's change page gets
@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 import jwt
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
-from django.db.models.functions import TruncDate
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -40,7 +37,6 @@ from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, 
 from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
 
-CHART_DAYS = 14
 INLINE_ROWS = 10
 
 
@@ -209,7 +205,7 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                             and self.has_replay_permission(request))}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    # -- activity chart -----------------------------------------------------------------------
+    # -- the old activity chart's address -----------------------------------------------------------------------
     def get_urls(self):
         urls = super().get_urls()
         own = [
@@ -220,14 +216,9 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return own + urls
 
     def activity_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        integrations = list(OutgoingIntegration.objects.order_by("zenduty_service_name", "pk"))
-        selected = next((i for i in integrations if str(i.pk) == request.GET.get("integration")), None)
-        context = {**self.admin_site.each_context(request), "title": "Sync activity", "opts": self.model._meta,
-                   "integrations": integrations, "selected": selected, "days": CHART_DAYS,
-                   **activity(selected)}
-        return TemplateResponse(request, "admin/syncengine/activity.html", context)
+        """The per-day activity chart of before, superseded by the sync dashboard (kept as a redirect)."""
+        query = f"?integration={request.GET['integration']}" if request.GET.get("integration", "").isdigit() else ""
+        return HttpResponseRedirect(reverse("sync_dashboard") + query)
 
 
 @admin.register(OutboundCall)
@@ -337,50 +328,6 @@ class EventCallsInline(admin.TabularInline):
 
 # The integration's page shows its latest events and calls (integrations.admin leaves the slot empty).
 OutgoingIntegrationAdmin.history_inlines = (RecentInboundEventsInline, RecentOutboundCallsInline)
-
-
-# -- chart data ----------------------------------------------------------------------------------
-def activity(integration: OutgoingIntegration | None, *, days: int = CHART_DAYS, now=None) -> dict:
-    """Per day for the last ``days`` days: inbound events by status and outbound calls by status class.
-
-    Returns ``{"event_rows": [...], "call_rows": [...], "event_legend": [...], "call_legend": [...]}``;
-    each row is ``{"day", "total", "segments": [{"label", "count", "colour", "percent"}]}`` with
-    ``percent`` relative to the busiest day, ready for CSS bars.
-    """
-    now = now or timezone.now()
-    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    events = InboundEvent.objects.filter(received_at__gte=start)
-    calls = OutboundCall.objects.filter(created_at__gte=start)
-    if integration is not None:
-        events, calls = events.filter(integration=integration), calls.filter(integration=integration)
-    event_counts = (events.annotate(day=TruncDate("received_at")).values("day", "status")
-                    .annotate(n=Count("pk")).values_list("day", "status", "n"))
-    call_counts = (calls.annotate(day=TruncDate("created_at")).values("day", "status_class")
-                   .annotate(n=Count("pk")).values_list("day", "status_class", "n"))
-    day_list = [(start + timedelta(days=i)).date() for i in range(days)]
-    event_legend = [(s.value, s.label, s.colour) for s in EventStatus]
-    call_legend = [(c.value, c.label, c.colour) for c in StatusClass]
-    return {
-        "event_rows": _rows(day_list, event_counts, event_legend),
-        "call_rows": _rows(day_list, call_counts, call_legend),
-        "event_legend": event_legend,
-        "call_legend": call_legend,
-    }
-
-
-def _rows(day_list, counts, legend) -> list[dict]:
-    table: dict = {}
-    for day, key, n in counts:
-        table.setdefault(day, {})[key] = n
-    peak = max([sum(v.values()) for v in table.values()] or [0]) or 1
-    rows = []
-    for day in reversed(day_list):
-        per_key = table.get(day, {})
-        segments = [{"label": label, "count": per_key[key], "colour": colour,
-                     "percent": round(per_key[key] * 100 / peak, 2)}
-                    for key, label, colour in legend if per_key.get(key)]
-        rows.append({"day": day, "total": sum(per_key.values()), "segments": segments})
-    return rows
 
 
 # -- linked pairs ----------------------------------------------------------------------------------

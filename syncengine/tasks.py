@@ -38,3 +38,10 @@ def poll_zenduty() -> dict:
     from syncengine import polling
 
     return polling.run().as_dict()
+
+
+def roll_up_activity() -> int:
+    """Recompute the dashboard's hourly roll-up of the last days (every 10 minutes)."""
+    from syncengine import dashboard
+
+    return dashboard.roll_up()

@@ -10,6 +10,7 @@ from django.utils import timezone
 from connections import errors
 from connections.xurrent import hosts as xurrent_hosts
 from integrations.models import OutgoingIntegration
+from integrations.signals import sync_error_changed
 from syncengine.models import EventStatus, InboundEvent, LinkedPair
 from syncengine.outcomes import Outcome
 
@@ -102,10 +103,12 @@ def flagged_on_permanent_error(integration: OutgoingIntegration, action: str) ->
         message = describe_api_error(exc, action)
         OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error=message[:2000],
                                                                      sync_error_at=timezone.now())
+        sync_error_changed.send(sender=OutgoingIntegration, integration_id=integration.pk)  # alerts
         raise
     if integration.sync_error:
         OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error="", sync_error_at=None)
         integration.sync_error = ""
+        sync_error_changed.send(sender=OutgoingIntegration, integration_id=integration.pk)
 
 
 def reverse_mapping(integration: OutgoingIntegration) -> dict:

@@ -1,4 +1,4 @@
-"""The read-only history admin: smoke test of every page, replay, the activity chart, the inlines."""
+"""The read-only history admin: smoke test of every page, replay, the inlines."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -9,7 +9,7 @@ from django.test import RequestFactory
 from django.urls import resolve, reverse
 from django.utils import timezone
 
-from syncengine.admin import RecentInboundEventsInline, RecentOutboundCallsInline, activity
+from syncengine.admin import RecentInboundEventsInline, RecentOutboundCallsInline
 from syncengine.models import EventStatus, InboundEvent, OutboundCall
 from tests.syncengine.conftest import fixture_json
 
@@ -31,8 +31,8 @@ class TestPages:
     def test_every_page_renders(self, admin_client, history, integration):
         urls = [reverse("admin:syncengine_inboundevent_changelist"),
                 reverse("admin:syncengine_outboundcall_changelist"),
-                reverse("admin:syncengine_activity"),
-                reverse("admin:syncengine_activity") + f"?integration={integration.pk}",
+                reverse("sync_dashboard"),
+                reverse("sync_dashboard") + f"?integration={integration.pk}",
                 reverse("admin:syncengine_inboundevent_changelist") + "?status__exact=rejected&source__exact=xurrent",
                 reverse("admin:syncengine_outboundcall_changelist") + "?status_class__exact=2xx",
                 reverse("admin:syncengine_inboundevent_changelist") + "?q=request.update"]
@@ -150,33 +150,11 @@ class TestReplay:
 
 @pytest.mark.django_db
 class TestActivity:
-    def test_it_counts_events_by_status_and_calls_by_class_per_day(self, integration):
-        now = timezone.now()
-        for status, days_ago in [("processed", 0), ("processed", 0), ("failed", 0), ("rejected", 2)]:
-            InboundEvent.objects.create(source="xurrent", integration=integration, status=status,
-                                        received_at=now - timedelta(days=days_ago))
-        InboundEvent.objects.create(source="xurrent", status="rejected")  # another integration's (none)
-        for status in (200, 201, 503, None):
-            OutboundCall.objects.create(service="xurrent", method="GET", url="https://x", status=status,
-                                        status_class={200: "2xx", 201: "2xx", 503: "5xx"}.get(status, "none"),
-                                        integration=integration)
-
-        data = activity(integration, now=now)
-
-        today = data["event_rows"][0]
-        assert today["total"] == 3
-        assert [(s["label"], s["count"], s["percent"]) for s in today["segments"]] == \
-               [("Processed", 2, 66.67), ("Failed", 1, 33.33)]
-        assert data["event_rows"][2]["total"] == 1 and len(data["event_rows"]) == 14
-        assert [(s["label"], s["count"]) for s in data["call_rows"][0]["segments"]] == \
-               [("2xx", 2), ("5xx", 1), ("No response", 1)]
-        assert activity(None, now=now)["event_rows"][0]["total"] == 4
-
-    def test_the_page_draws_css_bars_without_javascript(self, admin_client, history, integration):
-        page = admin_client.get(reverse("admin:syncengine_activity") + f"?integration={integration.pk}")
-        html = page.content.decode()
-        assert 'class="sync-bar"' in html and "width:" in html
-        assert "<script" not in html.split('id="content-main"')[1]
+    def test_the_old_activity_chart_leads_to_the_dashboard(self, admin_client, integration):
+        # The per-day chart was superseded by the dashboard (tests/syncengine/test_dashboard.py).
+        response = admin_client.get(reverse("admin:syncengine_activity") + f"?integration={integration.pk}")
+        assert response.status_code == 302
+        assert response["Location"] == reverse("sync_dashboard") + f"?integration={integration.pk}"
 
 
 @pytest.mark.django_db
