@@ -37,6 +37,9 @@ class Demo:
         self.settle()
         self.integration = OutgoingIntegration.objects.get()
         assert self.integration.provisioning_status == "provisioned", self.integration.provisioning_error
+        # The seed records what it read; these tests start where nothing was read yet (an integration
+        # made before the portal kept the teams' priorities, or before the first refresh).
+        TeamPriorities.objects.all().delete()
 
     @staticmethod
     def settle(rounds: int = 10) -> None:
