@@ -10,12 +10,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from syncengine import metrics
 from syncengine.jobs import MAX_ATTEMPTS, enqueue
-from syncengine.models import CLAIMABLE, EventStatus, InboundEvent, OutboundCall
+from syncengine.models import CLAIMABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall, PairNote
 from syncengine.verification import without_verification_code
 
 logger = logging.getLogger("syncengine.housekeeping")
@@ -72,21 +73,27 @@ def prune_history(*, days: int | None = None, now=None, batch: int = 5000) -> tu
     """Delete finished events and outbound calls older than ``days``
     (``settings.SYNC_HISTORY_RETENTION_DAYS``, default 90), in batches.
 
-    Events still waiting or running are kept whatever their age. Returns
-    (events deleted, calls deleted). Run daily (schedule created by migration 0004).
+    Events still waiting or running are kept whatever their age. A pair that
+    loses rows gets a note saying what was pruned (notes are never pruned, and
+    the pair keeps when it was created, last changed and closed), so its page
+    still tells its story. Returns (events deleted, calls deleted). Run daily
+    (schedule created by migration 0004).
     """
     days = days if days is not None else settings.SYNC_HISTORY_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     finished = [EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.FAILED]
-    calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch, "calls")
+    per_pair: dict[int, dict] = {}
+    calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch, "calls", "created_at",
+                               per_pair)
     events = _delete_in_batches(InboundEvent.objects.filter(received_at__lt=cutoff, status__in=finished), batch,
-                                "events")
+                                "events", "received_at", per_pair)
+    _note_pruned(per_pair, days)
     if events or calls:
         logger.info("syncengine.pruned %d events and %d calls older than %d days", events, calls, days)
     return events, calls
 
 
-def _delete_in_batches(queryset, batch: int, kind: str) -> int:
+def _delete_in_batches(queryset, batch: int, kind: str, at: str, per_pair: dict[int, dict]) -> int:
     total = 0
     while ids := list(queryset.values_list("pk", flat=True)[:batch]):
         # Short statements: no long lock on a table the receivers write to.
@@ -94,5 +101,19 @@ def _delete_in_batches(queryset, batch: int, kind: str) -> int:
         with transaction.atomic():
             # The Prometheus counters are counted from these rows: keep what they counted.
             metrics.tally_pruned(**{kind: doomed})
+            for row in doomed.exclude(pair=None).values("pair").annotate(n=Count("pk"), first=Min(at), last=Max(at)):
+                seen = per_pair.setdefault(row["pair"], {"events": 0, "calls": 0, "first": row["first"],
+                                                         "last": row["last"]})
+                seen[kind] += row["n"]
+                seen["first"], seen["last"] = min(seen["first"], row["first"]), max(seen["last"], row["last"])
             total += doomed.delete()[0]
     return total
+
+
+def _note_pruned(per_pair: dict[int, dict], days: int) -> None:
+    """One line per pair that lost rows: what was pruned, and from when to when."""
+    existing = set(LinkedPair.objects.filter(pk__in=list(per_pair)).values_list("pk", flat=True))
+    PairNote.objects.bulk_create([PairNote(pair_id=pair_id, text=(
+        f"History older than {days} days was pruned: {seen['events']} events and {seen['calls']} calls of this pair, "
+        f"from {seen['first']:%Y-%m-%d %H:%M} to {seen['last']:%Y-%m-%d %H:%M} UTC.")) for pair_id, seen in
+        per_pair.items() if pair_id in existing], batch_size=1000)

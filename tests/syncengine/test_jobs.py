@@ -462,5 +462,27 @@ class TestPruning:
         assert set(InboundEvent.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
         assert list(OutboundCall.objects.values_list("pk", flat=True)) == [kept_call.pk]
 
+    def test_a_pair_that_loses_rows_keeps_a_note_of_what_was_pruned(self, integration):
+        from syncengine.models import LinkedPair, PairNote
+
+        pair = LinkedPair.objects.create(integration=integration, tenant=integration.tenant, state="closed",
+                                         zenduty_account=integration.zenduty_account, origin="zenduty",
+                                         xurrent_request_id="70231", zenduty_incident_unique_id="abc")
+        old = timezone.now() - timedelta(days=120)
+        for n in range(3):
+            event = stored_event(integration, status=EventStatus.PROCESSED, received_at=old + timedelta(hours=n))
+            InboundEvent.objects.filter(pk=event.pk).update(pair=pair)
+        OutboundCall.objects.create(service="xurrent", method="PATCH", url="https://x/old", created_at=old,
+                                    pair=pair)
+        stored_event(integration, status=EventStatus.PROCESSED, received_at=old)  # no pair: no note
+
+        housekeeping.prune_history(days=90, batch=2)
+
+        [note] = PairNote.objects.all()
+        assert note.pair_id == pair.pk
+        assert note.text.startswith("History older than 90 days was pruned: 3 events and 1 calls of this pair, "
+                                    f"from {old:%Y-%m-%d %H:%M} to {old + timedelta(hours=2):%Y-%m-%d %H:%M} UTC")
+        assert LinkedPair.objects.filter(pk=pair.pk).exists()  # the pair itself stays, with its dates
+
     def test_the_daily_schedule_exists(self, db):
         assert Schedule.objects.get(func="syncengine.tasks.prune_history").schedule_type == Schedule.DAILY
