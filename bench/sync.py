@@ -476,6 +476,12 @@ def run() -> list[Row]:
             rows.append(Row("sync: flows, wall time", time.monotonic() - began, "s"))
             rows.append(Row("sync: calls without a pair (after set-up)", OutboundCall.objects.filter(
                 pair__isnull=True, inbound_event__pair__isnull=True, pk__gt=set_up_last).count(), "calls"))
+            from sandbox.xurrent.models import AccessToken
+
+            # The OAuth token is cached (encrypted) in the database and shared by every process: one
+            # token per tenant per token lifetime (an hour), however many web and worker processes ask.
+            rows.append(Row("sync: Xurrent OAuth tokens issued (all processes, whole run)",
+                            AccessToken.objects.count(), "tokens", 1, "=="))
             roles = stack.roles()
             for role, name in (("web", "web server"), ("worker", "worker")):
                 if role in roles:
