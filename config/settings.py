@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "connections",
     "integrations",
     "syncengine",
+    "roles",
 ]
 if SANDBOX_ENABLED:
     # The simulators: shared plumbing (faults, outbound deliveries, the
