@@ -10,7 +10,7 @@ def _apply_roles(using, apps=None, **kwargs) -> None:
 
 class RolesConfig(AppConfig):
     name = "roles"
-    verbose_name = "Roles"
+    verbose_name = "Staff and audit"
 
     def ready(self) -> None:
         # The migration creates the groups; every later migrate (and a test database's flush) brings
