@@ -117,6 +117,8 @@ class InboundEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="inbound_status_received"),
             models.Index(fields=["integration", "received_at"], name="inbound_integration_received"),
+            # History search by a Xurrent request ID or Zenduty incident unique_id (syncengine.history_filters).
+            models.Index(fields=["object_id"], name="inbound_object_id"),
         ]
 
     def __str__(self) -> str:
@@ -240,7 +242,10 @@ class LinkedPair(models.Model):
     class Meta:
         verbose_name = "linked pair"
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order")]
+        indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order"),
+                   # History and pair search by incident number or request ID, across tenants.
+                   models.Index(fields=["zenduty_incident_number"], name="pair_incident_number"),
+                   models.Index(fields=["xurrent_request_id"], name="pair_request_id")]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "xurrent_request_id"], condition=~models.Q(xurrent_request_id=""),
                                     name="one_pair_per_xurrent_request"),

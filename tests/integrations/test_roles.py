@@ -43,7 +43,7 @@ def history(world):
                                      origin=Source.ZENDUTY, state=PairState.LINKED, xurrent_request_id="70001",
                                      zenduty_incident_unique_id="inc-1", zenduty_incident_number=1042)
     InboundEvent.objects.create(source=Source.ZENDUTY, integration=integration, pair=pair,
-                                event_type="incident.acknowledged", object_id="inc-1",
+                                event_type="acknowledged", object_id="inc-1",
                                 status=EventStatus.PROCESSED, reason="Acknowledged: request set in progress.")
     assert OutboundCall.objects.exists()
     return integration
@@ -203,7 +203,7 @@ def test_an_integration_admin_changes_connections_and_integrations_and_replays(h
     assert client.post(reverse("admin:connections_xurrenttenant_webhooks_provision",
                                args=[world.tenant.pk])).status_code == 302
 
-    event = InboundEvent.objects.filter(status=EventStatus.PROCESSED, event_type="incident.acknowledged").get()
+    event = InboundEvent.objects.filter(status=EventStatus.PROCESSED, event_type="acknowledged").get()
     started = timezone.now()
     page = client.post(reverse("admin:syncengine_inboundevent_replay", args=[event.pk]), follow=True)
     assert "The event is queued again." in page.content.decode()
