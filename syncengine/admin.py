@@ -29,7 +29,7 @@ from django_q.models import Failure, Success
 
 from connections.admin import object_or_404
 from integrations.models import OutgoingIntegration
-from syncengine import services
+from syncengine import advice, services
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
@@ -115,7 +115,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["replay_events"]
     fieldsets = (
         (None, {"fields": ("source", "tenant", "integration", "pair", "event_type", "object_id", "about", "status_badge",
-                           "reason", "last_error")}),
+                           "reason", "last_error", "what_to_do")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
         ("Delivery", {"fields": ("delivery_id", "signature_ok", "body_size", "message", "token", "headers_pretty",
@@ -135,6 +135,10 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: InboundEvent):
         return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
+
+    @admin.display(description="what to do")
+    def what_to_do(self, obj: InboundEvent):
+        return advice.for_event(obj)
 
     @admin.display(description="received at", ordering="received_at")
     def received(self, obj: InboundEvent):
@@ -253,8 +257,12 @@ class OutboundCallAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     fields = ("created_at", "service", "method", "url", "status", "status_class", "duration_ms", "attempt", "error",
-              "error_kind", "rate_limit", "integration", "pair", "inbound_event")
+              "error_kind", "what_to_do", "rate_limit", "integration", "pair", "inbound_event")
     readonly_fields = fields
+
+    @admin.display(description="what to do")
+    def what_to_do(self, obj: OutboundCall):
+        return advice.for_call(obj)
 
     def id_match(self, number):
         # The calls made for an event about that request (e.g. reading a request no pair has yet).

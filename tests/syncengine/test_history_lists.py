@@ -224,3 +224,16 @@ def test_the_export_streams_every_row_in_a_fixed_number_of_queries(admin_client,
 ])
 def test_cells_that_a_spreadsheet_would_run_are_neutralised(value, cell):
     assert neutralise(value) == cell
+
+
+# -- what to do ------------------------------------------------------------------------------------
+def test_failed_and_rejected_rows_say_what_to_do_next(client, history):
+    auditor(client)
+
+    def page(kind, obj):
+        return client.get(reverse(f"admin:syncengine_{kind}_change", args=[obj.pk])).content.decode()
+
+    assert "then replay the event" in page("inboundevent", history["events"]["other tenant"])
+    assert "paste the key Zenduty shows" in page("inboundevent", history["events"]["nowhere"])
+    assert "Check the connection under Connections" in page("outboundcall", history["calls"]["routing"])
+    assert "Nothing to do." in page("outboundcall", history["calls"]["check"])
