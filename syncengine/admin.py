@@ -110,6 +110,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("integration", "tenant")
     search_fields = ("=delivery_id", "object_id", "event_type", "reason", "last_error")
     export_name = "inbound-events"
+    list_deferred = ("body", "headers")  # the list shows neither (payload stays: "about" reads it)
     show_full_result_count = False
     list_per_page = 50
     actions = ["replay_events"]

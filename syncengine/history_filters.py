@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 from django.db.models import Q
 from django.utils import timezone
 
 from connections.errors import _KIND_BY_CLASS
 from connections.models import XurrentTenant
-from integrations.models import OutgoingIntegration
 from syncengine.models import LinkedPair, Source
 
 NO_TENANT = "none"
@@ -58,7 +60,10 @@ class TenantFilter(admin.SimpleListFilter):
             return queryset.filter(empty)
         if not (value or "").isdigit():
             return queryset
-        match = Q(integration_id__in=OutgoingIntegration.objects.filter(tenant_id=int(value)).values("pk"))
+        # Through a join rather than "integration_id IN (…)": with two indexed columns in an OR, SQLite
+        # merges both indexes and sorts every match before the page's LIMIT (0.2 s at 200,000 rows); a
+        # condition on the joined table keeps it walking the time index and stopping at the page's end.
+        match = Q(integration__tenant_id=int(value))
         if self.tenant_field:
             match |= Q(**{f"{self.tenant_field}_id": int(value)})
         if self.event_path:
@@ -218,11 +223,48 @@ def _midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+class AtLeast(int):
+    """A count that was stopped at a cap: prints as "more than 5,000"."""
+
+    def __str__(self) -> str:
+        return f"more than {int(self) - 1:,}"
+
+
+class CappedPaginator(Paginator):
+    """Counts a filtered history list only up to ``CAP`` rows.
+
+    A list page must not count a million matching rows to say how many there
+    are: past the cap it says "more than 5,000" and offers the pages up to
+    there (narrow the filters, or export, to see beyond).
+    """
+
+    CAP = 5_000
+
+    @cached_property
+    def count(self) -> int:
+        counted = self.object_list[: self.CAP + 1].count()
+        return AtLeast(counted) if counted > self.CAP else counted
+
+
+class HistoryChangeList(ChangeList):
+    """The list's rows without the columns it never shows (``list_deferred``): raw bodies are KBs each."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        deferred = getattr(self.model_admin, "list_deferred", ())
+        return queryset.defer(*deferred) if deferred else queryset
+
+
 class HistoryListMixin:
     """For the history lists: search by Zenduty incident number or Xurrent request ID, and a CSV
     export of the list as filtered, searched and ordered (view permission is enough)."""
 
     export_name = "history"
+    paginator = CappedPaginator
+    list_deferred: tuple[str, ...] = ()
+
+    def get_changelist(self, request, **kwargs):
+        return HistoryChangeList
     search_help_text = ("A Zenduty incident number (#1042) or Xurrent request ID: what happened to it; "
                         "any other text searches ids, types, reasons and errors.")
 

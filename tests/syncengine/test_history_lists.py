@@ -237,3 +237,13 @@ def test_failed_and_rejected_rows_say_what_to_do_next(client, history):
     assert "paste the key Zenduty shows" in page("inboundevent", history["events"]["nowhere"])
     assert "Check the connection under Connections" in page("outboundcall", history["calls"]["routing"])
     assert "Nothing to do." in page("outboundcall", history["calls"]["check"])
+
+
+def test_a_long_list_is_counted_only_up_to_a_cap(admin_client, history, monkeypatch):
+    from syncengine.history_filters import CappedPaginator
+
+    monkeypatch.setattr(CappedPaginator, "CAP", 3)
+    response = admin_client.get(EVENTS)
+    assert response.context["cl"].result_count == 4  # the cap + 1: "more than 3"
+    assert "more than 3 inbound events" in response.content.decode()
+    assert "more than" not in admin_client.get(EVENTS, {"tenant": "none"}).content.decode()
