@@ -9,6 +9,7 @@ from connections.changes import differences_of
 register = template.Library()
 
 SECRET_CHANGED = "changed (the value is never recorded)"
+SECRET_SET = "set (the value is never recorded)"
 
 
 @register.simple_tag
@@ -16,8 +17,9 @@ def config_change(entry):
     """What the entry says, then a table of field, before and after; a secret only as "changed"."""
     recorded = differences_of(entry.change_message or "")
     summary = "" if entry.is_change() and recorded["differences"] else entry.get_change_message()
+    secret_words = SECRET_SET if entry.is_addition() else SECRET_CHANGED
     rows = format_html_join("", "{}", ((
-        format_html('<tr><td>{}</td><td colspan="2"><em>{}</em></td></tr>', d.get("field", "?"), SECRET_CHANGED)
+        format_html('<tr><td>{}</td><td colspan="2"><em>{}</em></td></tr>', d.get("field", "?"), secret_words)
         if d.get("secret") else
         format_html('<tr><td>{}</td><td>{}</td><td>{}</td></tr>', d.get("field", "?"), d.get("old", ""),
                     d.get("new", "")),) for d in recorded["differences"]))

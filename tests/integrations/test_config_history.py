@@ -102,7 +102,7 @@ def test_an_integrations_changes_buttons_and_pasted_key_are_in_its_history(world
     auditor_client(client)
     html = client.get(reverse("admin:integrations_outgoingintegration_history", args=[integration.pk])).content.decode()
     for text in ("Zenduty → Xurrent (incidents create requests)", "Zenduty signing secret", SECRET_CHANGED,
-                 "Disabled with the button.", "Enabled"):
+                 "set (the value is never recorded)", "Disabled with the button.", "Enabled"):
         assert text in html
     assert "key-from-zenduty" not in html and "fernet:" not in html
 
