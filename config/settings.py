@@ -245,7 +245,7 @@ Q_CLUSTER = build_q_cluster(
 
 # Lease of a job on an inbound event: an event still "processing" this many
 # seconds after a worker claimed it was left by a worker that died (killed, out
-# of memory, restarted), and the sweep (syncengine.services.recover_stalled_events,
+# of memory, restarted), and the sweep (syncengine.housekeeping.recover_stalled_events,
 # every minute) queues it again. It must outlast the job timeout: django-q2
 # kills a job after Q_CLUSTER["timeout"] seconds, so a job past its lease is
 # never still running, and no event is processed twice at the same time. The
@@ -262,7 +262,7 @@ HEALTHZ_MAX_HEARTBEAT_AGE = env.int("HEALTHZ_MAX_HEARTBEAT_AGE", default=120)
 HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)
 
 # Finished inbound events and outbound calls older than this are pruned daily
-# (syncengine.services.prune_history); events still waiting are kept.
+# (syncengine.housekeeping.prune_history); events still waiting are kept.
 SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)
 
 # How often the reconciliation sweep (syncengine.reconcile) compares open linked

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404
 from django.contrib.admin.options import csrf_protect_m
-from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -15,12 +13,6 @@ from connections import changes, services
 from connections.fields import EncryptedTextField
 from connections.forms import XurrentTenantForm, ZendutyAccountForm
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
-
-STATUS_COLOURS = {
-    ConnectionStatus.ACTIVE: ("#17693a", "#e3f6ea"),
-    ConnectionStatus.FAILED: ("#9b1c1c", "#fde8e8"),
-    ConnectionStatus.UNTESTED: ("#5b6475", "#eef1f7"),
-}
 
 
 SECRET_SET = "Set (stored encrypted, never shown)"
@@ -149,7 +141,7 @@ class ConnectionAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixi
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        fg, bg = STATUS_COLOURS.get(obj.status, STATUS_COLOURS[ConnectionStatus.UNTESTED])
+        fg, bg = ConnectionStatus(obj.status).colours
         return format_html('<span style="color:{};background:{};padding:2px 8px;border-radius:10px">{}</span>',
                            fg, bg, obj.get_status_display())
 
@@ -195,42 +187,6 @@ class XurrentTenantAdmin(ConnectionAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "portal_acts_as")
-
-    # The tenant's Xurrent webhooks (integrations.TenantWebhooks), shown below the form.
-    change_form_template = "admin/connections/xurrenttenant/change_form.html"
-
-    def get_urls(self):
-        wrap = self.admin_site.admin_view
-        return [path("<path:object_id>/webhooks/provision/", wrap(self.webhooks_provision_view),
-                     name="connections_xurrenttenant_webhooks_provision"), *super().get_urls()]
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            from integrations.admin import tenant_webhooks_context
-
-            context["tenant_webhooks"] = tenant_webhooks_context(
-                obj, can_change=self.has_change_permission(request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def webhooks_provision_view(self, request, object_id):
-        """“Retry provisioning” of the tenant's Xurrent webhooks (POST, for those who may change the tenant)."""
-        from integrations import provisioning
-
-        tenant = object_or_404(self, request, object_id)
-        if not self.has_change_permission(request, tenant):
-            raise PermissionDenied
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        hooks = provisioning.retry_tenant_webhooks(tenant.pk)
-        self.log_done(request, tenant, "Retried provisioning of the tenant's Xurrent webhooks.")
-        if hooks is None:
-            messages.warning(request, "The tenant has no Xurrent webhooks: they are created with its first enabled "
-                                      "integration.")
-        elif hooks.provisioning_error:
-            messages.error(request, hooks.provisioning_error)
-        else:
-            messages.success(request, f"The tenant's Xurrent webhooks: {hooks.get_provisioning_status_display()}.")
-        return HttpResponseRedirect(reverse("admin:connections_xurrenttenant_change", args=[tenant.pk]))
 
     @admin.display(description="The portal acts as")
     def portal_acts_as(self, obj):

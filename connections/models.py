@@ -12,10 +12,23 @@ from django.utils import timezone
 from connections.fields import EncryptedTextField
 
 
+# Badge colours (text, background) shared by the status choices of all apps.
+GREEN = ("#17693a", "#e3f6ea")
+BLUE = ("#1f4e8c", "#e4eefb")
+AMBER = ("#8a5300", "#fff3d6")
+RED = ("#9b1c1c", "#fde8e8")
+GREY = ("#5b6475", "#eef1f7")
+
+
 class ConnectionStatus(models.TextChoices):
     UNTESTED = "untested", "Untested"
     ACTIVE = "active", "Active"
     FAILED = "failed", "Failed"
+
+    @property
+    def colours(self) -> tuple[str, str]:
+        """Text and background colour of this status's badge in the admin."""
+        return {"active": GREEN, "failed": RED}.get(self.value, GREY)
 
 
 class XurrentRegion(models.TextChoices):

@@ -22,33 +22,27 @@ from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, object_or_404
+from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, XurrentTenantAdmin,
+                               object_or_404)
 from connections.models import XurrentTenant
 from integrations import provisioning, services
 from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus, TenantWebhooks
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import OutgoingIntegration, ProvisioningStatus, TenantWebhooks
 
-STATUS_COLOURS = {
-    ProvisioningStatus.PROVISIONED: ("#17693a", "#e3f6ea"),
-    ProvisioningStatus.VERIFYING: ("#1f4e8c", "#e4eefb"),
-    ProvisioningStatus.ACTION_REQUIRED: ("#8a5300", "#fff3d6"),
-    ProvisioningStatus.FAILED: ("#9b1c1c", "#fde8e8"),
-    ProvisioningStatus.DISABLED: ("#5b6475", "#eef1f7"),
-    ProvisioningStatus.PENDING: ("#5b6475", "#eef1f7"),
-}
 STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
 TEMPLATES = "admin/integrations/outgoingintegration"
 logger = logging.getLogger("integrations.admin")
 
 
 def status_badge(integration: OutgoingIntegration) -> str:
-    fg, bg = STATUS_COLOURS.get(integration.provisioning_status, STATUS_COLOURS[ProvisioningStatus.PENDING])
+    fg, bg = ProvisioningStatus(integration.provisioning_status).colours
     return format_html('<span class="provisioning-badge" style="color:{};background:{};padding:2px 8px;'
                        'border-radius:10px;white-space:nowrap">{}</span>',
                        fg, bg, integration.get_provisioning_status_display())
@@ -125,11 +119,12 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
                 "classes": () if provisioning.zenduty_step_pending(obj) else ("collapse",)}))
         return fieldsets
 
-    def get_inlines(self, request, obj):
-        # The latest events received and calls made for this integration (read-only).
-        from syncengine.admin import integration_inlines
+    # The latest events received and calls made for this integration, read-only: the sync
+    # engine's admin fills these in (syncengine.admin), this app does not import it.
+    history_inlines: tuple = ()
 
-        return integration_inlines() if obj is not None else []
+    def get_inlines(self, request, obj):
+        return list(self.history_inlines) if obj is not None else []
 
     def get_readonly_fields(self, request, obj=None):
         return ("zenduty_service_display", "tenant", "sync_status") if obj is not None else ()
@@ -373,7 +368,7 @@ def tenant_webhooks_context(tenant, *, can_change: bool, on_integration: bool = 
     hooks = TenantWebhooks.objects.filter(tenant=tenant).first()
     badge = ""
     if hooks is not None:
-        fg, bg = STATUS_COLOURS.get(hooks.provisioning_status, STATUS_COLOURS[ProvisioningStatus.PENDING])
+        fg, bg = ProvisioningStatus(hooks.provisioning_status).colours
         badge = format_html('<span style="color:{};background:{};padding:2px 8px;border-radius:10px">{}</span>',
                             fg, bg, hooks.get_provisioning_status_display())
     return {
@@ -387,3 +382,48 @@ def tenant_webhooks_context(tenant, *, can_change: bool, on_integration: bool = 
         "can_change": can_change,
         "on_integration": on_integration,
     }
+
+
+class TenantWithWebhooksAdmin(XurrentTenantAdmin):
+    """The tenant's page with the tenant's Xurrent webhooks (``TenantWebhooks``) below the form,
+    and their “Retry provisioning”.
+
+    The webhooks belong to this app: extending the connections app's admin here, rather than
+    having it reach into ``integrations``, keeps the apps layered (connections knows nothing of
+    integrations)."""
+
+    # The tenant's Xurrent webhooks (integrations.TenantWebhooks), shown below the form.
+    change_form_template = "admin/connections/xurrenttenant/change_form.html"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [path("<path:object_id>/webhooks/provision/", wrap(self.webhooks_provision_view),
+                     name="connections_xurrenttenant_webhooks_provision"), *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+                context["tenant_webhooks"] = tenant_webhooks_context(
+                obj, can_change=self.has_change_permission(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def webhooks_provision_view(self, request, object_id):
+        """“Retry provisioning” of the tenant's Xurrent webhooks (POST, for those who may change the tenant)."""
+        tenant = object_or_404(self, request, object_id)
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        hooks = provisioning.retry_tenant_webhooks(tenant.pk)
+        self.log_done(request, tenant, "Retried provisioning of the tenant's Xurrent webhooks.")
+        if hooks is None:
+            messages.warning(request, "The tenant has no Xurrent webhooks: they are created with its first enabled "
+                                      "integration.")
+        elif hooks.provisioning_error:
+            messages.error(request, hooks.provisioning_error)
+        else:
+            messages.success(request, f"The tenant's Xurrent webhooks: {hooks.get_provisioning_status_display()}.")
+        return HttpResponseRedirect(reverse("admin:connections_xurrenttenant_change", args=[tenant.pk]))
+
+
+admin.site.unregister(XurrentTenant)
+admin.site.register(XurrentTenant, TenantWithWebhooksAdmin)

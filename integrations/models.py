@@ -13,7 +13,7 @@ import uuid
 from django.db import models
 
 from connections.fields import EncryptedTextField
-from connections.models import XurrentTenant, ZendutyAccount
+from connections.models import AMBER, BLUE, GREEN, GREY, RED, XurrentTenant, ZendutyAccount
 
 
 class Direction(models.TextChoices):
@@ -40,9 +40,12 @@ class ProvisioningStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     DISABLED = "disabled", "Disabled"
 
+    @property
+    def colours(self) -> tuple[str, str]:
+        """Text and background colour of this status's badge in the admin."""
+        return {"provisioned": GREEN, "verifying": BLUE, "action_required": AMBER, "failed": RED}.get(self.value, GREY)
 
-# Xurrent events the portal subscribes to (reference: xurrent-api.md §6.1).
-XURRENT_EVENTS = ("request.create", "request.update", "request.status-changed", "request.note-added")
+
 MIN_PRIORITIES_FOR_CUSTOM_MAPPING = 4
 # Xurrent's request categories (https://developer.xurrent.com/v1/requests/), and those that
 # create incidents unless the integration says otherwise.

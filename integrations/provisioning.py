@@ -50,9 +50,10 @@ from connections import errors
 from connections.models import XurrentTenant
 from connections.zenduty import constants as zenduty_constants
 from integrations import services
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration, ProvisioningStatus, TenantWebhooks
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import OutgoingIntegration, ProvisioningStatus, TenantWebhooks
 from integrations.services import IntegrationError
-from syncengine.context import sync_context
+from connections.attribution import sync_context
 
 logger = logging.getLogger("integrations.provisioning")
 
@@ -210,7 +211,7 @@ def _set_webhook(integration: Holder, event: str, entry: dict | None) -> None:
     webhook counts as verified when it was verified before at the same
     address, when its verification overtook its creation, or when another
     webhook with exactly the same address is verified: Xurrent then asks for
-    no verification at all (xurrent-api.md §6.2).
+    no verification at all (https://developer.xurrent.com/v1/webhooks/).
     """
     with _locked_row(integration.pk, type(integration)) as row:
         if row is None:

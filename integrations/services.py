@@ -31,7 +31,8 @@ SEARCH_LIMIT = 25
 # matches, and a person typing sends several searches. The first search reads
 # the tenant's ids and names once (100 per call) and keeps them for a few
 # minutes; the following searches filter them here and cost no API call
-# (Xurrent's example limit is 3,600 calls, likely per hour and per API user, xurrent-api.md §5.3).
+# (Xurrent's example limit is 3,600 calls, likely per hour and per API user,
+# https://developer.xurrent.com/v1/general/rate_limiting/).
 CATALOGUE_LIMIT = 10_000
 CATALOGUE_SECONDS = 300
 

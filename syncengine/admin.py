@@ -1,9 +1,9 @@
 """Read-only sync history in the admin: inbound events, outbound calls, an activity chart.
 
 Nothing here edits history. The one action, "Replay", queues an event again
-through ``syncengine.services.replay_event``. For the integration change
-page, :func:`integration_inlines` returns read-only inlines of the latest
-events and calls (the integrations admin decides whether to show them).
+through ``syncengine.jobs.replay_event``. The integration's change page gets
+read-only inlines of its latest events and calls from here
+(``OutgoingIntegrationAdmin.history_inlines``).
 """
 from __future__ import annotations
 
@@ -28,23 +28,17 @@ from django_q import admin as q_admin
 from django_q.models import Failure, Success
 
 from connections.admin import object_or_404
+from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
-from syncengine import advice, services
+from syncengine import advice, jobs
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
 from syncengine.flows import common as flow_common
-from syncengine.models import (REPLAYABLE, STATUS_COLOURS, EventStatus, InboundEvent, LinkedPair, OutboundCall,
+from syncengine.models import (REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall,
                                PairState, Source, StatusClass)
 from syncengine.sanitize import for_display
 
-STATUS_CLASS_COLOURS = {
-    StatusClass.SUCCESS: "#198754",
-    StatusClass.REDIRECT: "#6f42c1",
-    StatusClass.CLIENT_ERROR: "#fd7e14",
-    StatusClass.SERVER_ERROR: "#dc3545",
-    StatusClass.NONE: "#6c757d",
-}
 CHART_DAYS = 14
 INLINE_ROWS = 10
 
@@ -87,7 +81,7 @@ def pre(text: str):
 
 
 class ReadOnlyAdminMixin:
-    """History is written by the engine only (django-style.md §8, convention 15)."""
+    """History is written by the engine only (our own history models are the audit trail)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -135,7 +129,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: InboundEvent):
-        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
+        return badge(obj.get_status_display(), EventStatus(obj.status).colour)
 
     @admin.display(description="what to do")
     def what_to_do(self, obj: InboundEvent):
@@ -200,7 +194,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                                        f"(only failed, ignored and processed events can; rejected ones never).",
                               messages.ERROR)
             return
-        queued = sum(services.replay_event(pk, by=request.user.get_username()) for pk, _ in events)
+        queued = sum(jobs.replay_event(pk, by=request.user.get_username()) for pk, _ in events)
         self.message_user(request, f"{queued} event{'s' if queued != 1 else ''} queued again.", messages.SUCCESS)
 
     def replay_view(self, request, object_id):
@@ -209,7 +203,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.has_replay_permission(request):
             raise PermissionDenied
         event = object_or_404(self, request, object_id)
-        if services.replay_event(event.pk, by=request.user.get_username()):
+        if jobs.replay_event(event.pk, by=request.user.get_username()):
             self.message_user(request, "The event is queued again.", messages.SUCCESS)
         else:
             self.message_user(request, f"A {event.get_status_display().lower()} event cannot be replayed.",
@@ -275,7 +269,7 @@ class OutboundCallAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: OutboundCall):
-        return badge(str(obj.status or "none"), STATUS_CLASS_COLOURS.get(obj.status_class, "#6c757d"))
+        return badge(str(obj.status or "none"), StatusClass(obj.status_class).colour)
 
     @admin.display(description="event")
     def event_link(self, obj: OutboundCall):
@@ -326,7 +320,7 @@ class RecentInboundEventsInline(_RecentInline):
 
     @admin.display(description="status")
     def status_badge(self, obj: InboundEvent):
-        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
+        return badge(obj.get_status_display(), EventStatus(obj.status).colour)
 
 
 class RecentOutboundCallsInline(_RecentInline):
@@ -359,10 +353,8 @@ class EventCallsInline(admin.TabularInline):
         return False
 
 
-def integration_inlines() -> list[type[admin.TabularInline]]:
-    """Read-only inlines for the OutgoingIntegration change page:
-    ``inlines = [*integration_inlines()]`` in integrations/admin.py."""
-    return [RecentInboundEventsInline, RecentOutboundCallsInline]
+# The integration's page shows its latest events and calls (integrations.admin leaves the slot empty).
+OutgoingIntegrationAdmin.history_inlines = (RecentInboundEventsInline, RecentOutboundCallsInline)
 
 
 # -- chart data ----------------------------------------------------------------------------------
@@ -384,8 +376,8 @@ def activity(integration: OutgoingIntegration | None, *, days: int = CHART_DAYS,
     call_counts = (calls.annotate(day=TruncDate("created_at")).values("day", "status_class")
                    .annotate(n=Count("pk")).values_list("day", "status_class", "n"))
     day_list = [(start + timedelta(days=i)).date() for i in range(days)]
-    event_legend = [(s.value, s.label, STATUS_COLOURS[s]) for s in EventStatus]
-    call_legend = [(c.value, c.label, STATUS_CLASS_COLOURS[c]) for c in StatusClass]
+    event_legend = [(s.value, s.label, s.colour) for s in EventStatus]
+    call_legend = [(c.value, c.label, c.colour) for c in StatusClass]
     return {
         "event_rows": _rows(day_list, event_counts, event_legend),
         "call_rows": _rows(day_list, call_counts, call_legend),
@@ -410,12 +402,6 @@ def _rows(day_list, counts, legend) -> list[dict]:
 
 
 # -- linked pairs ----------------------------------------------------------------------------------
-PAIR_STATE_COLOURS = {
-    PairState.CREATING: "#0d6efd",
-    PairState.LINKED: "#198754",
-    PairState.CLOSED: "#6c757d",
-    PairState.FAILED: "#dc3545",
-}
 ZENDUTY_STATUS_NAMES = {1: "triggered", 2: "acknowledged", 3: "resolved"}
 TIMELINE_ROWS = 200
 
@@ -459,7 +445,7 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: LinkedPair):
-        return badge(obj.get_state_display(), PAIR_STATE_COLOURS.get(obj.state, "#6c757d"))
+        return badge(obj.get_state_display(), PairState(obj.state).colour)
 
     @admin.display(description="Xurrent request")
     def xurrent_link(self, obj: LinkedPair):
@@ -515,13 +501,13 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             if kind == "event":
                 url = reverse("admin:syncengine_inboundevent_change", args=[item.pk])
                 what = format_html('received <a href="{}">{} {}</a>', url, Source(item.source).label, item.event_type)
-                outcome = badge(item.get_status_display(), STATUS_COLOURS.get(item.status, "#6c757d"))
+                outcome = badge(item.get_status_display(), EventStatus(item.status).colour)
                 detail = Truncator(item.reason).chars(160)
             else:
                 url = reverse("admin:syncengine_outboundcall_change", args=[item.pk])
                 what = format_html('called <a href="{}">{} {} {}</a>', url, item.service, item.method,
                                    short_path(item.url))
-                outcome = badge(str(item.status or "none"), STATUS_CLASS_COLOURS.get(item.status_class, "#6c757d"))
+                outcome = badge(str(item.status or "none"), StatusClass(item.status_class).colour)
                 detail = Truncator(item.error).chars(160)
             # The detail goes under what happened: three columns fit a laptop's read-only field.
             cells.append(format_html('<tr><td>{}</td><td style="overflow-wrap:anywhere">{}{}</td><td>{}</td></tr>',

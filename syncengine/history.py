@@ -13,7 +13,7 @@ from django.db import transaction
 
 from connections import secrets
 from connections.http import CallRecord
-from syncengine import context
+from connections import attribution as context
 from syncengine.models import InboundEvent, OutboundCall, Source, status_class_of
 
 logger = logging.getLogger("syncengine.history")

@@ -118,9 +118,9 @@ class EventTypeFilter(admin.SimpleListFilter):
 
     @staticmethod
     def handled() -> list[str]:
-        from syncengine.intake import HANDLED_EVENTS
+        from syncengine.dispatch import HANDLERS
 
-        return sorted({event for events in HANDLED_EVENTS.values() for event in events})
+        return sorted({event_type for _, event_type in HANDLERS})
 
     def lookups(self, request, model_admin):
         return [*((event, event) for event in self.handled()), (self.OTHER, "any other (stored only)")]

@@ -49,20 +49,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from connections.xurrent import hosts as xurrent_hosts
-from connections.xurrent.webhooks import InvalidDelivery, read_signed_delivery
+from connections.xurrent.webhooks import VERIFY_EVENT, InvalidDelivery, read_signed_delivery
 from connections.zenduty import webhooks as zenduty_webhooks
-from integrations.models import XURRENT_EVENTS, OutgoingIntegration, TenantWebhooks
+from integrations.models import OutgoingIntegration, TenantWebhooks
+from syncengine import dispatch, jobs
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
 from syncengine.sanitize import TooDeep, for_storage, storable_text
 
 logger = logging.getLogger("syncengine.intake")
 
-VERIFY_EVENT = "webhook.verify"
-# Event types that go to the job; anything else is stored as ignored.
-HANDLED_EVENTS = {
-    Source.XURRENT: frozenset({VERIFY_EVENT, *XURRENT_EVENTS}),
-    Source.ZENDUTY: frozenset(zenduty_webhooks.EVENT_TYPES),
-}
 
 # Headers never stored: credentials (Xurrent allows basic auth in the webhook
 # URI, Zenduty offers basic auth) and anything named like one.
@@ -264,7 +259,7 @@ def _storable(checked: _Checked) -> _Checked:
 def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
     source = base["source"]
     status, reason = EventStatus.RECEIVED, ""
-    if checked.event_type not in HANDLED_EVENTS[source]:
+    if not dispatch.handles(source, checked.event_type):
         status = EventStatus.IGNORED
         reason = f"The portal does not handle {Source(source).label} '{checked.event_type}' events; stored only."
     elif isinstance(integration, OutgoingIntegration) and not integration.enabled \
@@ -298,10 +293,8 @@ def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
         logger.info("syncengine.webhook.ignored %s %s event=%s: %s", source, checked.event_type, event.pk, reason)
         return Intake(200, {"status": "ignored", "event": event.pk, "reason": reason}, event)
 
-    from syncengine import services  # services imports this module's constants
-
     event_id = event.pk
-    transaction.on_commit(lambda: services.enqueue(event_id))
+    transaction.on_commit(lambda: jobs.enqueue(event_id))
     logger.info("syncengine.webhook.accepted %s %s event=%s", source, checked.event_type, event.pk)
     return Intake(200, {"status": "accepted", "event": event.pk}, event)
 

@@ -32,6 +32,9 @@ class Source(models.TextChoices):
     ZENDUTY = "zenduty", "Zenduty"
 
 
+NEUTRAL = "#6c757d"  # badge background of a status with no colour of its own
+
+
 class EventStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     PROCESSING = "processing", "Processing"
@@ -41,17 +44,11 @@ class EventStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
 
-
-# Admin badge colours (background) per status.
-STATUS_COLOURS = {
-    EventStatus.RECEIVED: "#6c757d",
-    EventStatus.PROCESSING: "#0d6efd",
-    EventStatus.PROCESSED: "#198754",
-    EventStatus.IGNORED: "#adb5bd",
-    EventStatus.REJECTED: "#d63384",
-    EventStatus.FAILED: "#dc3545",
-    EventStatus.RETRY_SCHEDULED: "#fd7e14",
-}
+    @property
+    def colour(self) -> str:
+        """Background of this status's badge (white text) and its colour in the charts."""
+        return {"processing": "#0d6efd", "processed": "#198754", "ignored": "#adb5bd", "rejected": "#d63384",
+                "failed": "#dc3545", "retry_scheduled": "#fd7e14"}.get(self.value, NEUTRAL)
 
 # Statuses a job may claim, and those an admin may replay.
 CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRY_SCHEDULED)
@@ -136,6 +133,11 @@ class StatusClass(models.TextChoices):
     SERVER_ERROR = "5xx", "5xx"
     NONE = "none", "No response"
 
+    @property
+    def colour(self) -> str:
+        """Background of this class's badge (white text) and its colour in the charts."""
+        return {"2xx": "#198754", "3xx": "#6f42c1", "4xx": "#fd7e14", "5xx": "#dc3545"}.get(self.value, NEUTRAL)
+
 
 def status_class_of(status: int | None) -> str:
     """``"2xx"`` … ``"5xx"`` for an HTTP status, ``"none"`` when no response arrived."""
@@ -150,7 +152,7 @@ class OutboundCall(models.Model):
     Written by the observer registered in ``SyncEngineConfig.ready()`` from a
     ``CallRecord``: never headers or bodies, and the URL without its query
     string. ``integration`` and ``inbound_event`` come from the job context
-    (``syncengine.context``); calls made elsewhere (admin, provisioning) have
+    (``connections.attribution``); calls made elsewhere (admin, provisioning) have
     them empty unless the caller set a context.
     """
 
@@ -188,6 +190,11 @@ class PairState(models.TextChoices):
     LINKED = "linked", "Linked"
     CLOSED = "closed", "Closed"
     FAILED = "failed", "Failed"
+
+    @property
+    def colour(self) -> str:
+        """Background of this state's badge (white text)."""
+        return {"creating": "#0d6efd", "linked": "#198754", "failed": "#dc3545"}.get(self.value, NEUTRAL)
 
 
 class LinkedPair(models.Model):
@@ -284,16 +291,21 @@ class PairNote(models.Model):
 
 
 class ReconcileCursor(models.Model):
-    """Up to when the reconciliation sweep has read an integration's changed Xurrent requests.
+    """Up to when the reconciliation sweep has read an integration's changed Xurrent requests
+    and its service's new Zenduty incidents.
 
     The next sweep lists the requests of the service instance updated since
-    ``xurrent_listed_until`` (less an overlap), so a change is seen even when
-    sweeps were missed; it only moves on once a listing was read completely.
+    ``xurrent_listed_until`` (less an overlap), and the service's incidents
+    created since the day before ``zenduty_listed_until``, so a change is seen
+    even when sweeps were missed; each only moves on once a listing was read
+    completely.
     """
 
     integration = models.OneToOneField("integrations.OutgoingIntegration", on_delete=models.CASCADE,
                                        primary_key=True, related_name="reconcile_cursor")
     xurrent_listed_until = models.DateTimeField()
+    # Only for integrations that create requests from Zenduty incidents.
+    zenduty_listed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "reconciliation cursor"

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
-from syncengine import context
+from connections import attribution as context
 from syncengine.models import InboundEvent, LinkedPair, PairState
 
 # Longer than one handler's calls can take (timeouts 5 + 15 s, two retries, a

@@ -17,8 +17,12 @@ same webhook would: a Xurrent GET and PATCH, or a Zenduty PATCH):
   service, all statuses, created since the day before the oldest open pair
   whose incident the portal has not seen resolved, one page of 100, newest
   first (https://apidocs.zenduty.com, "List incidents"; results carry
-  ``unique_id`` and ``status``). None at all when no open pair waits on an
-  unresolved incident. Zenduty allows 30 incident reads a minute for the whole
+  ``unique_id`` and ``status``). When the integration creates requests from
+  Zenduty, the same call also covers the incidents created since the
+  previous sweep (its cursor, from the day before: the filter takes dates):
+  one whose webhooks were all lost gets its request (one ``GET`` of the
+  incident first, for the summary and priority the filter leaves out). None
+  at all when neither applies. Zenduty allows 30 incident reads a minute for the whole
   account, shared with the webhook flows, so a GET per open incident (N per
   sweep) would not do. Limit: when more than 100 incidents of the service
   were created since then, pairs whose incident is not on that page are not
@@ -69,7 +73,7 @@ from connections import errors
 from connections.zenduty.constants import FILTER_ALL, RESOLVED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
-from syncengine.context import sync_context
+from connections.attribution import sync_context
 from syncengine.flows import common, xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, PairNote, PairState,
                                ReconcileCursor, Source)
@@ -82,9 +86,9 @@ LOCK_KEY = "syncengine:reconcile:running"
 # Well inside the 120 s job timeout: a sweep that runs out stops and the next one continues.
 TIME_BUDGET = timedelta(seconds=60)
 ZENDUTY_PAGE_SIZE = 100
-# Each listing starts this much before the previous one ended: clocks differ, and a request
+# Each listing starts this much before the previous one ended: clocks differ, and a record
 # left to its webhook (GRACE) is listed again by the next sweep.
-XURRENT_OVERLAP = timedelta(minutes=2)
+LISTING_OVERLAP = timedelta(minutes=2)
 GRACE = timedelta(minutes=1)
 # ``?fields=`` (the collection's defaults lack source, created_by and reopen_count): what the
 # echo checks, the eligibility of a request to create and the flows read.
@@ -181,8 +185,9 @@ class _IntegrationSweep:
             if pair.xurrent_status == mapping.COMPLETED and pair.zenduty_status == RESOLVED:
                 self._close(pair)
         open_pairs = [p for p in open_pairs if p.state == PairState.LINKED]
-        incidents = self._read_incidents(open_pairs)
-        cursor_from = self._cursor_from()
+        cursor = ReconcileCursor.objects.filter(integration=self.integration).first()
+        incidents = self._read_incidents(open_pairs, self._incidents_from(cursor))
+        cursor_from = self._cursor_from(cursor)
         requests = {str(r.get("id")): r for r in self._read_requests(cursor_from)}
         checked: list[int] = []
         try:
@@ -195,12 +200,20 @@ class _IntegrationSweep:
             for request in requests.values():  # not an open pair of this integration
                 self._check_time()
                 self._unlinked_request(request)
+            if self.integration.receives_from_zenduty:
+                known = {p.zenduty_incident_unique_id for p in open_pairs}
+                for unique_id, incident in incidents.items():
+                    if unique_id not in known:
+                        self._check_time()
+                        self._unlinked_incident(incident)
         finally:  # what was compared stays compared, even when the sweep stops half-way
             LinkedPair.objects.filter(pk__in=checked).update(last_checked_at=timezone.now())
             self.report.checked += len(checked)
         # Only after a complete pass: a stopped sweep lists the same changes again next time.
-        ReconcileCursor.objects.update_or_create(integration=self.integration,
-                                                 defaults={"xurrent_listed_until": self.now})
+        listed = {"xurrent_listed_until": self.now}
+        if self.integration.receives_from_zenduty:
+            listed["zenduty_listed_until"] = self.now
+        ReconcileCursor.objects.update_or_create(integration=self.integration, defaults=listed)
 
     def _close(self, pair: LinkedPair) -> None:
         try:
@@ -218,12 +231,25 @@ class _IntegrationSweep:
             pairs.release(pair, self.owner)
 
     # -- reading ---------------------------------------------------------------------------
-    def _read_incidents(self, open_pairs: list[LinkedPair]) -> dict[str, dict]:
-        """The service's incidents since the oldest open pair that waits on an unresolved one (one call)."""
+    def _incidents_from(self, cursor: ReconcileCursor | None) -> datetime | None:
+        """Since when new incidents of the service are looked for (None: the integration creates no requests)."""
+        if not self.integration.receives_from_zenduty:
+            return None
+        if cursor is None or cursor.zenduty_listed_until is None:  # everything since the integration exists
+            return self.integration.created_at
+        return max(cursor.zenduty_listed_until - LISTING_OVERLAP, self.integration.created_at)
+
+    def _read_incidents(self, open_pairs: list[LinkedPair], new_since: datetime | None) -> dict[str, dict]:
+        """The service's incidents since the oldest open pair that waits on an unresolved one, and since
+        ``new_since`` for incidents whose webhooks were lost (one call for both)."""
         waiting = [p for p in open_pairs if (p.zenduty_status or 0) < RESOLVED]
-        if not waiting:
+        starts = [min(p.created_at for p in waiting)] if waiting else []
+        if new_since is not None:
+            starts.append(new_since)
+        if not starts:
             return {}
-        since = (min(p.created_at for p in waiting) - timedelta(days=1)).date().isoformat()
+        # Zenduty's filter takes dates, not times: from the day before, whatever the time zones.
+        since = (min(starts) - timedelta(days=1)).date().isoformat()
         with self._backs_off(Source.ZENDUTY), common.zenduty_client(self.integration) as zenduty:
             results, more = zenduty.first_incidents_page(status=FILTER_ALL,
                                                          service_ids=[self.integration.zenduty_service_id],
@@ -237,11 +263,10 @@ class _IntegrationSweep:
                            self.integration.pk, [p.pk for p in missing], why)
         return found
 
-    def _cursor_from(self) -> datetime:
-        cursor = ReconcileCursor.objects.filter(integration=self.integration).first()
+    def _cursor_from(self, cursor: ReconcileCursor | None) -> datetime:
         if cursor is None:  # first sweep: everything since the integration exists
             return self.integration.created_at
-        return max(cursor.xurrent_listed_until - XURRENT_OVERLAP, self.integration.created_at)
+        return max(cursor.xurrent_listed_until - LISTING_OVERLAP, self.integration.created_at)
 
     def _read_requests(self, since: datetime) -> list[dict]:
         """The service instance's requests changed since ``since`` (one call per 100)."""
@@ -298,6 +323,45 @@ class _IntegrationSweep:
                              f"created, or the webhook was lost). {outcome.reason}")
             self.report.created += 1
             logger.info("syncengine.reconcile.created request=%s: %s", request_id, outcome.reason)
+
+    def _unlinked_incident(self, incident: dict) -> None:
+        """A listed incident of the service that no pair knows: create its request, as its lost webhook would."""
+        unique_id = str(incident.get("unique_id") or "")
+        number = incident.get("incident_number")
+        if not unique_id or pairs.by_incident(self.integration.zenduty_account_id, unique_id) is not None:
+            return
+        why = self._why_not_create_request(incident)
+        if why:
+            logger.debug("syncengine.reconcile.not-created incident=%s: %s", unique_id, why)
+            return
+        # The filter's results lack the summary and the priority the request is made from.
+        with self._backs_off(Source.ZENDUTY), common.zenduty_client(self.integration) as zenduty:
+            full = zenduty.get_incident(unique_id)
+        outcome = self._apply(None, lambda: zenduty_to_xurrent.create_for_incident(
+            self.integration, full if isinstance(full, dict) and full.get("unique_id") else incident,
+            owner=self.owner))
+        if outcome is None:  # claimed meanwhile by its webhook
+            return
+        pair = pairs.by_incident(self.integration.zenduty_account_id, unique_id)
+        if pair is not None and outcome.status == EventStatus.PROCESSED:
+            self._note(pair, f"Reconciliation sweep: incident #{number} is on the service but none of its webhooks "
+                             f"reached the portal (Zenduty does not retry a lost delivery). {outcome.reason}")
+            self.report.created += 1
+            logger.info("syncengine.reconcile.created incident=%s: %s", unique_id, outcome.reason)
+
+    def _why_not_create_request(self, incident: dict) -> str:
+        created = mapping.parse_time(incident.get("creation_date"))
+        if created is None or created < self.integration.created_at:
+            return "created before the integration (never back-filled)"
+        if created > self.now - GRACE:
+            return "created just now: its webhook is on its way"
+        if mapping.request_id_in_title(incident.get("title")) is not None:
+            return "the portal's own incident"
+        waiting = InboundEvent.objects.filter(source=Source.ZENDUTY, object_id=str(incident.get("unique_id")),
+                                              status__in=[*CLAIMABLE, EventStatus.PROCESSING])
+        if waiting.exists():
+            return "one of its webhooks is waiting to be processed"
+        return ""
 
     def _why_not_create(self, request: dict) -> str:
         integration = self.integration

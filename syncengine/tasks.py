@@ -1,22 +1,22 @@
-"""django-q2 entry points: thin wrappers with primitive arguments (logic in services)."""
+"""django-q2 entry points: thin wrappers with primitive arguments (logic in the modules they call)."""
 from __future__ import annotations
 
-from syncengine import services
+from syncengine import housekeeping, jobs
 
 
 def process_inbound_event(event_id: int) -> str | None:
     """Process one stored inbound event (queued by the webhook view, a retry or a replay)."""
-    return services.process_inbound_event(event_id)
+    return jobs.process_inbound_event(event_id)
 
 
 def recover_stalled_events() -> int:
     """Queue events left behind by a lost enqueue, a lost schedule or a dead worker."""
-    return services.recover_stalled_events()
+    return housekeeping.recover_stalled_events()
 
 
 def prune_history() -> tuple[int, int]:
     """Delete finished events and calls older than the retention period (daily)."""
-    return services.prune_history()
+    return housekeeping.prune_history()
 
 
 def reconcile() -> dict:

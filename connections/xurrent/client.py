@@ -308,7 +308,8 @@ class XurrentClient(BaseClient):
         """All webhook policies of the account (never with their public keys).
 
         Collections answer with their default fields only; ``fields`` asks for
-        the audience too (``?fields=`` selects collection fields, xurrent-api.md §3).
+        the audience too (``?fields=`` selects collection fields,
+        https://developer.xurrent.com/v1/general/field_selection/).
         """
         return list(self._paginate("webhook_policies", params={"fields": fields}))
 

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 
 import jwt
 
+# The request events the portal subscribes to, and the handshake Xurrent sends to
+# each new webhook (https://developer.xurrent.com/v1/webhooks/).
+EVENT_TYPES = ("request.create", "request.update", "request.status-changed", "request.note-added")
+VERIFY_EVENT = "webhook.verify"
+
 # Only asymmetric algorithms: Xurrent never reveals an HMAC secret, and "none"
 # would accept anything. The algorithm comes from the stored policy, never
 # from the token header (algorithm-confusion attacks).

@@ -89,6 +89,27 @@ def sync_status(integration: OutgoingIntegration, pair: LinkedPair, incident: di
             return _sync_status(integration, pair, incident, status)
 
 
+def create_for_incident(integration: OutgoingIntegration, incident: dict, *, owner: str) -> Outcome | None:
+    """Claim the incident and create its request, as its webhook would have (the reconciliation sweep,
+    for an incident whose deliveries were lost: Zenduty does not retry them).
+
+    ``incident``: the incident as read in full (``GET``). Returns None when it
+    is claimed already (its webhook got there first, or is creating it now):
+    the claim decides, so the sweep and a late webhook make one request.
+    """
+    status = mapping.zenduty_status(incident.get("status"))
+    if status is None:
+        raise EventError(f"The Zenduty incident's status {incident.get('status')!r} is not 1, 2 or 3.")
+    unique_id, number = str(incident["unique_id"]), incident.get("incident_number")
+    with common.flagged_on_permanent_error(integration, f"sync Zenduty incident #{number} to Xurrent"):
+        pair = pairs.claim(integration, origin=Source.ZENDUTY, owner=owner, incident_unique_id=unique_id,
+                           incident_number=number)
+        if pair is None:
+            return None
+        with pairs.working_on(pair, owner, held=True) as pair:
+            return _sync(None, integration, pair, incident, status, fresh=True)
+
+
 def _own_incident(event, integration, incident, request_id: str, status: int, owner: str) -> Outcome:
     """An incident whose title carries the portal's marker: one the portal created for a request."""
     number = incident.get("incident_number")

@@ -1,4 +1,4 @@
-"""The daily schedule that deletes old sync history (syncengine.services.prune_history)."""
+"""The daily schedule that deletes old sync history (syncengine.housekeeping.prune_history)."""
 from django.db import migrations
 
 NAME = "syncengine: prune old sync history"

@@ -3,7 +3,8 @@ import pytest
 
 from connections import errors
 from integrations import provisioning
-from integrations.models import XURRENT_EVENTS, Direction, ProvisioningStatus
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import Direction, ProvisioningStatus
 from tests.integrations.conftest import hooks_of
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,8 @@ import pytest
 from django.db import transaction
 
 from integrations import provisioning
-from integrations.models import XURRENT_EVENTS, Direction, ProvisioningStatus
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import Direction, ProvisioningStatus
 from tests.integrations.conftest import make_integration
 from tests.integrations.conftest import hooks_of
 

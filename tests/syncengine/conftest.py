@@ -27,7 +27,8 @@ from requests.structures import CaseInsensitiveDict
 from connections import http
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from connections.zenduty.webhooks import compute_signature
-from integrations.models import XURRENT_EVENTS, Direction, OutgoingIntegration, ProvisioningStatus
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ISSUER = "https://wdc.xurrent.com"  # account_url("wdc", "global", "production")
@@ -174,7 +175,7 @@ def outbound(monkeypatch, settings):
 def sync_handlers(monkeypatch):
     """Stand-ins for the sync's handlers, for tests of the intake (the sync is tested end to end in
     test_sync.py): each event reaching them is recorded and processed."""
-    from syncengine import services
+    from syncengine import dispatch
     from syncengine.flows import zenduty_to_xurrent
     from syncengine.models import EventStatus
     from syncengine.outcomes import Outcome
@@ -186,6 +187,6 @@ def sync_handlers(monkeypatch):
         return Outcome(EventStatus.PROCESSED, "synced by the stand-in")
 
     for name in XURRENT_EVENTS:
-        monkeypatch.setitem(services.HANDLERS, ("xurrent", name), handler)
+        monkeypatch.setitem(dispatch.HANDLERS, ("xurrent", name), handler)
     monkeypatch.setattr(zenduty_to_xurrent, "handle", handler)
     return reached

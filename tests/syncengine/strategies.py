@@ -16,7 +16,7 @@ import math
 from hypothesis import strategies as st
 
 from connections.zenduty.constants import EVENT_TYPES as ZENDUTY_EVENTS
-from integrations.models import XURRENT_EVENTS
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
 from tests.syncengine.conftest import fixture_json
 
 # Characters that broke storing or showing a delivery, and their neighbours.

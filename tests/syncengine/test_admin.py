@@ -9,7 +9,7 @@ from django.test import RequestFactory
 from django.urls import resolve, reverse
 from django.utils import timezone
 
-from syncengine.admin import RecentInboundEventsInline, RecentOutboundCallsInline, activity, integration_inlines
+from syncengine.admin import RecentInboundEventsInline, RecentOutboundCallsInline, activity
 from syncengine.models import EventStatus, InboundEvent, OutboundCall
 from tests.syncengine.conftest import fixture_json
 
@@ -186,8 +186,15 @@ class TestIntegrationInlines:
         request.resolver_match = resolve(f"/admin/integrations/outgoingintegration/{integration.pk}/change/")
         return request
 
-    def test_the_helper_offers_the_two_inlines(self):
-        assert integration_inlines() == [RecentInboundEventsInline, RecentOutboundCallsInline]
+    def test_the_integration_page_gets_the_two_inlines_but_the_add_page_none(self, integration, admin_user):
+        from django.contrib import admin as django_admin
+
+        from integrations.models import OutgoingIntegration
+
+        model_admin = django_admin.site._registry[OutgoingIntegration]
+        request = self._request(integration)
+        assert model_admin.get_inlines(request, integration) == [RecentInboundEventsInline, RecentOutboundCallsInline]
+        assert model_admin.get_inlines(request, None) == []
 
     def test_the_inline_shows_only_the_latest_events_of_that_integration(self, integration, admin_user):
         from django.contrib import admin as django_admin

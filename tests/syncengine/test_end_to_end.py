@@ -13,7 +13,8 @@ import pytest
 from connections.models import XurrentTenant, ZendutyAccount
 from connections.xurrent import XurrentClient
 from integrations import provisioning
-from integrations.models import XURRENT_EVENTS, Direction, OutgoingIntegration, ProvisioningStatus
+from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
+from integrations.models import Direction, OutgoingIntegration, ProvisioningStatus
 from syncengine.models import EventStatus, InboundEvent, OutboundCall
 from tests.integrations.conftest import hooks_of
 

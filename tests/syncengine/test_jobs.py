@@ -13,8 +13,8 @@ from django_q.models import Schedule
 
 from connections import http
 from connections.xurrent import XurrentClient
-from syncengine import services
-from syncengine.context import sync_context
+from syncengine import dispatch, housekeeping, jobs
+from connections.attribution import sync_context
 from syncengine.models import EventStatus, InboundEvent, OutboundCall
 from tests.syncengine.conftest import (CLIENT_SECRET, SIGNING_SECRET, ZENDUTY_TOKEN, fixture_bytes,
                                        fixture_json)
@@ -44,8 +44,8 @@ class TestClaiming:
     def test_running_the_job_twice_calls_the_callback_once(self, integration, outbound):
         event = stored_event(integration)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.PROCESSED
-        assert services.process_inbound_event(event.pk) is None
+        assert jobs.process_inbound_event(event.pk) == EventStatus.PROCESSED
+        assert jobs.process_inbound_event(event.pk) is None
 
         assert len(callback_calls(outbound)) == 1
         assert reload(event).attempts == 1
@@ -53,16 +53,16 @@ class TestClaiming:
     def test_an_event_being_processed_elsewhere_is_left_alone(self, integration, outbound):
         event = stored_event(integration, status=EventStatus.PROCESSING)
 
-        assert services.process_inbound_event(event.pk) is None
+        assert jobs.process_inbound_event(event.pk) is None
         assert outbound.requests == [] and reload(event).status == EventStatus.PROCESSING
 
     def test_a_deleted_event_is_a_no_op(self, db):
-        assert services.process_inbound_event(987654) is None
+        assert jobs.process_inbound_event(987654) is None
 
     def test_an_event_whose_integration_was_deleted_is_ignored(self, integration, outbound):
         event = stored_event(None)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.IGNORED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.IGNORED
         assert "integration was deleted" in reload(event).reason
         assert outbound.requests == []
 
@@ -74,7 +74,7 @@ class TestRetries:
         outbound.answer(503, {"message": "maintenance"})
         before = timezone.now()
 
-        assert services.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
 
         event = reload(event)
         delay = (event.next_attempt_at - before).total_seconds()
@@ -88,13 +88,13 @@ class TestRetries:
     def test_retries_back_off_exponentially_then_fail_after_the_bound(self, integration, outbound):
         event = stored_event(integration)
         delays = []
-        for attempt in range(1, services.MAX_ATTEMPTS + 1):
+        for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
             outbound.answer(502)
             before = timezone.now()
-            status = services.process_inbound_event(event.pk)  # as the scheduled run would
+            status = jobs.process_inbound_event(event.pk)  # as the scheduled run would
             event = reload(event)
             assert event.attempts == attempt
-            if attempt < services.MAX_ATTEMPTS:
+            if attempt < jobs.MAX_ATTEMPTS:
                 assert status == EventStatus.RETRY_SCHEDULED
                 delays.append((event.next_attempt_at - before).total_seconds())
 
@@ -111,7 +111,7 @@ class TestRetries:
         outbound.answer(429, {"message": "Too Many Requests"}, {"retry-after": "120"})
         before = timezone.now()
 
-        assert services.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
 
         event = reload(event)
         assert (event.next_attempt_at - before).total_seconds() >= 120
@@ -123,22 +123,22 @@ class TestRetries:
         event = stored_event(integration)
         outbound.answers.append(requests.ConnectionError("refused"))
 
-        assert services.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
         assert OutboundCall.objects.get().status_class == "none"
 
     def test_the_retry_succeeds_later(self, integration, outbound):
         event = stored_event(integration)
         outbound.answer(503)
-        services.process_inbound_event(event.pk)
+        jobs.process_inbound_event(event.pk)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.PROCESSED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.PROCESSED
         event = reload(event)
         assert event.attempts == 2 and event.next_attempt_at is None
         assert "503" in event.last_error  # what went wrong on the way stays visible
 
     def test_backoff_is_capped_and_honours_retry_after(self):
-        assert services.retry_delay(30) <= services.RETRY_MAX_SECONDS * 1.1
-        assert services.retry_delay(1, retry_after=900) == 900
+        assert jobs.retry_delay(30) <= jobs.RETRY_MAX_SECONDS * 1.1
+        assert jobs.retry_delay(1, retry_after=900) == 900
 
 
 @pytest.mark.django_db
@@ -147,7 +147,7 @@ class TestPermanentFailures:
         event = stored_event(integration)
         outbound.answer(404, {"message": "Not found"})
 
-        assert services.process_inbound_event(event.pk) == EventStatus.FAILED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.FAILED
 
         event = reload(event)
         assert event.reason == ("Could not answer Xurrent's webhook verification. Xurrent says it does not exist "
@@ -159,7 +159,7 @@ class TestPermanentFailures:
         message["payload"]["callback"] = "https://attacker.example/webhooks/4711/verify?code=x"
         event = stored_event(integration, message=message)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.FAILED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.FAILED
         assert outbound.requests == []
         assert "attacker.example" in reload(event).reason
 
@@ -172,17 +172,17 @@ class TestPermanentFailures:
             del message["webhook_id"]
         event = stored_event(integration, message=message)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.FAILED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.FAILED
         assert words in reload(event).reason and outbound.requests == []
 
     def test_a_bug_in_a_handler_fails_the_event_instead_of_leaving_it_processing(self, integration, monkeypatch):
         def broken(event, integration):
             raise KeyError("surprise")
 
-        monkeypatch.setitem(services.HANDLERS, ("xurrent", "request.update"), broken)
+        monkeypatch.setitem(dispatch.HANDLERS, ("xurrent", "request.update"), broken)
         event = stored_event(integration, message=fixture_json("xurrent/request.update.json"))
 
-        assert services.process_inbound_event(event.pk) == EventStatus.FAILED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.FAILED
         assert reload(event).reason == "Unexpected error (KeyError); see the worker log."
 
 
@@ -200,7 +200,7 @@ class TestVerificationCode:
         event = stored_event(integration, body=body)
         outbound.answer(503)
 
-        assert services.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
+        assert jobs.process_inbound_event(event.pk) == EventStatus.RETRY_SCHEDULED
 
         event = reload(event)
         assert event.payload == VERIFY and event.body == body  # the next attempt needs the code
@@ -212,7 +212,7 @@ class TestVerificationCode:
         event = stored_event(integration, body=self.signed_body(integration, rsa_key))
         for answer in answers:
             outbound.answer(answer)
-            last = services.process_inbound_event(event.pk)
+            last = jobs.process_inbound_event(event.pk)
 
         assert last == status
         event = reload(event)
@@ -223,10 +223,10 @@ class TestVerificationCode:
         assert claims["data"] == event.payload
 
     def test_it_is_removed_when_a_dead_worker_leaves_the_event_out_of_attempts(self, integration):
-        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=services.MAX_ATTEMPTS,
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=jobs.MAX_ATTEMPTS,
                              claimed_at=timezone.now() - timedelta(hours=1))
 
-        services.recover_stalled_events()
+        housekeeping.recover_stalled_events()
 
         event = reload(event)
         assert event.status == EventStatus.FAILED and CODE not in json.dumps(event.payload)
@@ -235,7 +235,7 @@ class TestVerificationCode:
         message = fixture_json("xurrent/request.update.json")
         event = stored_event(integration, message=message, body='{"jwt": "x.y.z"}')
 
-        services.process_inbound_event(event.pk)
+        jobs.process_inbound_event(event.pk)
 
         event = reload(event)
         assert event.payload == message and event.body == '{"jwt": "x.y.z"}'
@@ -250,16 +250,16 @@ class TestReplay:
         def flaky(event, integration):
             calls.append(event.pk)
             if len(calls) == 1:
-                raise services.EventError("not this time")
-            return services.Outcome(EventStatus.PROCESSED, "done")
+                raise jobs.EventError("not this time")
+            return jobs.Outcome(EventStatus.PROCESSED, "done")
 
-        monkeypatch.setitem(services.HANDLERS, ("xurrent", "request.update"), flaky)
+        monkeypatch.setitem(dispatch.HANDLERS, ("xurrent", "request.update"), flaky)
         event = stored_event(integration, message=fixture_json("xurrent/request.update.json"))
-        services.process_inbound_event(event.pk)
+        jobs.process_inbound_event(event.pk)
         assert reload(event).status == EventStatus.FAILED
 
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.replay_event(event.pk, by="admin") is True
+            assert jobs.replay_event(event.pk, by="admin") is True
 
         event = reload(event)
         assert event.status == EventStatus.PROCESSED and event.attempts == 1
@@ -270,10 +270,10 @@ class TestReplay:
                                                                          django_capture_on_commit_callbacks):
         event = stored_event(integration)
         outbound.answer(first)
-        services.process_inbound_event(event.pk)
+        jobs.process_inbound_event(event.pk)
 
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.replay_event(event.pk, by="admin") is True
+            assert jobs.replay_event(event.pk, by="admin") is True
 
         event = reload(event)
         assert event.status == EventStatus.FAILED
@@ -285,7 +285,7 @@ class TestReplay:
     def test_only_finished_trusted_events_are_replayed(self, status, integration):
         event = stored_event(integration, status=status)
 
-        assert services.replay_event(event.pk) is False
+        assert jobs.replay_event(event.pk) is False
         assert reload(event).status == status
 
 
@@ -298,7 +298,7 @@ class TestRecovery:
         fresh.delivery_id = "other"
         fresh.save()
 
-        assert services.recover_stalled_events() == 1
+        assert housekeeping.recover_stalled_events() == 1
 
         assert reload(lost).status == EventStatus.PROCESSED  # Q_SYNC runs the queued job inline
         assert reload(fresh).status == EventStatus.RECEIVED
@@ -307,7 +307,7 @@ class TestRecovery:
         event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
                              claimed_at=timezone.now() - timedelta(hours=1))
 
-        assert services.recover_stalled_events() == 1
+        assert housekeeping.recover_stalled_events() == 1
 
         event = reload(event)
         assert event.status == EventStatus.PROCESSED and event.attempts == 2
@@ -318,14 +318,14 @@ class TestRecovery:
         event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
                              claimed_at=timezone.now() - timedelta(seconds=6))
 
-        assert services.recover_stalled_events() == 1
+        assert housekeeping.recover_stalled_events() == 1
 
         event = reload(event)
         assert event.status == EventStatus.PROCESSED and event.attempts == 2
         assert "5 s lease" in event.last_error
         # The dead worker's own job, handed out again by the broker, and the next sweep find nothing to do.
-        assert services.process_inbound_event(event.pk) is None
-        assert services.recover_stalled_events() == 0
+        assert jobs.process_inbound_event(event.pk) is None
+        assert housekeeping.recover_stalled_events() == 0
         assert len(callback_calls(outbound)) == 1
 
     def test_an_event_within_its_lease_is_left_alone(self, settings, integration, outbound):
@@ -333,7 +333,7 @@ class TestRecovery:
         event = stored_event(integration, status=EventStatus.PROCESSING, attempts=1,
                              claimed_at=timezone.now() - timedelta(seconds=3))
 
-        assert services.recover_stalled_events() == 0
+        assert housekeeping.recover_stalled_events() == 0
 
         assert reload(event).status == EventStatus.PROCESSING
         assert outbound.requests == []
@@ -353,27 +353,27 @@ class TestRecovery:
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(claim_before_the_first_update):
-            assert services.recover_stalled_events() == 0
+            assert housekeeping.recover_stalled_events() == 0
 
         event = reload(event)
         assert claimed_again and (event.status, event.claimed_at) == (EventStatus.PROCESSING, claimed_again[0])
         assert outbound.requests == []
 
     def test_it_fails_a_dead_event_out_of_attempts(self, integration):
-        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=services.MAX_ATTEMPTS,
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=jobs.MAX_ATTEMPTS,
                              claimed_at=timezone.now() - timedelta(hours=1))
 
-        assert services.recover_stalled_events() == 0
+        assert housekeeping.recover_stalled_events() == 0
         assert reload(event).status == EventStatus.FAILED
 
     def test_a_broker_failure_leaves_the_event_received(self, integration, monkeypatch, caplog):
         def down(*args, **kwargs):
             raise ConnectionError("broker down")
 
-        monkeypatch.setattr(services, "async_task", down)
+        monkeypatch.setattr(jobs, "async_task", down)
         event = stored_event(integration)
 
-        services.enqueue(event.pk)
+        jobs.enqueue(event.pk)
 
         assert reload(event).status == EventStatus.RECEIVED
         assert "syncengine.enqueue-failed" in caplog.text
@@ -439,9 +439,9 @@ class TestHistory:
         assert http.call_observers.count(record_call) == 1
 
     def test_the_context_is_reset_after_the_job(self, integration, outbound):
-        from syncengine import context
+        from connections import attribution as context
 
-        services.process_inbound_event(stored_event(integration).pk)
+        jobs.process_inbound_event(stored_event(integration).pk)
 
         assert context.current() is None
 
@@ -457,7 +457,7 @@ class TestPruning:
         OutboundCall.objects.create(service="xurrent", method="GET", url="https://x/old", created_at=old)
         kept_call = OutboundCall.objects.create(service="xurrent", method="GET", url="https://x/new")
 
-        assert services.prune_history(days=90, batch=2) == (4, 1)
+        assert housekeeping.prune_history(days=90, batch=2) == (4, 1)
 
         assert set(InboundEvent.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
         assert list(OutboundCall.objects.values_list("pk", flat=True)) == [kept_call.pk]

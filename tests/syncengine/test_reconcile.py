@@ -132,8 +132,9 @@ def test_a_reopened_request_of_a_closed_pair_is_found_by_the_listing(demo):
     [incident] = demo.incidents()
     assert incident.status == 3 and any("was reopened" in n.note for n in Note.objects.filter(incident=incident))
     assert LinkedPair.objects.get().state == PairState.LINKED and report.repaired == 1
-    # No open pair waits on an unresolved incident: no Zenduty read at all, only the note written.
-    assert calls_of(calls, "zenduty") == [("POST", f"zenduty/api/incidents/{incident.incident_number}/note/")]
+    # No open pair waits on an unresolved incident: the one filter is for new incidents (the integration
+    # creates requests from Zenduty), then only the note written.
+    assert calls_of(calls, "zenduty") == [FILTER, ("POST", f"zenduty/api/incidents/{incident.incident_number}/note/")]
 
 
 def test_each_integration_costs_one_zenduty_call_and_nothing_is_written_when_nothing_differs(demo):
@@ -213,6 +214,66 @@ def test_a_request_moved_into_the_service_instance_gets_its_incident_once(demo):
     demo.settle()
     [echo] = events("triggered")
     assert echo.status == EventStatus.IGNORED and "Echo of the portal's own incident" in echo.reason
+
+
+def test_an_incident_whose_webhooks_were_all_lost_gets_its_request_once(demo):
+    """Zenduty does not retry a delivery: an incident whose triggered and acknowledged were both lost
+    would never get its request without the sweep."""
+    from sandbox.zenduty.models import Incident
+
+    incident = demo.trigger(priority="P2")
+    demo.set_incident_status(incident, 2)
+    assert drop_pending("zenduty") == 2
+    Incident.objects.filter(pk=incident.pk).update(creation_date=F("creation_date") - timedelta(minutes=5))
+
+    report, calls = sweep()
+    second, again = sweep()
+
+    [request] = demo.requests()
+    assert report.created == 1 and second.created == 0
+    assert (request.source, request.sourceID, request.impact, request.status) == (
+        "Zenduty", incident.unique_id, "high", "in_progress")
+    assert "5xx above 5% for 10 minutes" in demo.notes(request)[0].text  # the summary, read by the GET
+    # One filter, then the incident's GET (the filter leaves out summary and priority).
+    assert calls_of(calls, "zenduty") == [FILTER, ("GET", f"zenduty/api/incidents/{incident.unique_id}/")]
+    assert calls_of(again, "zenduty") == [FILTER] and calls_of(again, "xurrent") == [LISTING]
+    pair = LinkedPair.objects.get()
+    assert (pair.origin, pair.state, pair.zenduty_status) == ("zenduty", PairState.LINKED, 2)
+    [note] = PairNote.objects.filter(pair=pair)
+    assert f"incident #{incident.incident_number} is on the service but none of its webhooks reached" in note.text
+    demo.settle()  # the request's create comes back from Xurrent: the portal's own
+    assert all(e.status == EventStatus.IGNORED for e in events()), [e.reason for e in events()]
+
+
+def test_incidents_older_than_the_integration_just_made_or_its_own_create_nothing(demo):
+    from sandbox.zenduty.models import Incident
+
+    old = demo.trigger(title="Old news")
+    fresh = demo.trigger(title="Just now")
+    drop_pending("zenduty")
+    Incident.objects.filter(pk=old.pk).update(creation_date=F("creation_date") - timedelta(days=1))
+    demo.raise_request()  # its incident is the portal's own, marked in its title
+    demo.settle()
+    assert LinkedPair.objects.count() == 1
+
+    report, _ = sweep()
+
+    assert report.created == 0 and LinkedPair.objects.count() == 1 and demo.requests()[1:] == []
+    Incident.objects.filter(pk=fresh.pk).update(creation_date=F("creation_date") - timedelta(minutes=5))
+    assert sweep()[0].created == 1
+
+
+def test_a_one_way_xurrent_to_zenduty_integration_creates_no_request_from_a_lost_incident(demo):
+    from sandbox.zenduty.models import Incident
+
+    OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="xurrent_to_zenduty")
+    incident = demo.trigger()
+    drop_pending("zenduty")
+    Incident.objects.filter(pk=incident.pk).update(creation_date=F("creation_date") - timedelta(minutes=5))
+
+    report, calls = sweep()
+
+    assert report.created == 0 and demo.requests() == [] and calls_of(calls, "zenduty") == []
 
 
 def test_requests_older_than_the_integration_or_of_other_categories_are_not_back_filled(demo):
@@ -311,7 +372,7 @@ def test_the_schedule_follows_the_setting(settings):
 def test_a_webhook_whose_request_read_was_rate_limited_is_applied_by_its_retry(demo):
     """The flow records the incident's status only once the request is in line: before, the retry of an
     acknowledged whose request read got a 429 found the status "already known" and wrote nothing."""
-    from syncengine import services
+    from syncengine import jobs
     from sandbox import faults
 
     incident = demo.trigger()
@@ -322,7 +383,7 @@ def test_a_webhook_whose_request_read_was_rate_limited_is_applied_by_its_retry(d
     [event] = events("acknowledged")
     assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
 
-    services.process_inbound_event(event.pk)  # the scheduled retry
+    jobs.process_inbound_event(event.pk)  # the scheduled retry
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason
@@ -345,7 +406,9 @@ def test_a_pair_whose_both_sides_were_seen_finished_is_closed_without_a_call(dem
 
     pair = LinkedPair.objects.get()
     assert (pair.state, report.closed) == (PairState.CLOSED, 1) and pair.closed_at is not None
-    assert calls_of(calls, "zenduty") == []  # nothing waits on an unresolved incident
+    # Nothing waits on an unresolved incident: the one filter looks for new incidents only.
+    assert calls_of(calls, "zenduty") == [FILTER]
+    assert calls_of(calls, "xurrent") == [LISTING]
     assert "the pair is closed" in PairNote.objects.get(pair=pair).text
     assert incident.unique_id == pair.zenduty_incident_unique_id
 

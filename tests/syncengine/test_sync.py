@@ -15,7 +15,7 @@ import requests
 
 from connections import http
 from integrations.models import OutgoingIntegration
-from syncengine import services
+from syncengine import jobs
 from syncengine.models import EventStatus, InboundEvent, LinkedPair, OutboundCall, PairState
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -210,8 +210,8 @@ def test_ten_copies_of_a_delivery_and_replays_make_one_request(demo):
     triggered = events("triggered")
     assert len(triggered) == 1 and triggered[0].duplicates == 9
     for _ in range(3):
-        assert services.replay_event(triggered[0].pk)
-        services.process_inbound_event(triggered[0].pk)
+        assert jobs.replay_event(triggered[0].pk)
+        jobs.process_inbound_event(triggered[0].pk)
     demo.settle()
 
     assert len(demo.requests()) == 1 and LinkedPair.objects.count() == 1
@@ -234,7 +234,7 @@ def test_a_lost_create_answer_is_adopted_on_retry_without_a_second_request(demo,
     assert len(demo.requests()) == 1 and LinkedPair.objects.get().state == PairState.CREATING
 
     monkeypatch.setattr(http, "send", real_send)
-    services.process_inbound_event(event.pk)  # the scheduled retry
+    jobs.process_inbound_event(event.pk)  # the scheduled retry
 
     event.refresh_from_db()
     [request] = demo.requests()
@@ -266,7 +266,7 @@ def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, mo
 
     monkeypatch.setattr(http, "send", send)
     # Here both run in one thread, so the holder cannot finish while the second waits for it.
-    monkeypatch.setattr(services, "BUSY_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(jobs, "BUSY_WAIT_SECONDS", 0.3)
     assert deliveries._claim(triggered.pk)  # the triggered goes first, as the outbox sends it
     deliveries.send_one(OutboundDelivery.objects.get(pk=triggered.pk))
 
@@ -274,7 +274,7 @@ def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, mo
     assert status == EventStatus.RETRY_SCHEDULED and "being processed" in reason
     assert len(demo.requests()) == 1
     acknowledged_event = events("acknowledged")[0]
-    services.process_inbound_event(acknowledged_event.pk)  # its retry, a few seconds later
+    jobs.process_inbound_event(acknowledged_event.pk)  # its retry, a few seconds later
 
     acknowledged_event.refresh_from_db()
     assert acknowledged_event.status == EventStatus.PROCESSED, acknowledged_event.reason
@@ -318,8 +318,8 @@ def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_c
 
     OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(
         service_instance_id=demo.integration.service_instance_id)
-    assert services.replay_event(event.pk)
-    services.process_inbound_event(event.pk)
+    assert jobs.replay_event(event.pk)
+    jobs.process_inbound_event(event.pk)
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason
@@ -429,7 +429,7 @@ def test_a_lost_incident_create_answer_is_found_by_its_marker(demo, monkeypatch)
     assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
     assert LinkedPair.objects.get().state == PairState.CREATING and events("triggered") == []
 
-    services.process_inbound_event(event.pk)
+    jobs.process_inbound_event(event.pk)
 
     event.refresh_from_db()
     [incident] = demo.incidents()
@@ -475,7 +475,7 @@ def test_a_500_on_the_create_is_retried_and_makes_one_request(demo):
     assert event.status == EventStatus.RETRY_SCHEDULED and "server error" in event.reason
     assert demo.requests() == []
 
-    services.process_inbound_event(event.pk)  # the scheduled retry
+    jobs.process_inbound_event(event.pk)  # the scheduled retry
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED and event.reason.startswith("Created Xurrent request")
@@ -497,7 +497,7 @@ def test_zenduty_rate_limiting_the_create_backs_off_a_minute_then_makes_one_inci
     assert (event.next_attempt_at - before).total_seconds() >= 59
     assert demo.incidents() == []
 
-    services.process_inbound_event(event.pk)
+    jobs.process_inbound_event(event.pk)
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED, event.reason

@@ -1,7 +1,9 @@
-"""Which integration and inbound event the current code works for.
+"""Which integration, inbound event and linked pair the current outbound calls are for.
 
-The job runner sets it around the processing of an event; the history
-observer (``syncengine.history``) reads it to tie each outbound call to them.
+The job runner sets it around the processing of an event, provisioning around
+its calls; the history observer (``syncengine.history``) reads it to tie each
+outbound call to them. It lives beside the HTTP layer that makes the calls, so
+that every app can say whom its calls are for without importing the sync engine.
 A ``ContextVar`` keeps concurrent jobs apart (threads in the live server,
 workers with threads) without passing the event through every client call.
 """
@@ -20,7 +22,7 @@ class SyncContext:
     pair_id: int | None = None
 
 
-_current: ContextVar[SyncContext | None] = ContextVar("syncengine_context", default=None)
+_current: ContextVar[SyncContext | None] = ContextVar("call_attribution", default=None)
 
 
 def current() -> SyncContext | None:

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('connections', '0004_api_budget'),
         ('integrations', '0004_tenant_webhooks'),
-        ('syncengine', '0011_inboundevent_tenant'),
+        ('syncengine', '0012_reconcile_zenduty_cursor'),
     ]
 
     operations = [

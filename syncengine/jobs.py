@@ -1,0 +1,204 @@
+"""The job runner: processing of stored inbound events (the django-q2 jobs call these).
+
+``process_inbound_event`` claims an event with a conditional UPDATE, so a
+second or concurrent run of the same job does nothing; it then dispatches on
+(source, event type) (``syncengine.dispatch``) with the event's integration
+and id set as the context of every outbound call (``connections.attribution``).
+
+Outcomes:
+
+* a handler returns processed / ignored with a sentence saying why;
+* ``RetryableError`` (rate limit, 5xx, network) → retry_scheduled, run again
+  later by a django-q2 ONCE schedule with exponential backoff that honours
+  ``retry_after``; after ``MAX_ATTEMPTS`` → failed;
+* ``PermanentError`` or a message that cannot be acted on → failed.
+
+Stalled events and old history are the business of ``syncengine.housekeeping``.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from connections import errors, secrets
+from connections.attribution import sync_context
+from connections.xurrent.webhooks import VERIFY_EVENT
+from integrations.services import describe_api_error
+from syncengine.dispatch import dispatch
+from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, LinkedPair, Source
+from syncengine.outcomes import EventError, Outcome
+from syncengine.pairs import PairBusy
+from syncengine.verification import without_verification_code
+
+logger = logging.getLogger("syncengine.jobs")
+
+TASK = "syncengine.tasks.process_inbound_event"
+MAX_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 3600
+# Up to this share is added to each delay, so that events rate-limited together
+# do not all come back in the same second.
+RETRY_JITTER = 0.1
+# An event whose pair another event holds waits in place this long for the lease before
+# it schedules a retry: django-q2's scheduler looks at due schedules only every 30 s, so
+# a retry "in 5 s" really came 5-35 s later. Two events of one pair close together are
+# common (Xurrent sends request.update and request.status-changed for one status change;
+# an incident acknowledged and resolved within a second), and the holder is usually done
+# in well under a second.
+BUSY_WAIT_SECONDS = 5.0
+BUSY_POLL_SECONDS = 0.1
+
+MAX_TEXT = 2000
+
+
+# -- queueing ------------------------------------------------------------------------------------
+def enqueue(event_id: int) -> None:
+    """Queue the processing of an event. A broker failure is logged, not raised:
+    the event stays "received" and :func:`recover_stalled_events` queues it later."""
+    try:
+        async_task(TASK, event_id, task_name=f"syncengine-event-{event_id}-{uuid.uuid4().hex[:8]}")
+    except Exception:  # noqa: BLE001 - the delivery is stored; the sweeper retries
+        logger.exception("syncengine.enqueue-failed event=%s", event_id)
+
+
+def replay_event(event_id: int, *, by: str = "") -> bool:
+    """Queue a failed, ignored or processed event again, with a fresh attempt count.
+
+    Rejected events are never replayed (their signature did not hold), nor
+    events already waiting or running. Returns whether the event was queued.
+    """
+    who = f" by {by}" if by else ""
+    updated = InboundEvent.objects.filter(pk=event_id, status__in=REPLAYABLE).update(
+        # next_attempt_at: "due since", for recover_stalled_events.
+        status=EventStatus.RECEIVED, attempts=0, next_attempt_at=timezone.now(), processed_at=None,
+        claimed_at=None,
+        reason=f"Replay requested{who} at {timezone.now():%Y-%m-%d %H:%M:%S} UTC.")
+    if updated:
+        transaction.on_commit(lambda: enqueue(event_id))
+        logger.info("syncengine.replay event=%s%s", event_id, who)
+    return bool(updated)
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: 30 s doubling per attempt (cap 1 h),
+    plus jitter, and never less than the API's ``retry_after``."""
+    delay = min(RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), RETRY_MAX_SECONDS)
+    delay *= 1 + random.uniform(0, RETRY_JITTER)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return delay
+
+
+# -- the job ---------------------------------------------------------------------------------------
+def process_inbound_event(event_id: int) -> str | None:
+    """Process one stored event; safe to call twice or concurrently.
+
+    Returns the status it left the event in, or None when there was nothing
+    to claim (already done, running elsewhere, deleted).
+    """
+    now = timezone.now()
+    claimed = InboundEvent.objects.filter(pk=event_id, status__in=CLAIMABLE).update(
+        status=EventStatus.PROCESSING, attempts=F("attempts") + 1, claimed_at=now, next_attempt_at=None)
+    if not claimed:
+        logger.info("syncengine.process.not-claimed event=%s", event_id)
+        return None
+    event = InboundEvent.objects.select_related("integration__tenant").get(pk=event_id)
+    with sync_context(integration_id=event.integration_id, inbound_event_id=event.pk):
+        try:
+            outcome = _dispatch_when_pair_free(event)
+        except errors.RetryableError as exc:
+            return _retry_or_fail(event, exc)
+        except errors.ApiError as exc:  # permanent: retrying cannot help
+            return _finish(event, EventStatus.FAILED, describe_api_error(exc, _action(event)), error=str(exc))
+        except EventError as exc:
+            return _finish(event, EventStatus.FAILED, str(exc), error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the event "processing"
+            logger.exception("syncengine.process.crashed event=%s", event.pk)
+            message = f"Unexpected error ({type(exc).__name__}); see the worker log."
+            return _finish(event, EventStatus.FAILED, message, error=message)
+    return _finish(event, outcome.status, outcome.reason)
+
+
+def _dispatch_when_pair_free(event: InboundEvent) -> Outcome:
+    """:func:`dispatch`; when the pair is busy, again once its lease is free, for up to ``BUSY_WAIT_SECONDS``.
+
+    Raises :class:`PairBusy` when the other event still holds the pair by then
+    (a slow call, or a worker that died holding it): the retry is scheduled.
+    """
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            return dispatch(event)
+        except PairBusy as exc:
+            if not _wait_for_lease(exc.pair_id, deadline):
+                raise
+
+
+def _wait_for_lease(pair_id: int, deadline: float) -> bool:
+    """Wait until the pair's lease is given back or runs out; False when ``deadline`` comes first."""
+    while time.monotonic() + BUSY_POLL_SECONDS < deadline:
+        time.sleep(BUSY_POLL_SECONDS)
+        if not LinkedPair.objects.filter(pk=pair_id, lease_until__gt=timezone.now()).exists():
+            return True
+    return False
+
+
+def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None = None) -> str:
+    fields = {"status": status, "reason": clean(reason), "processed_at": timezone.now(),
+              **without_verification_code(event)}
+    if error is not None:
+        fields["last_error"] = clean(error)
+    InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(**fields)
+    log = logger.warning if status == EventStatus.FAILED else logger.info
+    log("syncengine.process.%s event=%s %s %s: %s", status, event.pk, event.source, event.event_type, reason)
+    return status
+
+
+def _retry_or_fail(event: InboundEvent, exc: errors.RetryableError) -> str:
+    attempts = event.attempts
+    if isinstance(exc, PairBusy):
+        # Waiting for another event of the same pair is no failed attempt: it
+        # ends when that event does, or when its lease runs out.
+        attempts -= 1
+        InboundEvent.objects.filter(pk=event.pk).update(attempts=attempts)
+    if attempts >= MAX_ATTEMPTS:
+        return _finish(event, EventStatus.FAILED,
+                       f"Gave up after {attempts} attempts. {describe_api_error(exc, _action(event))}",
+                       error=str(exc))
+    busy = isinstance(exc, PairBusy)
+    delay = exc.retry_after if busy else retry_delay(attempts, getattr(exc, "retry_after", None))
+    next_run = timezone.now() + timedelta(seconds=delay)
+    why = exc.message if busy else describe_api_error(exc, _action(event))
+    reason = (f"Attempt {attempts} of {MAX_ATTEMPTS}: {why} "
+              f"Next attempt in {delay:.0f} s, at {next_run:%H:%M:%S} UTC.")
+    with transaction.atomic():
+        updated = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+            status=EventStatus.RETRY_SCHEDULED, next_attempt_at=next_run, reason=clean(reason),
+            last_error=clean(str(exc)))
+        if updated:
+            schedule(TASK, event.pk, schedule_type=Schedule.ONCE, next_run=next_run, repeats=-1,
+                     name=f"syncengine event {event.pk} attempt {attempts + 1} ({uuid.uuid4().hex[:6]})")
+    logger.info("syncengine.process.retry event=%s attempt=%s in %.0fs: %s", event.pk, attempts, delay, exc)
+    return EventStatus.RETRY_SCHEDULED
+
+
+def _action(event: InboundEvent) -> str:
+    """What the job was doing, completing "Could not …"."""
+    if event.source == Source.XURRENT and event.event_type == VERIFY_EVENT:
+        return "answer Xurrent's webhook verification"
+    return f"process the {Source(event.source).label} '{event.event_type}' event"
+
+
+
+def clean(text: str) -> str:
+    """``text`` fit for the history: known secrets redacted, at most ``MAX_TEXT`` characters."""
+    return secrets.redact(text or "")[:MAX_TEXT]
