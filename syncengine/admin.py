@@ -30,13 +30,14 @@ from django_q.models import Failure, Success
 from connections.admin import object_or_404
 from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
-from syncengine import advice, jobs
+from syncengine import advice, by_hand, jobs
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
 from syncengine.flows import common as flow_common
 from syncengine.models import (REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall,
                                PairState, Source, StatusClass)
+from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
 
 CHART_DAYS = 14
@@ -431,6 +432,64 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f for _, options in self.fieldsets for f in options["fields"]]
+
+    # -- pairs by hand (syncengine.by_hand) -----------------------------------------------------------
+    change_list_template = "admin/syncengine/linkedpair/change_list.html"
+    change_form_template = "admin/syncengine/linkedpair/change_form.html"
+
+    @staticmethod
+    def may_link(request) -> bool:
+        """Linking and unlinking are integration changes: for those who may change integrations."""
+        return request.user.has_perm("integrations.change_outgoingintegration")
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [path("link/", wrap(self.link_view), name="syncengine_linkedpair_link"),
+                path("<path:object_id>/unlink/", wrap(self.unlink_view), name="syncengine_linkedpair_unlink"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "may_link": self.may_link(request)})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        pair = self.get_object(request, unquote(object_id))
+        may_unlink = bool(pair and pair.state != PairState.UNLINKED and self.may_link(request))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "may_unlink": may_unlink})
+
+    def link_view(self, request):
+        """Link an existing request and incident (GET: the form; POST: read both records, then link)."""
+        if not (self.has_view_permission(request) and self.may_link(request)):
+            raise PermissionDenied
+        form = LinkPairForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                pair = by_hand.link(form.cleaned_data["integration"], request_id=form.cleaned_data["request_id"],
+                                    incident_number=form.cleaned_data["incident_number"],
+                                    by=request.user.get_username())
+            except by_hand.Refused as refused:
+                form.add_error(None, str(refused))
+            else:
+                messages.success(request, f"{pair} linked; changes on either side are synced from now on.")
+                return HttpResponseRedirect(reverse("admin:syncengine_linkedpair_change", args=[pair.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Link a request and an incident",
+                   "opts": self.model._meta, "form": form}
+        return TemplateResponse(request, "admin/syncengine/linkedpair/link.html", context)
+
+    def unlink_view(self, request, object_id):
+        """Unlink a pair (POST only)."""
+        pair = object_or_404(self, request, object_id)
+        if not self.may_link(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            by_hand.unlink(pair, by=request.user.get_username())
+        except by_hand.Refused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"{pair} unlinked: neither record is synced any more; either may be linked "
+                                      f"again.")
+        return HttpResponseRedirect(reverse("admin:syncengine_linkedpair_change", args=[pair.pk]))
 
     def get_search_results(self, request, queryset, search_term):
         results, duplicates = super().get_search_results(request, queryset, search_term)

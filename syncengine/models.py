@@ -190,11 +190,22 @@ class PairState(models.TextChoices):
     LINKED = "linked", "Linked"
     CLOSED = "closed", "Closed"
     FAILED = "failed", "Failed"
+    # An integration admin unlinked it: kept for its timeline, no longer synced, and neither
+    # record counts as linked any more (it may be linked again, by hand).
+    UNLINKED = "unlinked", "Unlinked by hand"
 
     @property
     def colour(self) -> str:
         """Background of this state's badge (white text)."""
         return {"creating": "#0d6efd", "linked": "#198754", "failed": "#dc3545"}.get(self.value, NEUTRAL)
+
+
+class PairOrigin(models.TextChoices):
+    """Where a pair started: a record on one side (the sync created its counterpart), or by hand."""
+
+    XURRENT = "xurrent", "Xurrent"
+    ZENDUTY = "zenduty", "Zenduty"
+    BY_HAND = "by_hand", "Linked by hand"
 
 
 class LinkedPair(models.Model):
@@ -224,7 +235,7 @@ class LinkedPair(models.Model):
     tenant = models.ForeignKey("connections.XurrentTenant", on_delete=models.CASCADE, related_name="pairs")
     zenduty_account = models.ForeignKey("connections.ZendutyAccount", on_delete=models.CASCADE,
                                         related_name="pairs")
-    origin = models.CharField(max_length=16, choices=Source.choices, help_text="The side the pair started on.")
+    origin = models.CharField(max_length=16, choices=PairOrigin.choices, help_text="The side the pair started on.")
     state = models.CharField(max_length=16, choices=PairState.choices, default=PairState.CREATING)
     xurrent_request_id = models.CharField("Xurrent request", max_length=64, blank=True, default="")
     zenduty_incident_unique_id = models.CharField("Zenduty incident", max_length=64, blank=True, default="")
@@ -254,10 +265,12 @@ class LinkedPair(models.Model):
                    models.Index(fields=["zenduty_incident_number"], name="pair_incident_number"),
                    models.Index(fields=["xurrent_request_id"], name="pair_request_id")]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "xurrent_request_id"], condition=~models.Q(xurrent_request_id=""),
+            # An unlinked pair no longer holds its records: they may be linked again.
+            models.UniqueConstraint(fields=["tenant", "xurrent_request_id"],
+                                    condition=~models.Q(xurrent_request_id="") & ~models.Q(state="unlinked"),
                                     name="one_pair_per_xurrent_request"),
             models.UniqueConstraint(fields=["zenduty_account", "zenduty_incident_unique_id"],
-                                    condition=~models.Q(zenduty_incident_unique_id=""),
+                                    condition=~models.Q(zenduty_incident_unique_id="") & ~models.Q(state="unlinked"),
                                     name="one_pair_per_zenduty_incident"),
         ]
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Iterator
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.utils import timezone
 
 from connections import errors
@@ -53,18 +53,25 @@ def new_owner(event_id: int | None) -> str:
 
 
 # -- lookups ------------------------------------------------------------------------------------
+# A record's pair: the one that holds it, else the latest that was unlinked by hand (whose
+# records the flows leave alone rather than create a new counterpart for).
+HOLDING_FIRST = (Case(When(state=PairState.UNLINKED, then=1), default=0), "-pk")
+
+
 def by_request(tenant_id: int, request_id) -> LinkedPair | None:
-    """The pair of a Xurrent request (ids are unique per tenant)."""
+    """The pair of a Xurrent request (ids are unique per tenant; see ``HOLDING_FIRST``)."""
     if request_id in (None, ""):
         return None
-    return LinkedPair.objects.filter(tenant_id=tenant_id, xurrent_request_id=str(request_id)).first()
+    return LinkedPair.objects.filter(tenant_id=tenant_id, xurrent_request_id=str(request_id)).order_by(
+        *HOLDING_FIRST).first()
 
 
 def by_incident(account_id: int, unique_id) -> LinkedPair | None:
-    """The pair of a Zenduty incident (unique_ids are unique per account)."""
+    """The pair of a Zenduty incident (unique_ids are unique per account; see ``HOLDING_FIRST``)."""
     if unique_id in (None, ""):
         return None
-    return LinkedPair.objects.filter(zenduty_account_id=account_id, zenduty_incident_unique_id=str(unique_id)).first()
+    return LinkedPair.objects.filter(zenduty_account_id=account_id, zenduty_incident_unique_id=str(unique_id)).order_by(
+        *HOLDING_FIRST).first()
 
 
 # -- claiming ---------------------------------------------------------------------------------------

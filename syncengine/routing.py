@@ -56,7 +56,8 @@ def route(event: InboundEvent) -> Route:
     if mapping.is_portal_source(data.get("source")):
         # The portal's own request, possibly announced before the create's answer was recorded.
         own = LinkedPair.objects.filter(tenant_id=tenant.pk, zenduty_incident_unique_id=str(data.get("sourceID")
-                                                                                            or "-")).first()
+                                                                                            or "-")).order_by(
+            *pairs.HOLDING_FIRST).first()
         if own is not None and own.integration_id:
             return Route(integration=own.integration)
         return _ignored(f"Echo of the portal's own request #{request_id} (source '{data.get('source')}', "

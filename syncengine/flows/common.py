@@ -72,6 +72,12 @@ def ignored(event: InboundEvent | None, reason: str, pair: LinkedPair | None = N
     return Outcome(EventStatus.IGNORED, reason)
 
 
+def unlinked(event: InboundEvent | None, pair: LinkedPair) -> Outcome:
+    """The event of a record whose pair an integration admin unlinked: left alone, no new counterpart."""
+    return ignored(event, f"{pair} was unlinked by hand; its records are not synced (link them again on the "
+                          f"pairs page to sync them).", pair)
+
+
 def processed(event: InboundEvent | None, reason: str, pair: LinkedPair | None = None) -> Outcome:
     # ``event`` is None when the reconciliation sweep, not a webhook, runs the flow.
     if pair is not None and event is not None:

@@ -54,6 +54,8 @@ def _handle(event, integration, message: dict, request_id: str, request: dict | 
         # Xurrent webhooks are account-wide: every integration of the tenant gets a copy.
         return common.ignored(event, f"Request #{request_id} is linked through integration '{pair.integration}'; "
                                      f"that integration's copy of this event is the one synced.")
+    if pair is not None and pair.state == PairState.UNLINKED:
+        return common.unlinked(event, pair)
     if event.event_type == NOTE_ADDED:
         return common.ignored(event, "Note sync is not built yet (issue #11); the event is stored for replay.", pair)
     if event.event_type == CREATE:

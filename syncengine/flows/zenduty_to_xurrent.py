@@ -55,6 +55,8 @@ def _handle(event, integration, incident: dict, unique_id: str, status: int) -> 
     if request_id is not None:  # an incident the portal created for a request
         return _own_incident(event, integration, incident, request_id, status, owner)
     pair = pairs.by_incident(integration.zenduty_account_id, unique_id)
+    if pair is not None and pair.state == PairState.UNLINKED:
+        return common.unlinked(event, pair)
     fresh = False
     if pair is None:
         if not integration.receives_from_zenduty:
@@ -117,6 +119,8 @@ def _own_incident(event, integration, incident, request_id: str, status: int, ow
     if pair is None:
         return common.ignored(event, f"Incident #{number} carries the portal's marker for Xurrent request "
                                      f"#{request_id} but no linked pair exists for it (deleted?); not synced.")
+    if pair.state == PairState.UNLINKED:
+        return common.unlinked(event, pair)
     if not pair.zenduty_incident_unique_id:
         # The triggered webhook overtook the create's answer (or the answer was lost): the
         # incident is known now. Only fills a blank, so it cannot undo what the creator records.
