@@ -2,7 +2,7 @@
 
 Every filter's choices come from small tables or from constants, never from a
 ``SELECT DISTINCT`` over the history (a million rows), and every filter is a
-condition on indexed columns or a sub-select of a small table.
+condition on indexed columns, a sub-select of a small table or a join to one.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from django.db.models import Q
 from django.utils import timezone
 
-from connections.errors import _KIND_BY_CLASS
+from connections.errors import ERROR_KINDS
 from connections.models import XurrentTenant
 from syncengine.models import LinkedPair, Source
 
@@ -31,8 +31,10 @@ def search_term_ids(term: str) -> str | None:
 
 def pairs_named(number: str):
     """The ids of the linked pairs whose Zenduty incident number or Xurrent request ID is ``number``."""
-    return LinkedPair.objects.filter(Q(zenduty_incident_number=int(number)) | Q(xurrent_request_id=number)) \
-        .values("pk")
+    match = Q(xurrent_request_id=number)
+    if int(number) < 2 ** 31:  # an incident number is an integer column (PostgreSQL: 32 bits)
+        match |= Q(zenduty_incident_number=int(number))
+    return LinkedPair.objects.filter(match).values("pk")
 
 
 class TenantFilter(admin.SimpleListFilter):
@@ -41,7 +43,7 @@ class TenantFilter(admin.SimpleListFilter):
 
     title = "Xurrent tenant"
     parameter_name = "tenant"
-    # How the history row reaches a tenant: {"tenant": field or None, "integration": field, "event": path or None}.
+    # The row's own tenant field (calls have none) and the event whose tenant counts too (for calls).
     tenant_field: str | None = "tenant"
     event_path: str | None = None
 
@@ -142,8 +144,7 @@ class ErrorKindFilter(admin.SimpleListFilter):
     NONE = "_none"
 
     def lookups(self, request, model_admin):
-        return [(self.NONE, "no error"), *((kind, kind.replace("_", " ")) for kind in sorted(set(
-            _KIND_BY_CLASS.values())))]
+        return [(self.NONE, "no error"), *((kind, kind.replace("_", " ")) for kind in ERROR_KINDS)]
 
     def queryset(self, request, queryset):
         value = self.value()

@@ -247,3 +247,8 @@ def test_a_long_list_is_counted_only_up_to_a_cap(admin_client, history, monkeypa
     assert response.context["cl"].result_count == 4  # the cap + 1: "more than 3"
     assert "more than 3 inbound events" in response.content.decode()
     assert "more than" not in admin_client.get(EVENTS, {"tenant": "none"}).content.decode()
+
+
+def test_a_number_too_large_for_an_incident_searches_request_ids_only(admin_client, history):
+    assert listed(admin_client, EVENTS, q="123456789012345678") == set()
+    assert listed(admin_client, CALLS, q="#123456789012345678") == set()
