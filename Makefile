@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench venv clean
+.PHONY: run test test-e2e bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ run: venv
 ## Run the whole test suite (SQLite unless DATABASE_URL is set).
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The end-to-end sync tests only: both simulators over real HTTP, and the Redis path
+## (skipped without REDIS_URL). .ci/run runs them again with REDIS_URL set.
+E2E_SYNC_TESTS := tests/syncengine/test_redis_path.py tests/syncengine/test_sync.py \
+	tests/syncengine/test_end_to_end.py tests/syncengine/test_tenant_webhooks.py \
+	tests/syncengine/test_reconcile.py tests/syncengine/test_sparse_payloads.py
+test-e2e: venv
+	$(BIN)/python -m pytest $(E2E_SYNC_TESTS) $(PYTEST_ARGS)
 
 ## Benchmarks (speed and memory targets live here, not in the tests).
 bench: venv

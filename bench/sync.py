@@ -324,7 +324,7 @@ class Phases:
         from sandbox.xurrent.models import Account, ServiceInstance
         from sandbox.zenduty.models import Service
 
-        self.origin = Origin(f"{url}/sandbox/xurrent")
+        self.origin = Origin(f"{url}/sandbox/xurrent/xurrent.com")
         self.xurrent_account = Account.objects.get()
         self.person = self.xurrent_account.ui_person()
         self.website = Service.objects.get(name="Website")

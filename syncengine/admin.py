@@ -18,7 +18,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -30,12 +30,14 @@ from django_q.models import Failure, Success
 from connections.admin import object_or_404
 from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
-from syncengine import advice, by_hand, jobs
+from connections.errors import ApiError
+from integrations.services import describe_api_error
+from syncengine import advice, backfill, by_hand, jobs
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
 from syncengine.flows import common as flow_common
-from syncengine.models import (REPLAYABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall,
+from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, LinkedPair, OutboundCall,
                                PairState, Source, StatusClass)
 from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
@@ -446,6 +448,7 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [path("link/", wrap(self.link_view), name="syncengine_linkedpair_link"),
                 path("<path:object_id>/unlink/", wrap(self.unlink_view), name="syncengine_linkedpair_unlink"),
+                path("backfill/<int:integration_id>/", wrap(self.backfill_view), name="syncengine_linkedpair_backfill"),
                 *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
@@ -474,6 +477,29 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": "Link a request and an incident",
                    "opts": self.model._meta, "form": form}
         return TemplateResponse(request, "admin/syncengine/linkedpair/link.html", context)
+
+    def backfill_view(self, request, integration_id: int):
+        """The backfill of one integration: GET previews it (reads both APIs, changes nothing), POST starts it."""
+        if not (self.has_view_permission(request) and self.may_link(request)):
+            raise PermissionDenied
+        integration = OutgoingIntegration.objects.select_related("tenant", "zenduty_account").filter(
+            pk=integration_id, enabled=True).first()
+        if integration is None:
+            raise Http404("No such enabled integration.")
+        items, error = [], ""
+        try:
+            items = backfill.plan(integration)
+        except ApiError as exc:
+            error = describe_api_error(exc, "read the open records for the preview")
+        actionable = [i for i in items if i.action != backfill.NOTHING]
+        if request.method == "POST" and not error and actionable:
+            started = backfill.start(integration, items, by=request.user.get_username())
+            messages.success(request, f"Backfill started: {len(actionable)} records; its page shows the progress.")
+            return HttpResponseRedirect(reverse("admin:syncengine_backfill_change", args=[started.pk]))
+        context = {**self.admin_site.each_context(request), "title": f"Backfill {integration}",
+                   "opts": self.model._meta, "integration": integration, "items": items, "actionable": actionable,
+                   "error": error, "days": backfill.BACKFILL_DAYS, "max_items": backfill.MAX_ITEMS}
+        return TemplateResponse(request, "admin/syncengine/linkedpair/backfill.html", context)
 
     def unlink_view(self, request, object_id):
         """Unlink a pair (POST only)."""
@@ -578,6 +604,30 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                            '<thead><tr><th>at</th><th>what</th><th>outcome</th></tr></thead>'
                            '<tbody>{}</tbody></table>',
                            format_html_join("", "{}", ((cell,) for cell in cells)))
+
+
+@admin.register(Backfill)
+class BackfillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Backfills started by integration admins (from an integration's page): the plan and how far it got."""
+
+    list_display = ("created_at", "integration", "requested_by", "status", "progress")
+    list_filter = ("status", "integration")
+    list_select_related = ("integration",)
+    fields = ("integration", "requested_by", "created_at", "status", "progress", "finished_at", "last_error",
+              "item_table")
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, obj: Backfill):
+        return f"{obj.position} of {len(obj.items)}"
+
+    @admin.display(description="records")
+    def item_table(self, obj: Backfill):
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((item.get("label", ""), item.get("action", ""), item.get("result", "waiting"))
+                                 for item in obj.items))
+        return format_html('<table><thead><tr><th>record</th><th>action</th><th>result</th></tr></thead>'
+                           '<tbody>{}</tbody></table>', rows)
 
 
 # -- django-q2's task lists --------------------------------------------------------------------

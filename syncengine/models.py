@@ -325,3 +325,39 @@ class ReconcileCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_id}: {self.xurrent_listed_until:%Y-%m-%d %H:%M:%S}"
+
+
+class BackfillStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting for the API budget"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Backfill(models.Model):
+    """An opt-in backfill of one integration: what its preview planned, and how far it got.
+
+    ``items`` is the plan an integration admin saw and started (one dict per
+    record: ``side``, ``record``, ``label``, ``action``, ``reason``, and once
+    done ``result``); ``position`` is the next item to do. The job
+    (``syncengine.backfill.run``) does items in order, stops on a rate limit
+    and comes back when the API allows; every create goes through the flows'
+    claim, so an item done twice (a retried job, a webhook meanwhile) makes
+    one counterpart.
+    """
+
+    integration = models.ForeignKey("integrations.OutgoingIntegration", on_delete=models.CASCADE,
+                                    related_name="backfills")
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING)
+    items = models.JSONField(default=list)
+    position = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backfill of {self.integration} by {self.requested_by} ({self.get_status_display()})"

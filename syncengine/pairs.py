@@ -94,6 +94,15 @@ def claim(integration, *, origin: str, owner: str, request_id: str = "", inciden
         return None
 
 
+def unfinished_claim(pair: LinkedPair | None) -> LinkedPair | None:
+    """``pair`` when it is a claim whose counterpart was never recorded (state ``creating``), else None.
+
+    Its creator stopped half-way (a 429, a lost answer, a dead worker); whoever
+    takes its lease next looks the counterpart up before creating it.
+    """
+    return pair if pair is not None and pair.state == PairState.CREATING else None
+
+
 def take_lease(pair: LinkedPair, owner: str) -> LinkedPair:
     """Take the pair's lease (free, run out, or already ``owner``'s) and return the pair as stored now.
 

@@ -302,7 +302,7 @@ class _IntegrationSweep:
         """A listed request that is no open pair of this integration: a closed pair reopened, or one to create."""
         request_id = str(request.get("id") or "")
         pair = pairs.by_request(self.integration.tenant_id, request_id)
-        if pair is not None:
+        if pair is not None and not (pairs.unfinished_claim(pair) and pair.integration_id == self.integration.pk):
             # Another integration's, or one being created by its events: theirs to handle.
             if pair.integration_id == self.integration.pk and pair.state == PairState.CLOSED:
                 self._repair_pair(pair, None, request)
@@ -328,7 +328,9 @@ class _IntegrationSweep:
         """A listed incident of the service that no pair knows: create its request, as its lost webhook would."""
         unique_id = str(incident.get("unique_id") or "")
         number = incident.get("incident_number")
-        if not unique_id or pairs.by_incident(self.integration.zenduty_account_id, unique_id) is not None:
+        pair = pairs.by_incident(self.integration.zenduty_account_id, unique_id)
+        if not unique_id or (pair is not None and not (pairs.unfinished_claim(pair)
+                                                        and pair.integration_id == self.integration.pk)):
             return
         why = self._why_not_create_request(incident)
         if why:

@@ -24,3 +24,10 @@ def reconcile() -> dict:
     from syncengine import reconcile as sweep
 
     return sweep.run().as_dict()
+
+
+def run_backfill(backfill_id: int) -> str:
+    """Do a started backfill's items from where it stopped (``syncengine.backfill``)."""
+    from syncengine import backfill
+
+    return backfill.run(backfill_id)

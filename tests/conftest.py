@@ -39,6 +39,18 @@ def _tracked_session_init(self, *args, **kwargs):
 requests.Session.__init__ = _tracked_session_init
 
 
+@pytest.fixture(autouse=True)
+def _empty_redis_cache():
+    """With REDIS_URL, Django's cache lives in Redis, which no test transaction rolls back: start each
+    test with it empty, as the database cache's table is (locks, option lists, heartbeats)."""
+    from django.conf import settings as django_settings
+
+    if django_settings.REDIS_URL:
+        from django.core.cache import cache
+
+        cache.clear()
+
+
 @pytest.fixture
 def sandbox(live_server, settings):
     """Point all external API hosts and PORTAL_BASE_URL at the live server."""

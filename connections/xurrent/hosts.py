@@ -5,8 +5,11 @@ family of hosts (``api.``, ``oauth.``, ``<account>.``). See "Service URL" on
 https://developer.xurrent.com/v1 and https://developer.xurrent.com/v1/oauth.
 
 When ``settings.SANDBOX_API_URL`` is set, every host is replaced by the local
-simulator (docs/architecture.md, "Pointing at the sandbox"). The setting is
-read on every call, not at import, so tests and the live server can switch it.
+simulator, each instance by a host of its own there
+(``…/sandbox/xurrent/<domain>``; docs/architecture.md, "Pointing at the
+sandbox"), so a tenant saved with the wrong region or environment is refused
+in the demo as Xurrent would refuse it. The setting is read on every call, not
+at import, so tests and the live server can switch it.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ _DOMAINS = {
     ("global", "demo"): "xurrent-demo.com",
 }
 
+# Every instance's domain, e.g. for the simulator's routes.
+DOMAINS = tuple(dict.fromkeys(_DOMAINS.values()))
+
 SANDBOX_PREFIX = "/sandbox/xurrent"
 
 
@@ -58,19 +64,30 @@ def sandbox_url() -> str:
     return (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
 
 
+def sandbox_host_url(host_domain: str) -> str:
+    """Where the simulator serves the instance of ``host_domain`` ('' when not in sandbox mode).
+
+    One path segment per instance stands for its family of hosts (``api.``,
+    ``oauth.``, ``<account>.``): an account lives in one instance only, and the
+    others do not know its credentials.
+    """
+    sandbox = sandbox_url()
+    return f"{sandbox}{SANDBOX_PREFIX}/{host_domain}" if sandbox else ""
+
+
 def api_base_url(region: str, environment: str) -> str:
     """The REST API base URL, e.g. ``https://api.au.xurrent.com/v1`` (no trailing slash)."""
     host_domain = domain(region, environment)
-    if sandbox := sandbox_url():
-        return f"{sandbox}{SANDBOX_PREFIX}/v1"
+    if sandbox := sandbox_host_url(host_domain):
+        return f"{sandbox}/v1"
     return f"https://api.{host_domain}/v1"
 
 
 def oauth_token_url(region: str, environment: str) -> str:
     """The OAuth token endpoint, e.g. ``https://oauth.au.xurrent.com/token``."""
     host_domain = domain(region, environment)
-    if sandbox := sandbox_url():
-        return f"{sandbox}{SANDBOX_PREFIX}/oauth/token"
+    if sandbox := sandbox_host_url(host_domain):
+        return f"{sandbox}/oauth/token"
     return f"https://oauth.{host_domain}/token"
 
 
@@ -81,6 +98,6 @@ def account_url(account_id: str, region: str, environment: str) -> str:
     ``webhook.verify`` callbacks.
     """
     host_domain = domain(region, environment)
-    if sandbox := sandbox_url():
-        return f"{sandbox}{SANDBOX_PREFIX}"
+    if sandbox := sandbox_host_url(host_domain):
+        return sandbox
     return f"https://{account_id}.{host_domain}"

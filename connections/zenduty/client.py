@@ -45,9 +45,19 @@ _MEDIA_TYPE = re.compile(r"[A-Za-z0-9.+-]{1,40}/[A-Za-z0-9.+-]{1,60}")
 
 
 def effective_base_url(stored: str) -> str:
-    """The base URL calls and links use for a stored one: the simulator's when SANDBOX_API_URL is set."""
+    """The base URL calls and links use for a stored one.
+
+    When SANDBOX_API_URL is set, the simulator stands in for Zenduty's own
+    address (``https://www.zenduty.com``, the one every SDK uses) and for that
+    address only: any other base URL is left as it is, so in the demo it is
+    unreachable (or refused by the base URL rules) as it would be, instead of
+    reaching the simulated account.
+    """
+    stored = (stored or DEFAULT_BASE_URL).rstrip("/")
     sandbox = (getattr(settings, "SANDBOX_API_URL", "") or "").rstrip("/")
-    return f"{sandbox}{SANDBOX_PREFIX}" if sandbox else (stored or DEFAULT_BASE_URL).rstrip("/")
+    if sandbox and destinations.same_base_url(stored, DEFAULT_BASE_URL):
+        return f"{sandbox}{SANDBOX_PREFIX}"
+    return stored
 
 
 def incident_page_url(stored_base_url: str, incident_number) -> str:
@@ -66,8 +76,8 @@ class ZendutyClient(BaseClient):
     connections.zenduty.destinations allows (https on zenduty.com, public
     addresses, unless the operator allows more): checked before every call
     and for every connection opened. When ``settings.SANDBOX_API_URL`` is
-    set, every call goes to the portal's Zenduty simulator instead; the
-    setting is read per call.
+    set, calls for ``https://www.zenduty.com`` go to the portal's Zenduty
+    simulator instead (:func:`effective_base_url`); the setting is read per call.
     """
 
     service = "zenduty"

@@ -1,9 +1,12 @@
 """The simulated Xurrent: OAuth token endpoint, REST API ``/v1/...`` and the
 account host's webhook verification callback.
 
-Paths are those of the real hosts under ``/sandbox/xurrent`` (docs/architecture.md):
-``oauth.<domain>/token`` → ``/oauth/token``, ``api.<domain>/v1`` → ``/v1``,
-``https://<account>.<domain>`` → ``/sandbox/xurrent`` itself.
+Paths are those of the real hosts under ``/sandbox/xurrent/<domain>``, one per
+instance (docs/architecture.md): ``oauth.<domain>/token`` → ``/oauth/token``,
+``api.<domain>/v1`` → ``/v1``, ``https://<account>.<domain>`` →
+``/sandbox/xurrent/<domain>`` itself. An instance knows only its own accounts,
+applications and tokens: credentials of another region or environment get
+``invalid_client`` from its token endpoint and 401 from its API.
 
 Behaviour Xurrent does not document, decided here (also in api.py):
 
@@ -99,13 +102,14 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 
 
 @csrf_exempt
-def oauth_token(request: HttpRequest) -> HttpResponse:
+def oauth_token(request: HttpRequest, instance: str) -> HttpResponse:
     """``POST /oauth/token``, client credentials grant, form-encoded or JSON body.
 
     200 ``{"access_token", "token_type": "bearer", "expires_in": 3600}``; 400
     ``invalid_request`` / ``unsupported_grant_type`` / ``invalid_client``.
     Parameters in the query string are refused (§1.2: body only). Armed
-    faults for the path ``/oauth/token`` come first.
+    faults for the path ``/oauth/token`` come first. An application of an
+    account in another instance is unknown here: ``invalid_client``.
     """
     if (fault := _oauth_fault(request)) is not None:
         return fault
@@ -125,7 +129,8 @@ def oauth_token(request: HttpRequest) -> HttpResponse:
         client_id, secret = basic
     if not client_id or not secret:
         return _oauth_error(400, "invalid_request", "client_id and client_secret are required.")
-    app = OAuthApplication.objects.select_related("person").filter(client_id=client_id).first()
+    app = (OAuthApplication.objects.select_related("person")
+           .filter(client_id=client_id, account__instance=instance).first())
     if app is None or not app.check_secret(secret) or app.disabled or app.person.disabled:
         logger.info("sandbox.xurrent.token-refused client_id=%s", client_id[:64])
         return _oauth_error(400, "invalid_client", "Client authentication failed: unknown client, wrong secret, "
@@ -145,7 +150,7 @@ _VERIFIED_PAGE = ("<!doctype html><html><head><meta charset='utf-8'><title>Webho
 
 
 @csrf_exempt
-def verify_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
+def verify_webhook(request: HttpRequest, instance: str, webhook_id: int) -> HttpResponse:
     """``GET|POST {account_url}/webhooks/<id>/verify?code=…&expires_at=…`` (§6.2).
 
     200 "Verification successful"; 404 unknown webhook; 403 wrong code;
@@ -153,7 +158,7 @@ def verify_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
     """
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405)
-    webhook = Webhook.objects.filter(pk=webhook_id).first()
+    webhook = Webhook.objects.filter(pk=webhook_id, account__instance=instance).first()
     code = request.GET.get("code") or request.POST.get("code") or ""
     if webhook is None:
         outcome, status = "not_found", 404
@@ -173,12 +178,17 @@ def verify_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
     return response
 
 
-def canonical_request(request: HttpRequest, request_id: int) -> HttpResponse:
+def canonical_request(request: HttpRequest, instance: str, request_id: int) -> HttpResponse:
     """``{account_url}/requests/<id>`` (the ``canonical`` link of deliveries): the by-hand page."""
     return redirect(reverse("sandbox-xurrent-ui-request", args=[request_id]))
 
 
-def canonical_webhook(request: HttpRequest, webhook_id: int) -> HttpResponse:
+def account_home(request: HttpRequest, instance: str) -> HttpResponse:
+    """``https://<account>.<domain>/`` leads a person to the by-hand UI."""
+    return redirect(reverse("sandbox-xurrent-ui"))
+
+
+def canonical_webhook(request: HttpRequest, instance: str, webhook_id: int) -> HttpResponse:
     """``{account_url}/webhooks/<id>``: the by-hand webhooks list."""
     return redirect(reverse("sandbox-xurrent-ui") + "#webhooks")
 

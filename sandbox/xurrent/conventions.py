@@ -62,8 +62,8 @@ def public_base(request: HttpRequest) -> str:
 
 @dataclass(frozen=True)
 class Origin:
-    """The simulated hosts as seen by clients: the account URL (JWT ``iss``,
-    verify callbacks, ``account`` field) and the REST base (``…/v1``)."""
+    """The simulated hosts of one instance as seen by clients: the account URL
+    (JWT ``iss``, verify callbacks, ``account`` field) and the REST base (``…/v1``)."""
 
     account_url: str
 
@@ -72,8 +72,9 @@ class Origin:
         return f"{self.account_url}/v1"
 
     @classmethod
-    def of(cls, request: HttpRequest) -> Origin:
-        return cls(f"{public_base(request)}{PREFIX}")
+    def of(cls, request: HttpRequest, instance: str) -> Origin:
+        """The hosts of ``instance`` (an ``Account.instance``: the domain of a region and environment)."""
+        return cls(f"{public_base(request)}{PREFIX}/{instance}")
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -141,21 +142,26 @@ def _bearer(request: HttpRequest) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def token_person(raw: str) -> tuple[Person | None, str]:
+def token_person(raw: str, instance: str) -> tuple[Person | None, str]:
     """The person an OAuth access token (``"oauth"``) or personal access token (``"pat"``)
-    acts as, if it is valid now; else ``(None, "")``."""
+    acts as, if it is valid now on this instance; else ``(None, "")``.
+
+    Each instance has tokens of its own: one issued by another region or
+    environment is unknown here (401), as on Xurrent's separate instances.
+    """
     if not raw:
         return None, ""
     digest = token_digest(raw)
     now = timezone.now()
     token = (AccessToken.objects.select_related("application__person__account")
-             .filter(token_hash=digest).first())
+             .filter(token_hash=digest, application__account__instance=instance).first())
     if token is not None:
         app: OAuthApplication = token.application
         if token.expires_at > now and not app.disabled and not app.person.disabled:
             return app.person, "oauth"
         return None, ""
-    pat = PersonalAccessToken.objects.select_related("person__account").filter(token_hash=digest).first()
+    pat = (PersonalAccessToken.objects.select_related("person__account")
+           .filter(token_hash=digest, person__account__instance=instance).first())
     if pat is not None and not pat.disabled and not pat.person.disabled and \
             (pat.expires_at is None or pat.expires_at > now):
         return pat.person, "pat"
@@ -337,12 +343,18 @@ class ApiView(View):
 
     caller: Caller
     origin: Origin
+    instance: str
+    # The request's path after its instance's prefix, e.g. ``/v1/requests`` (faults and links use it).
+    path: str
 
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        self.origin = Origin.of(request)
+    def dispatch(self, request: HttpRequest, *args, instance: str, **kwargs) -> HttpResponse:
+        self.instance = instance
+        self.origin = Origin.of(request, instance)
+        prefix = f"{PREFIX}/{instance}"
+        self.path = request.path[len(prefix):] if request.path.startswith(prefix) else request.path
         limit_headers: dict[str, str] = {}
         try:
-            person, via = token_person(_bearer(request))
+            person, via = token_person(_bearer(request), instance)
             if person is None:
                 limit_headers = self._count(request, None)
                 raise ApiError(401, "Unauthorized")
@@ -420,9 +432,8 @@ class ApiView(View):
                 "x-ratelimit-remaining": str(max(0, knobs.rate_limit - used)), "x-ratelimit-reset": str(reset)}
 
     def _fault(self, request: HttpRequest) -> HttpResponse | None:
-        path = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
         response = faults.api_fault_response(
-            SERVICE, request.method, path, error_body={"message": "Internal Server Error"},
+            SERVICE, request.method, self.path, error_body={"message": "Internal Server Error"},
             rate_limited_body={"message": "Too Many Requests", "documentation_url": v.RATE_LIMIT_DOCUMENTATION_URL})
         if response is not None:
             response["content-type"] = "application/json; charset=utf-8"
@@ -523,5 +534,4 @@ class ApiView(View):
         params.append(("per_page", str(per_page)))
         if cursor:
             params.append(cursor)
-        path = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
-        return f"{self.origin.account_url}{path}?{urlencode(params)}"
+        return f"{self.origin.account_url}{self.path}?{urlencode(params)}"

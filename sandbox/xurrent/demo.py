@@ -1,7 +1,7 @@
 """Demo data of the simulated Xurrent, and helpers for tests.
 
-``seed()`` creates (idempotently) the account ``wdc`` "Widget Data Center"
-with the OAuth application ``demo-client-id`` / ``demo-client-secret``, the API
+``seed()`` creates (idempotently) the account ``wdc`` "Widget Data Center",
+in the Global Production instance (``xurrent.com``), with the OAuth application ``demo-client-id`` / ``demo-client-secret``, the API
 person the portal acts as, the UI person, a team, and a small service
 catalogue including "Website (Production)". ``make_account()`` makes further
 accounts and applications for tests.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from sandbox.xurrent.models import Account, OAuthApplication, Person, Service, ServiceInstance, Team
+from sandbox.xurrent.models import DEFAULT_INSTANCE, Account, OAuthApplication, Person, Service, ServiceInstance, Team
 
 DEMO_ACCOUNT_ID = "wdc"
 DEMO_ACCOUNT_NAME = "Widget Data Center"
@@ -43,17 +43,20 @@ class SimulatedAccount:
 
 @transaction.atomic
 def make_account(account_id: str, client_id: str, client_secret: str, *, name: str | None = None,
-                 person_name: str = API_PERSON_NAME, team_name: str = DEMO_TEAM_NAME) -> SimulatedAccount:
+                 person_name: str = API_PERSON_NAME, team_name: str = DEMO_TEAM_NAME,
+                 instance: str = DEFAULT_INSTANCE) -> SimulatedAccount:
     """An account with an API person, a team and an OAuth application (idempotent).
 
+    The account lives in ``instance`` (the domain of a region and environment,
+    Global Production by default): only that instance's hosts know it.
     An existing application keeps its row; its secret is reset to
     ``client_secret`` if it differs, so the caller's credentials always work.
     """
     account, _ = Account.objects.get_or_create(account_id=account_id,
-                                               defaults={"name": name or account_id.upper()})
-    if name and account.name != name:
-        account.name = name
-        account.save(update_fields=["name", "updated_at"])
+                                               defaults={"name": name or account_id.upper(), "instance": instance})
+    if (name and account.name != name) or account.instance != instance:
+        account.name, account.instance = name or account.name, instance
+        account.save(update_fields=["name", "instance", "updated_at"])
     person = Person.objects.filter(account=account, name=person_name).first() or Person.objects.create(
         account=account, name=person_name, primary_email=f"integration@{account_id}.example")
     team, _ = Team.objects.get_or_create(account=account, name=team_name)

@@ -20,11 +20,16 @@ from django.db import models
 from django.utils import timezone
 
 from connections.fields import EncryptedTextField
+from connections.xurrent import hosts
 from sandbox.xurrent import vocabulary as v
 
 # OAuth client-credentials tokens are valid for one hour (reference §1.2).
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 UI_PERSON_NAME = "Howard Tanner"
+
+# The instance (region and environment) simulated accounts live in unless told otherwise:
+# Global Production, the one the portal's tenant form offers first.
+DEFAULT_INSTANCE = "xurrent.com"
 
 # nodeID prefix: Xurrent's global ids are base64 of "<domain>/<Type>/<id>" (§8).
 NODE_DOMAIN = "xurrent.sandbox"
@@ -74,6 +79,11 @@ class Account(NodeMixin, models.Model):
 
     account_id = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # The Xurrent instance (region and environment, by its domain) the account lives in. Each
+    # instance is a host of its own under /sandbox/xurrent/<domain>/ and knows only its accounts,
+    # applications and tokens, as Xurrent's separate instances do.
+    instance = models.CharField(max_length=64, default=DEFAULT_INSTANCE,
+                                choices=[(d, d) for d in hosts.DOMAINS])
     # Requests without a service instance (or whose instance has no team) go to this team.
     service_desk_team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.SET_NULL,
                                           related_name="+")
@@ -328,6 +338,27 @@ class Note(NodeMixin, models.Model):
 
     def __str__(self) -> str:
         return f"note {self.pk} on request {self.request_id}"
+
+
+class AuditLine(NodeMixin, models.Model):
+    """An entry of a request's audit trail: one per create or field change (§6.3).
+
+    Only its id matters here: webhook payloads carry ``audit_line_id`` /
+    ``audit_line_nodeID`` when the change made an audit entry (a note does not).
+    """
+
+    NODE_KIND = "AuditLine"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="audit_lines")
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"audit line {self.pk} of request {self.request_id}"
 
 
 def new_policy_name() -> str:

@@ -133,9 +133,13 @@ def webhook_policy_json(policy: WebhookPolicy, public_key_pem: str | None = None
     return data
 
 
-def payload_ref(record: Team | Person | None) -> dict | None:
-    """A team or member as webhook payloads carry it (§6.3): id, nodeID, name, sourceID, disabled, account."""
-    if record is None:
-        return None
-    return {"id": record.pk, "nodeID": record.node_id, "name": record.name, "sourceID": _blank(record.sourceID),
-            "disabled": record.disabled, "account": account_ref(record.account)}
+def payload_ref(record: Team | Person) -> dict:
+    """A team or member as webhook payloads carry it (§6.3): id, nodeID, name, account, and
+    ``sourceID`` only when set, ``disabled`` only when true (Xurrent leaves out unset keys)."""
+    data = {"id": record.pk, "nodeID": record.node_id, "name": record.name}
+    if record.sourceID:
+        data["sourceID"] = record.sourceID
+    if record.disabled:
+        data["disabled"] = True
+    data["account"] = account_ref(record.account)
+    return data

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import requests
 
+from sandbox.xurrent.models import DEFAULT_INSTANCE
+
 PREFIX = "/sandbox/xurrent"
 
 
-def token_url(base_url: str) -> str:
-    return f"{base_url.rstrip('/')}{PREFIX}/oauth/token"
+def token_url(base_url: str, instance: str = DEFAULT_INSTANCE) -> str:
+    return f"{base_url.rstrip('/')}{PREFIX}/{instance}/oauth/token"
 
 
-def fetch_token(base_url: str, client_id: str, client_secret: str) -> str:
-    """An access token from the simulated OAuth endpoint (client credentials, form-encoded)."""
-    response = requests.post(token_url(base_url), data={"grant_type": "client_credentials", "client_id": client_id,
+def fetch_token(base_url: str, client_id: str, client_secret: str, instance: str = DEFAULT_INSTANCE) -> str:
+    """An access token from the simulated OAuth endpoint of ``instance`` (client credentials, form-encoded)."""
+    response = requests.post(token_url(base_url, instance), data={"grant_type": "client_credentials", "client_id": client_id,
                                                         "client_secret": client_secret}, timeout=10)
     response.raise_for_status()
     return response.json()["access_token"]
@@ -28,12 +30,15 @@ def fetch_token(base_url: str, client_id: str, client_secret: str) -> str:
 class XurrentApi:
     """A ``requests`` session with the bearer token and ``X-Xurrent-Account`` set.
 
-    Paths are relative to ``/sandbox/xurrent`` (``"/v1/requests"``); absolute
-    URLs (e.g. from a ``link`` header) are used as they are.
+    Paths are relative to the account host of ``instance``,
+    ``/sandbox/xurrent/<domain>`` (``"/v1/requests"``); absolute URLs (e.g.
+    from a ``link`` header) are used as they are.
     """
 
-    def __init__(self, base_url: str, account_id: str | None, token: str | None):
+    def __init__(self, base_url: str, account_id: str | None, token: str | None,
+                 instance: str = DEFAULT_INSTANCE):
         self.base_url = base_url.rstrip("/")
+        self.instance = instance
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -41,12 +46,13 @@ class XurrentApi:
             self.session.headers["X-Xurrent-Account"] = account_id
 
     @classmethod
-    def connect(cls, base_url: str, account_id: str, client_id: str, client_secret: str) -> XurrentApi:
-        return cls(base_url, account_id, fetch_token(base_url, client_id, client_secret))
+    def connect(cls, base_url: str, account_id: str, client_id: str, client_secret: str,
+                instance: str = DEFAULT_INSTANCE) -> XurrentApi:
+        return cls(base_url, account_id, fetch_token(base_url, client_id, client_secret, instance), instance)
 
     @property
     def account_url(self) -> str:
-        return f"{self.base_url}{PREFIX}"
+        return f"{self.base_url}{PREFIX}/{self.instance}"
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.account_url}{path}"

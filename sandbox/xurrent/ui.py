@@ -86,7 +86,7 @@ def index(request: HttpRequest) -> HttpResponse:
                     "service_instance_id": data["service_instance"].pk if data["service_instance"] else None,
                     "note": data["note"]}
             try:
-                created = ops.create_request(account, account.ui_person(), body, Origin.of(request),
+                created = ops.create_request(account, account.ui_person(), body, Origin.of(request, account.instance),
                                              default_source="")
             except Invalid as exc:
                 _report(request, exc)
@@ -125,7 +125,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     }
     if request.method == "POST" and action in forms_by_action and forms_by_action[action].is_valid():
         data = forms_by_action[action].cleaned_data
-        actor, origin = record.account.ui_person(), Origin.of(request)
+        actor, origin = record.account.ui_person(), Origin.of(request, record.account.instance)
         try:
             if action == "note":
                 ops.add_note(record, actor, data["text"], origin, internal=data["internal"])
@@ -158,7 +158,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 def webhook_action(request: HttpRequest, webhook_id: int) -> HttpResponse:
     """Resend a webhook's verification, or send it a test message."""
     webhook = get_object_or_404(Webhook.objects.select_related("account", "webhook_policy"), pk=webhook_id)
-    origin, actor = Origin.of(request), webhook.account.ui_person()
+    origin, actor = Origin.of(request, account.instance), webhook.account.ui_person()
     if request.POST.get("action") == "resend":
         if hooks.require_verification(webhook, actor, origin):
             messages.success(request, f"Sent a fresh webhook.verify to webhook {webhook.pk}.")

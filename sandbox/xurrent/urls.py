@@ -1,19 +1,40 @@
 """Routes of the simulated Xurrent, under /sandbox/xurrent/ (see sandbox/urls.py).
 
-``oauth/token`` stands for https://oauth.<domain>/token, ``v1/...`` for
-https://api.<domain>/v1/..., and the prefix itself for the account host
-https://<account>.<domain> (verification callbacks, canonical links).
-Trailing slashes are tolerated on API paths.
+Each Xurrent instance (region and environment) is a host of its own, named by
+its domain: under ``<domain>/`` (e.g. ``au.xurrent.qa/``), ``oauth/token``
+stands for https://oauth.<domain>/token, ``v1/...`` for
+https://api.<domain>/v1/..., and ``<domain>/`` itself for the account host
+https://<account>.<domain> (verification callbacks, canonical links). An
+instance knows only the accounts that live in it (``Account.instance``).
+Trailing slashes are tolerated on API paths. The by-hand UI (``ui/``) is the
+simulator's own page, not a Xurrent host, and shows every instance.
 """
-from django.urls import path, re_path
+from django.urls import include, path, re_path, register_converter
 from django.views.generic import RedirectView
 
+from connections.xurrent.hosts import DOMAINS
 from sandbox.access import by_hand_page
 from sandbox.xurrent import api, ui
 
 ID = r"(?P<record_id>[A-Za-z0-9_=+\-]+)"
 
-urlpatterns = [
+
+class InstanceConverter:
+    """A path segment naming a Xurrent instance by its domain; any other segment is no route (404)."""
+
+    regex = "|".join(domain.replace(".", r"\.") for domain in DOMAINS)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(InstanceConverter, "xurrent_instance")
+
+# The hosts of one instance; every view gets its domain as ``instance``.
+instance_patterns = [
     # OAuth host
     path("oauth/token", api.oauth_token, name="sandbox-xurrent-oauth-token"),
     # Account host
@@ -40,9 +61,14 @@ urlpatterns = [
     re_path(r"^v1/webhook_policies(?:/(?P<predefined>enabled|disabled))?/?$", api.WebhookPolicies.as_view()),
     re_path(rf"^v1/webhook_policies/{ID}/?$", api.WebhookPolicyDetail.as_view()),
     re_path(r"^v1/.*$", api.NotFound.as_view()),
-    # By-hand UI
     # The account host's root leads a person to the by-hand UI.
+    path("", api.account_home),
+]
+
+urlpatterns = [
+    path("<xurrent_instance:instance>/", include(instance_patterns)),
     path("", RedirectView.as_view(pattern_name="sandbox-xurrent-ui", permanent=False)),
+    # By-hand UI
     # For the portal's staff only (sandbox/urls.py says why).
     path("ui/", by_hand_page(ui.index), name="sandbox-xurrent-ui"),
     path("ui/requests/<int:request_id>/", by_hand_page(ui.request_detail),

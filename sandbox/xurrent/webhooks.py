@@ -38,7 +38,7 @@ from sandbox import deliveries
 from sandbox.models import OutboundDelivery
 from sandbox.xurrent import vocabulary as v
 from sandbox.xurrent.conventions import Origin
-from sandbox.xurrent.models import Account, Note, Person, Request, Webhook, WebhookPolicy, token_digest
+from sandbox.xurrent.models import Account, AuditLine, Note, Person, Request, Webhook, WebhookPolicy, token_digest
 from sandbox.xurrent.shapes import payload_ref
 
 logger = logging.getLogger("sandbox.xurrent")
@@ -125,10 +125,15 @@ def active_webhooks(account: Account, event: str):
             .select_related("webhook_policy", "account").order_by("id"))
 
 
-def request_payload(request: Request, *, previous_status: str | None = None, note: Note | None = None) -> dict:
-    """``payload`` of request events (§6.3): status, team, member, source/sourceID when set,
-    previous_status on status changes, note_id on notes."""
+def request_payload(request: Request, *, previous_status: str | None = None, note: Note | None = None,
+                    audit_line: AuditLine | None = None) -> dict:
+    """``payload`` of request events (§6.3): status, and only when set: audit_line_id (a create or
+    field change made an audit entry), note_id, source, sourceID, previous_status (status changes),
+    team and member. Xurrent leaves out what is not set rather than sending null or blank."""
     payload: dict = {}
+    if audit_line is not None:
+        payload["audit_line_id"] = audit_line.pk
+        payload["audit_line_nodeID"] = audit_line.node_id
     if note is not None:
         payload["note_id"] = note.pk
         payload["note_nodeID"] = note.node_id
@@ -139,15 +144,18 @@ def request_payload(request: Request, *, previous_status: str | None = None, not
     payload["status"] = request.status
     if previous_status is not None:
         payload["previous_status"] = previous_status
-    payload["team"] = payload_ref(request.team)
-    payload["member"] = payload_ref(request.member)
+    if request.team is not None:
+        payload["team"] = payload_ref(request.team)
+    if request.member is not None:
+        payload["member"] = payload_ref(request.member)
     return payload
 
 
 def emit_request_event(request: Request, event: str, actor: Person | None, origin: Origin, *,
-                       previous_status: str | None = None, note: Note | None = None) -> int:
+                       previous_status: str | None = None, note: Note | None = None,
+                       audit_line: AuditLine | None = None) -> int:
     """Send ``event`` about ``request`` to every active webhook of its account. Returns how many."""
-    payload = request_payload(request, previous_status=previous_status, note=note)
+    payload = request_payload(request, previous_status=previous_status, note=note, audit_line=audit_line)
     links = [(f"{origin.account_url}/requests/{request.pk}", "canonical"),
              (f"{origin.api_base}/requests/{request.pk}", "resource")]
     if note is not None:

@@ -134,15 +134,22 @@ def create_for_request(integration: OutgoingIntegration, request: dict, *, owner
 
     Returns None when the request is claimed already (its ``request.create``
     got there first, or is creating it now): the claim decides, so the sweep
-    and a late webhook make one incident between them. The caller checks
-    :func:`reason_not_to_create` first.
+    and a late webhook make one incident between them. A claim left
+    unfinished (a 429, a lost answer, a dead worker: state ``creating``) is
+    taken over once its lease is free, looking for the incident first. The
+    caller checks :func:`reason_not_to_create` first.
+
+    :raises PairBusy: when an unfinished claim's lease is still held.
     """
     request_id = str(request.get("id"))
     with common.flagged_on_permanent_error(integration, f"sync Xurrent request #{request_id} to Zenduty"):
         pair = pairs.claim(integration, origin=Source.XURRENT, owner=owner, request_id=request_id)
+        fresh = pair is not None
         if pair is None:
-            return None
-        return _with_lease(None, integration, pair, request_id, fresh=True, owner=owner, request=request)
+            pair = pairs.unfinished_claim(pairs.by_request(integration.tenant_id, request_id))
+            if pair is None:
+                return None
+        return _with_lease(None, integration, pair, request_id, fresh=fresh, owner=owner, request=request)
 
 
 def reason_not_to_create(integration: OutgoingIntegration, request: dict) -> str:

@@ -97,7 +97,12 @@ def create_for_incident(integration: OutgoingIntegration, incident: dict, *, own
 
     ``incident``: the incident as read in full (``GET``). Returns None when it
     is claimed already (its webhook got there first, or is creating it now):
-    the claim decides, so the sweep and a late webhook make one request.
+    the claim decides, so the sweep and a late webhook make one request. A
+    claim left unfinished (a 429, a lost answer, a dead worker: state
+    ``creating``) is taken over once its lease is free, looking for the
+    request first.
+
+    :raises PairBusy: when an unfinished claim's lease is still held.
     """
     status = mapping.zenduty_status(incident.get("status"))
     if status is None:
@@ -106,10 +111,13 @@ def create_for_incident(integration: OutgoingIntegration, incident: dict, *, own
     with common.flagged_on_permanent_error(integration, f"sync Zenduty incident #{number} to Xurrent"):
         pair = pairs.claim(integration, origin=Source.ZENDUTY, owner=owner, incident_unique_id=unique_id,
                            incident_number=number)
+        fresh = pair is not None
         if pair is None:
-            return None
-        with pairs.working_on(pair, owner, held=True) as pair:
-            return _sync(None, integration, pair, incident, status, fresh=True)
+            pair = pairs.unfinished_claim(pairs.by_incident(integration.zenduty_account_id, unique_id))
+            if pair is None:
+                return None
+        with pairs.working_on(pair, owner, held=fresh) as pair:
+            return _sync(None, integration, pair, incident, status, fresh=fresh)
 
 
 def _own_incident(event, integration, incident, request_id: str, status: int, owner: str) -> Outcome:

@@ -161,7 +161,7 @@ def test_the_sandbox_and_the_real_host_never_share_a_token(api, tenant, settings
     client_for(tenant).access_token()
     settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
     assert client_for(tenant).access_token() == "tok-2"
-    assert api.token_calls[1].url == "http://127.0.0.1:8000/sandbox/xurrent/oauth/token"
+    assert api.token_calls[1].url == "http://127.0.0.1:8000/sandbox/xurrent/au.xurrent.com/oauth/token"
 
 
 def test_an_unsaved_tenant_keeps_its_token_in_memory(api):

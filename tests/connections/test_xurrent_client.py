@@ -403,19 +403,23 @@ def test_in_the_sandbox_the_callback_must_be_under_the_simulator(api, client, se
     with pytest.raises(errors.PermanentError):
         client.call_verification_callback("http://127.0.0.1:8000/admin/logout/")
     api.add(200)
-    client.call_verification_callback("http://127.0.0.1:8000/sandbox/xurrent/webhooks/1/verify?code=x")
-    assert [c.path for c in api.calls] == ["/sandbox/xurrent/webhooks/1/verify"]
+    client.call_verification_callback("http://127.0.0.1:8000/sandbox/xurrent/xurrent.com/webhooks/1/verify?code=x")
+    assert [c.path for c in api.calls] == ["/sandbox/xurrent/xurrent.com/webhooks/1/verify"]
+    # Another instance's account host is another host, in the sandbox as in production.
+    with pytest.raises(errors.PermanentError, match="Refusing the webhook verification callback"):
+        client.call_verification_callback("http://127.0.0.1:8000/sandbox/xurrent/au.xurrent.com/webhooks/1/verify")
+    assert len(api.calls) == 1
 
 
 @pytest.mark.parametrize("path", [
-    "/sandbox/xurrent/../../admin/logout/",
-    "/sandbox/xurrent/webhooks/../../../admin/logout/",
-    "/sandbox/xurrent/./../admin/logout/",
-    "/sandbox/xurrent/%2e%2e/%2E%2E/admin/logout/",
-    "/sandbox/xurrent/.%2e/admin/logout/",
-    "/sandbox/xurrent/..%2f..%2fadmin/logout/",
-    "/sandbox/xurrent/%252e%252e/admin/logout/",
-    "/sandbox/xurrent/..\\..\\admin/logout/",
+    "/sandbox/xurrent/xurrent.com/../../admin/logout/",
+    "/sandbox/xurrent/xurrent.com/webhooks/../../../admin/logout/",
+    "/sandbox/xurrent/xurrent.com/./../admin/logout/",
+    "/sandbox/xurrent/xurrent.com/%2e%2e/%2E%2E/admin/logout/",
+    "/sandbox/xurrent/xurrent.com/.%2e/admin/logout/",
+    "/sandbox/xurrent/xurrent.com/..%2f..%2fadmin/logout/",
+    "/sandbox/xurrent/xurrent.com/%252e%252e/admin/logout/",
+    "/sandbox/xurrent/xurrent.com/..\\..\\admin/logout/",
 ])
 def test_in_the_sandbox_dot_segments_cannot_leave_the_simulator(api, client, settings, path):
     settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
@@ -446,5 +450,5 @@ def test_sandbox_mode_sends_api_calls_to_the_simulator(api, client, settings):
     settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
     api.add(200, {"id": "wdc"})
     client.get_account()
-    assert [c.url for c in api.calls] == ["http://127.0.0.1:8000/sandbox/xurrent/oauth/token",
-                                          "http://127.0.0.1:8000/sandbox/xurrent/v1/account"]
+    assert [c.url for c in api.calls] == ["http://127.0.0.1:8000/sandbox/xurrent/xurrent.com/oauth/token",
+                                          "http://127.0.0.1:8000/sandbox/xurrent/xurrent.com/v1/account"]

@@ -66,9 +66,12 @@ def test_it_rejects_unknown_regions_and_environments():
 def test_it_points_every_host_at_the_sandbox_read_at_call_time(settings):
     assert hosts.api_base_url("au", "qa") == "https://api.au.xurrent.qa/v1"
     settings.SANDBOX_API_URL = "http://127.0.0.1:8000/"
-    assert hosts.api_base_url("au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent/v1"
-    assert hosts.oauth_token_url("au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent/oauth/token"
-    assert hosts.account_url("wdc", "au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent"
+    # Each instance keeps a host of its own in the sandbox: its domain as a path segment.
+    assert hosts.api_base_url("au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent/au.xurrent.qa/v1"
+    assert hosts.oauth_token_url("au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent/au.xurrent.qa/oauth/token"
+    assert hosts.account_url("wdc", "au", "qa") == "http://127.0.0.1:8000/sandbox/xurrent/au.xurrent.qa"
+    assert hosts.api_base_url("global", "production") == "http://127.0.0.1:8000/sandbox/xurrent/xurrent.com/v1"
+    assert hosts.api_base_url("global", "demo") == "http://127.0.0.1:8000/sandbox/xurrent/xurrent-demo.com/v1"
     # An impossible instance stays impossible in the sandbox.
     with pytest.raises(ValueError):
         hosts.api_base_url("us", "demo")

@@ -294,14 +294,22 @@ def test_an_allowed_base_url_may_be_http_with_a_port(api, settings, base):
 
 
 def test_sandbox_api_url_replaces_the_host_at_call_time(api, settings):
-    client = ZendutyClient(TOKEN, base_url="https://staging.zenduty.com")
+    client = ZendutyClient(TOKEN, base_url="https://www.zenduty.com/")
     api.add(200, []).add(200, [])
     settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
     client.list_teams()
     settings.SANDBOX_API_URL = ""
     client.list_teams()
     assert [c.url for c in api.calls] == ["http://127.0.0.1:8000/sandbox/zenduty/api/account/teams/",
-                                         "https://staging.zenduty.com/api/account/teams/"]
+                                         "https://www.zenduty.com/api/account/teams/"]
+
+
+def test_the_sandbox_stands_in_for_zendutys_own_address_only(api, settings):
+    # Another base URL keeps its host in the demo too: unreachable there, as it would be.
+    settings.SANDBOX_API_URL = "http://127.0.0.1:8000"
+    api.add(200, [])
+    ZendutyClient(TOKEN, base_url="https://staging.zenduty.com").list_teams()
+    assert api.calls[0].url == "https://staging.zenduty.com/api/account/teams/"
 
 
 def test_for_account_uses_the_accounts_token_and_base_url(api):

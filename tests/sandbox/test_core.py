@@ -237,9 +237,9 @@ def test_the_by_hand_pages_need_a_staff_login_and_the_apis_stay_open(client, dja
     assert not Fault.objects.exists()
 
     # The simulated services answer as the real ones do: with their own authentication, not a login page.
-    assert client.get("/sandbox/xurrent/v1/me").status_code == 401
+    assert client.get("/sandbox/xurrent/xurrent.com/v1/me").status_code == 401
     assert client.get("/sandbox/zenduty/api/account/teams/").status_code == 401
-    assert client.post("/sandbox/xurrent/oauth/token", {"grant_type": "client_credentials"}).status_code in (400, 401)
+    assert client.post("/sandbox/xurrent/xurrent.com/oauth/token", {"grant_type": "client_credentials"}).status_code in (400, 401)
 
     from django.contrib.auth.models import Permission
 

@@ -79,7 +79,7 @@ def test_walking_five_instances_two_per_page_follows_cursor_links(api, sandbox):
     assert first.headers["x-pagination-total-entries"] == "5"
     assert set(rels(first)) == {"next"}  # no first/prev on page 1, never a last (§5.1)
     next_url = rels(first)["next"]
-    assert next_url.startswith(f"{sandbox.url}/sandbox/xurrent/v1/service_instances?")
+    assert next_url.startswith(f"{sandbox.url}/sandbox/xurrent/xurrent.com/v1/service_instances?")
     assert "search_after" in parse_qs(urlsplit(next_url).query)
 
     second = api.get(next_url)
@@ -177,7 +177,7 @@ def test_source_falls_back_to_the_source_header_then_user_agent_then_xurrent_api
     # http.client sends no User-Agent at all (requests/urllib3 always add one).
     parts = urlsplit(api.base_url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    connection.request("POST", "/sandbox/xurrent/v1/requests", body=json.dumps(incident()),
+    connection.request("POST", "/sandbox/xurrent/xurrent.com/v1/requests", body=json.dumps(incident()),
                        headers={"Authorization": api.session.headers["Authorization"], "X-Xurrent-Account": "acme",
                                 "Content-Type": "application/json"})
     bare = json.loads(connection.getresponse().read())
@@ -271,7 +271,7 @@ def test_notes_post_answers_201_with_id_and_location(api):
     assert response.status_code == 201
     note_id = response.json()["id"]
     assert response.json() == {"id": note_id}
-    assert response.headers["location"].endswith(f"/sandbox/xurrent/v1/notes/{note_id}")
+    assert response.headers["location"].endswith(f"/sandbox/xurrent/xurrent.com/v1/notes/{note_id}")
     note = api.get(response.headers["location"]).json()
     assert note["text"] == "Looking into it" and note["internal"] is True
     assert api.get(f"/v1/requests/{created['id']}/notes/internal").json()[0]["id"] == note_id

@@ -56,6 +56,25 @@ def test_secrets_and_tokens_are_stored_only_as_hashes(sim):
     assert timedelta(minutes=59) < row.expires_at - timezone.now() <= timedelta(hours=1)
 
 
+def test_each_instance_knows_only_its_own_accounts_and_tokens(sim):
+    # acme lives in Global Production (xurrent.com); Australia Production is another host.
+    refused = requests.post(token_url(sim.url, "au.xurrent.com"), data=grant())
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_client"
+    token = fetch_token(sim.url, CLIENT_ID, SECRET)
+    assert XurrentApi(sim.url, "acme", token).get("/v1/me").status_code == 200
+    elsewhere = XurrentApi(sim.url, "acme", token, instance="xurrent.qa").get("/v1/me")
+    assert elsewhere.status_code == 401 and elsewhere.json() == {"message": "Unauthorized"}
+    # A domain that is no Xurrent instance is no host at all.
+    assert requests.post(f"{sim.url}/sandbox/xurrent/eu.xurrent.com/oauth/token", data=grant()).status_code == 404
+
+
+def test_an_account_of_another_instance_gets_its_tokens_there(sim):
+    demo.make_account("aussie", "au-client", SECRET, instance="au.xurrent.com")
+    token = fetch_token(sim.url, "au-client", SECRET, "au.xurrent.com")
+    assert XurrentApi(sim.url, "aussie", token, instance="au.xurrent.com").get("/v1/me").status_code == 200
+    assert requests.post(token_url(sim.url), data=grant(client_id="au-client")).status_code == 400
+
+
 @pytest.mark.parametrize("overrides", [{"client_secret": "Zq9-not-it"}, {"client_id": "nobody"}])
 def test_bad_credentials_are_invalid_client(sim, overrides):
     response = requests.post(token_url(sim.url), data=grant(**overrides))
@@ -129,7 +148,7 @@ def test_calls_without_a_valid_bearer_token_are_unauthorized_with_rate_limit_hea
         assert response.status_code == 401
         assert response.json() == {"message": "Unauthorized"}
         assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(response.headers)
-    basic = requests.get(f"{sim.url}/sandbox/xurrent/v1/me", auth=(CLIENT_ID, SECRET),
+    basic = requests.get(f"{sim.url}/sandbox/xurrent/xurrent.com/v1/me", auth=(CLIENT_ID, SECRET),
                          headers={"X-Xurrent-Account": "acme"})
     assert basic.status_code == 401  # only bearer tokens work (§1.1)
 
@@ -179,7 +198,7 @@ def test_another_accounts_header_is_forbidden(sim):
 def test_the_legacy_4me_header_and_any_header_case_are_accepted(sim):
     token = fetch_token(sim.url, CLIENT_ID, SECRET)
     for name in ("X-4me-Account", "x-xurrent-account", "X-XURRENT-ACCOUNT"):
-        response = requests.get(f"{sim.url}/sandbox/xurrent/v1/account",
+        response = requests.get(f"{sim.url}/sandbox/xurrent/xurrent.com/v1/account",
                                 headers={"Authorization": f"Bearer {token}", name: "acme"})
         assert response.status_code == 200, name
         assert response.json()["id"] == "acme" and response.json()["name"] == "Acme"
@@ -203,7 +222,7 @@ def test_response_headers_are_lowercase_on_the_wire(sim):
     token = fetch_token(sim.url, CLIENT_ID, SECRET)
     parts = urlsplit(sim.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    connection.request("GET", "/sandbox/xurrent/v1/service_instances",
+    connection.request("GET", "/sandbox/xurrent/xurrent.com/v1/service_instances",
                        headers={"Authorization": f"Bearer {token}", "X-Xurrent-Account": "acme"})
     response = connection.getresponse()
     names = [name for name, _ in response.getheaders()]

@@ -58,7 +58,7 @@ def incident(**overrides):
 
 
 def test_the_client_uses_the_sandbox_hosts_and_reuses_one_token(client, sandbox, calls):
-    assert client.base_url == f"{sandbox.url}/sandbox/xurrent/v1"
+    assert client.base_url == f"{sandbox.url}/sandbox/xurrent/xurrent.com/v1"
 
     account = client.get_account()
     list(client.iter_service_instances())
@@ -66,7 +66,7 @@ def test_the_client_uses_the_sandbox_hosts_and_reuses_one_token(client, sandbox,
 
     assert account["id"] == "wdc" and account["name"] == "Widget Data Center"
     assert AccessToken.objects.count() == 1
-    assert [c.url.rsplit("/sandbox/xurrent", 1)[1] for c in calls] == [
+    assert [c.url.rsplit("/sandbox/xurrent/xurrent.com", 1)[1] for c in calls] == [
         "/oauth/token", "/v1/account", "/v1/service_instances", f"/v1/service_instances/{website_id()}"]
     assert client.rate_limit["x-ratelimit-limit"] == "3600"
 

@@ -62,7 +62,7 @@ def test_pages_render(admin_client, wired):
     assert "From the API" in text and "Howard Tanner" in text and "verified" in text
     detail = admin_client.get(f"{UI}requests/{created['id']}/")
     assert detail.status_code == 200 and "Add a note" in detail.content.decode()
-    canonical = admin_client.get(f"/sandbox/xurrent/requests/{created['id']}")
+    canonical = admin_client.get(f"/sandbox/xurrent/xurrent.com/requests/{created['id']}")
     assert canonical.status_code == 302 and canonical["Location"].endswith(f"{UI}requests/{created['id']}/")
 
 
@@ -108,5 +108,5 @@ def test_simulator_settings_can_be_changed_by_hand(admin_client, wired):
 
 
 def test_the_simulator_root_leads_to_the_ui(admin_client):
-    response = admin_client.get("/sandbox/xurrent/")
+    response = admin_client.get("/sandbox/xurrent/xurrent.com/")
     assert response.status_code == 302 and response["Location"] == reverse("sandbox-xurrent-ui")

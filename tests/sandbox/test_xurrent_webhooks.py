@@ -44,7 +44,7 @@ def receiver():
 
 
 def account_url(sandbox):
-    return f"{sandbox.url}/sandbox/xurrent"
+    return f"{sandbox.url}/sandbox/xurrent/xurrent.com"
 
 
 def incident(**overrides):
@@ -230,10 +230,17 @@ def test_the_verify_handshake_then_signed_request_events(api, sandbox, receiver,
     status_changed = events[2]["payload"]
     assert status_changed["status"] == "in_progress" and status_changed["previous_status"] == "assigned"
     assert status_changed["source"] == "zenduty" and status_changed["sourceID"] == "ZD-42"
-    assert status_changed["team"]["name"] == demo.DEMO_TEAM_NAME and status_changed["member"] is None
-    assert status_changed["team"]["account"] == {"id": "acme", "name": "Acme"}
+    assert status_changed["team"]["name"] == demo.DEMO_TEAM_NAME and status_changed["team"]["account"] == {
+        "id": "acme", "name": "Acme"}
+    # Keys that are not set are left out (§6.3): no member, the team's blank sourceID and false disabled.
+    assert "member" not in status_changed
+    assert "sourceID" not in status_changed["team"] and "disabled" not in status_changed["team"]
     assert "previous_status" not in events[1]["payload"] and "note_id" not in events[1]["payload"]
     assert events[3]["payload"]["note_id"] == note_id
+    # The create and the change made audit entries; the change's two events name the same one; a note none.
+    audit = [e["payload"].get("audit_line_id") for e in events]
+    assert audit[0] and audit[1] and audit[1] == audit[2] != audit[0] and audit[3] is None
+    assert events[1]["payload"]["audit_line_nodeID"] and "audit_line_nodeID" not in events[3]["payload"]
     ids = [r.headers["x-xurrent-delivery"] for r in receiver.received]
     assert len(set(ids)) == len(ids)
     link = receiver.received[-1].headers["link"]
@@ -268,6 +275,25 @@ def test_an_unverified_webhook_receives_nothing_but_its_verify_message(api, sand
     deliveries.flush()
 
     assert len(receiver.received) == 1
+
+
+def test_payloads_carry_what_is_set_and_leave_out_the_rest(api, sandbox, receiver, acme):
+    make_webhook(api, "request.update", f"{receiver.url}/shapes")
+    deliveries.flush()
+    assert requests.get(bodies(receiver)[0]["payload"]["callback"], timeout=10).status_code == 200
+    acme.team.sourceID, acme.team.disabled = "TEAM-7", True
+    acme.team.save()
+
+    created = api.post("/v1/requests", json=incident(sourceID="")).json()
+    api.patch(f"/v1/requests/{created['id']}", json={"member_id": acme.person.pk})
+    api.patch(f"/v1/requests/{created['id']}", json={"note": "No field changed"})
+    deliveries.flush()
+
+    [update] = [m["payload"] for m in bodies(receiver, 1)]  # a note alone fires no request.update
+    assert "sourceID" not in update and update["source"]  # blank sourceID left out, source defaulted
+    assert update["member"]["name"] == demo.API_PERSON_NAME and "disabled" not in update["member"]
+    assert update["team"]["sourceID"] == "TEAM-7" and update["team"]["disabled"] is True
+    assert isinstance(update["audit_line_id"], int)
 
 
 def test_a_webhook_without_policy_gets_plain_json(api, sandbox, receiver):

@@ -48,7 +48,7 @@ def calls_of(calls, service, integration=None):
 
 
 FILTER = ("POST", "zenduty/api/incidents/filter/")
-LISTING = ("GET", "xurrent/v1/requests")
+LISTING = ("GET", "xurrent/xurrent.com/v1/requests")
 
 
 def test_dropped_zenduty_acknowledged_and_resolved_are_repaired_by_one_sweep_each(demo, admin_client):
@@ -65,8 +65,8 @@ def test_dropped_zenduty_acknowledged_and_resolved_are_repaired_by_one_sweep_eac
     assert request.status == "in_progress" and report.repaired == 1, report
     # One incident filter, one request listing; the repair: read the request, then write it.
     assert calls_of(calls, "zenduty") == [FILTER]
-    assert calls_of(calls, "xurrent") == [LISTING, ("GET", f"xurrent/v1/requests/{request.pk}"),
-                                          ("PATCH", f"xurrent/v1/requests/{request.pk}")]
+    assert calls_of(calls, "xurrent") == [LISTING, ("GET", f"xurrent/xurrent.com/v1/requests/{request.pk}"),
+                                          ("PATCH", f"xurrent/xurrent.com/v1/requests/{request.pk}")]
     [note] = PairNote.objects.filter(pair=pair)
     assert f"Zenduty incident #{incident.incident_number} is acknowledged, and no webhook had said so" in note.text
     assert "→ request" in note.text and "in progress" in note.text
@@ -274,6 +274,31 @@ def test_a_one_way_xurrent_to_zenduty_integration_creates_no_request_from_a_lost
     report, calls = sweep()
 
     assert report.created == 0 and demo.requests() == [] and calls_of(calls, "zenduty") == []
+
+
+def test_a_create_the_sweep_left_half_done_is_finished_by_the_next_sweep(demo):
+    """A 429 on the incident create stops the sweep after its claim: the next sweep takes the claim over
+    (it would otherwise wait for a webhook that never comes) and makes one incident."""
+    from sandbox import faults
+    from sandbox.xurrent.models import Request, ServiceInstance
+
+    request = demo.raise_request(instance="Intranet (Production)")
+    demo.settle()
+    Request.objects.filter(pk=request.pk).update(created_at=F("created_at") - timedelta(minutes=5))
+    demo.change_request(request, service_instance_id=ServiceInstance.objects.get(name="Website (Production)").pk)
+    demo.settle()
+    # One way: the sweep reads no Zenduty incidents (no filter), so the 429 falls on the create.
+    OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="xurrent_to_zenduty")
+    faults.inject("zenduty", "rate_limit_429", path_prefix="/api/incidents/", method="POST")
+
+    first, _ = sweep()
+    assert first.created == 0 and first.stopped and demo.incidents() == []
+    assert LinkedPair.objects.get().state == PairState.CREATING
+    second, _ = sweep()
+
+    [incident] = demo.incidents()
+    assert second.created == 1 and incident.title.startswith(f"[Xurrent #{request.pk}]")
+    assert LinkedPair.objects.get().state == PairState.LINKED
 
 
 def test_requests_older_than_the_integration_or_of_other_categories_are_not_back_filled(demo):

@@ -36,7 +36,7 @@ class Demo:
         self.settle()
         self.integration = OutgoingIntegration.objects.get()
         assert self.integration.provisioning_status == "provisioned", self.integration.provisioning_error
-        self.origin = Origin(f"{live_server.url}/sandbox/xurrent")
+        self.origin = Origin(f"{live_server.url}/sandbox/xurrent/xurrent.com")
         self.person = self.xurrent_account.ui_person()
 
     # -- delivering ------------------------------------------------------------------------------
@@ -571,7 +571,7 @@ def test_each_pair_has_a_page_with_both_ids_links_and_its_timeline(demo, client,
     assert page.status_code == 200
     html = page.content.decode()
     # Both ids, with links to the records (the simulators stand in for the tenant's and Zenduty's hosts).
-    assert f'/sandbox/xurrent/requests/{request.pk}"' in html and f">#{request.pk}</a>" in html
+    assert f'/sandbox/xurrent/xurrent.com/requests/{request.pk}"' in html and f">#{request.pk}</a>" in html
     assert f'/sandbox/zenduty/dashboard/incidents/{incident.incident_number}"' in html
     assert f">#{incident.incident_number}</a>" in html
     # The timeline: the events received for the pair and the calls made for it, linked, newest first.

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('connections', '0004_api_budget'),
         ('integrations', '0004_tenant_webhooks'),
-        ('syncengine', '0013_pairs_by_hand'),
+        ('syncengine', '0014_backfill'),
     ]
 
     operations = [
