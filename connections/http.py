@@ -28,7 +28,7 @@ USER_AGENT = "zenduty-xurrent-portal/1.0"
 # cannot create a second record. POST is only retried after a 429, which the
 # APIs answer before doing anything.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-# Xurrent's budget headers (reference §5.3: lowercase, reset in UTC epoch
+# Xurrent's budget headers (https://developer.xurrent.com/v1/: lowercase, reset in UTC epoch
 # seconds). Zenduty sends none; a service that does gets the same treatment.
 RATE_LIMIT_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 # A reset further away than this is treated as this far: a wrong clock or a
@@ -273,7 +273,7 @@ class BaseClient:
 
         ``x-ratelimit-remaining: 0`` means no call before ``x-ratelimit-reset``
         (epoch seconds), or before ``retry-after`` seconds when the answer
-        says so: the explicit wait wins (reference §5.3).
+        says so: the explicit wait wins (https://developer.xurrent.com/v1/, rate limiting).
         """
         # requests' headers are case-insensitive; Xurrent sends them lowercase.
         seen = {name: response.headers[name] for name in (*RATE_LIMIT_HEADERS, "retry-after")

@@ -146,7 +146,7 @@ def configure_zenduty_side(integration) -> bool:
     """Do, in the Zenduty simulator, the step Zenduty leaves to a person.
 
     Zenduty's API cannot set an Outgoing Webhooks integration's URL and
-    signing key (zenduty-api.md), so the admin copies them from the
+    signing key (https://www.zenduty.com/docs/outgoingwebhooks-integration/), so the admin copies them from the
     integration page. For the demo we fill them in as that person would and
     confirm the step, so the demo integration is complete on first start.
     """

@@ -1,8 +1,11 @@
 """Xurrent's documented enums and event names, as the simulator enforces them.
 
-Values come from the vendor's REST reference (see /work/shared/reference/
-xurrent-api.md: §3.2 request fields, §4.1 service instances, §6.1 webhook
-events, §7.1 webhook policies). Labels are the vendor's display texts.
+Values come from the vendor's REST reference: request fields
+(https://developer.xurrent.com/v1/requests/), service instances
+(https://developer.xurrent.com/v1/service_instances/), webhook events
+(https://developer.xurrent.com/v1/webhooks/) and webhook policies
+(https://developer.xurrent.com/v1/webhook_policies/). Labels are the vendor's
+display texts.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Served under ``/sandbox/zenduty`` what https://www.zenduty.com answers
 (docs/architecture.md). Zenduty is Django REST Framework underneath, so the
-behaviour around the endpoints is DRF's (zenduty-api.md §2.1, §9.2, §11):
+behaviour around the endpoints is DRF's (https://apidocs.zenduty.com):
 
 * ``Authorization: Token <key>``, keyword in any case; 401
   ``{"detail": "Authentication credentials were not provided."}`` /
@@ -39,7 +39,7 @@ SERVICE_PREFIX = "/sandbox/zenduty"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 
-NOT_FOUND = {"detail": "Not Found."}  # exact text, reference §9.2 and zenduty-examples.json error_404
+NOT_FOUND = {"detail": "Not Found."}  # exact text of Zenduty's 404 (DRF's)
 SERVER_ERROR = {"detail": "A server error occurred."}
 THROTTLED = {"detail": "Request was throttled."}
 

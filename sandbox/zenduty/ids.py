@@ -1,4 +1,4 @@
-"""Identifier formats of the simulated Zenduty (reference zenduty-api.md §2.4).
+"""Identifier formats of the simulated Zenduty (as Zenduty's API answers show them, https://apidocs.zenduty.com).
 
 * incident ``unique_id`` / ``incident_key``, note and alert ``unique_id``:
   22-character base57 "shortuuid" strings (e.g. ``uJVWfdAeoPDm3pk2gG2URn``);

@@ -1,7 +1,7 @@
 """Records of the simulated Zenduty (Xurrent IMR).
 
-Shapes and coded values follow the reference zenduty-api.md (§2-7) and the
-published OpenAPI examples (zenduty-examples.json). Only what the portal and
+Shapes and coded values follow Zenduty's API documentation and its published
+OpenAPI examples (https://apidocs.zenduty.com). Only what the portal and
 its tests need is modelled; the rest of Zenduty (schedules, tags, tasks,
 postmortems…) is left out.
 """

@@ -1,5 +1,5 @@
 """JSON shapes of the simulated Zenduty, field for field as the published
-examples show them (reference zenduty-examples.json; zenduty-api.md §2-7).
+examples show them (https://apidocs.zenduty.com).
 
 Dict order follows the examples, so answers read like the real ones.
 """

@@ -3,7 +3,8 @@
 A person plays the on-call side here: trigger, acknowledge and resolve
 incidents, add notes, change priorities, and do the one step real Zenduty
 only offers in its screens, configuring a service's Outgoing Webhooks
-integration (URL, signing key, authentication; zenduty-api.md §6.1).
+integration (URL, signing key, authentication;
+https://www.zenduty.com/docs/outgoingwebhooks-integration/).
 Actions are made as the account's UI user (e.g. "Dwight Schrute"), not as
 the API token's user, so the portal can tell people's changes from its own.
 """

@@ -1,7 +1,9 @@
 """Simulated Xurrent REST API: collections, requests, notes, limits and faults, over real HTTP.
 
-Reference: xurrent-api.md §3 (requests, notes, source), §4 (service instances),
-§5 (pagination, filters, rate limits, errors).
+Reference: https://developer.xurrent.com/v1/requests/ (requests, notes),
+https://developer.xurrent.com/v1/general/source (source), https://developer.xurrent.com/v1/service_instances/,
+https://developer.4me.com/v1/general/filtering/ and https://developer.4me.com/v1/general/pagination
+(filters, pagination; rate limits and errors on https://developer.xurrent.com/v1/).
 """
 import http.client
 import json

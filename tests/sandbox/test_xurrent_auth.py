@@ -1,6 +1,7 @@
 """Simulated Xurrent: OAuth token endpoint and API authentication, over real HTTP.
 
-Reference: xurrent-api.md §1 (OAuth, headers), §5.3 (rate-limit headers), §5.4 (errors).
+Reference: https://developer.xurrent.com/v1/oauth/client_credentials_grant (OAuth),
+https://developer.xurrent.com/v1/ (headers, rate limits, errors).
 """
 from datetime import timedelta
 

@@ -1,5 +1,5 @@
 """The by-hand pages of the simulated Xurrent: changes are made as the UI person
-and fire the same webhooks as API changes (xurrent-api.md §6.1)."""
+and fire the same webhooks as API changes (https://developer.xurrent.com/v1/webhooks/)."""
 import json
 
 import pytest

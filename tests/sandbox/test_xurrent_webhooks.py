@@ -1,7 +1,8 @@
 """Simulated Xurrent webhooks and webhook policies: CRUD, the verification
 handshake and signed deliveries, received by a local HTTP server.
 
-Reference: xurrent-api.md §6 (webhooks, verify, delivery format), §7 (policies, JWT).
+Reference: https://developer.xurrent.com/v1/webhooks/ (verify, delivery format),
+https://developer.xurrent.com/v1/webhook_policies/ (policies, JWT).
 """
 import json
 import re

@@ -1,7 +1,7 @@
 """Contract tests of the simulated Zenduty REST API over real HTTP.
 
-Shapes and behaviours are those of reference zenduty-api.md §2-5, §9 and
-zenduty-examples.json.
+Shapes and behaviours are those of Zenduty's API documentation and its published
+examples (https://apidocs.zenduty.com).
 """
 import re
 import time

@@ -1,4 +1,4 @@
-"""The simulated Events API and Generic Integration (reference zenduty-api.md §7) over real HTTP."""
+"""The simulated Events API and Generic Integration (https://zenduty.com/docs/api-integration, https://zenduty.com/docs/generic-integration/) over real HTTP."""
 import uuid
 
 import pytest

@@ -1,4 +1,4 @@
-"""Outgoing webhooks of the simulated Zenduty (reference zenduty-api.md §6.1).
+"""Outgoing webhooks of the simulated Zenduty (https://www.zenduty.com/docs/outgoingwebhooks-integration/).
 
 A tiny http.server on 127.0.0.1 stands in for the portal and records what
 arrives; deliveries leave through the sandbox outbox (flushed here).
