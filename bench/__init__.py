@@ -24,14 +24,15 @@ class Row:
     unit: str
     # Passes when ``check(value, target)``; None: informational only.
     target: float | None = None
-    check: str = "<"  # "<", "<=" or "=="
+    check: str = "<"  # "<", "<=", ">=" or "=="
 
     @property
     def passed(self) -> bool | None:
         if self.target is None:
             return None
         compare: dict[str, Callable[[float, float], bool]] = {
-            "<": lambda v, t: v < t, "<=": lambda v, t: v <= t, "==": lambda v, t: v == t}
+            "<": lambda v, t: v < t, "<=": lambda v, t: v <= t, ">=": lambda v, t: v >= t,
+            "==": lambda v, t: v == t}
         return compare[self.check](self.value, self.target)
 
 

@@ -29,6 +29,8 @@ BENCHMARKS = {
     "xurrent-pages": "bench.pagination:run_xurrent",
     "zenduty-pages": "bench.pagination:run_zenduty",
     "sync": "bench.sync",
+    "intake": "bench.intake",
+    "polling": "bench.polling",
 }
 
 

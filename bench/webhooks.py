@@ -56,11 +56,11 @@ AUDIENCE = "zenduty-xurrent-portal:bench"
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "syncengine" / "fixtures"
 
 
-def _integration(public_pem: str) -> OutgoingIntegration:
-    tenant = XurrentTenant.objects.create(name="Bench webhooks", account_id="benchhooks", client_id="bench-client",
+def _integration(public_pem: str, name: str = "Bench webhooks", account_id: str = "benchhooks") -> OutgoingIntegration:
+    tenant = XurrentTenant.objects.create(name=name, account_id=account_id, client_id="bench-client",
                                           client_secret="bench-client-secret-not-used",
                                           status=ConnectionStatus.ACTIVE)
-    account = ZendutyAccount.objects.create(name="Bench webhooks", api_token="bench-zenduty-token-not-used",
+    account = ZendutyAccount.objects.create(name=name, api_token="bench-zenduty-token-not-used",
                                             status=ConnectionStatus.ACTIVE)
     return OutgoingIntegration.objects.create(
         zenduty_account=account, zenduty_team_id="team-bench", zenduty_service_id="svc-bench", tenant=tenant,

@@ -270,6 +270,11 @@ SYNC_HISTORY_RETENTION_DAYS = env.int("SYNC_HISTORY_RETENTION_DAYS", default=90)
 # costs one Zenduty incident filter per integration (Zenduty allows 30 incident
 # reads a minute), so not much more often than every few minutes.
 SYNC_RECONCILE_MINUTES = env.int("SYNC_RECONCILE_MINUTES", default=5)
+# The Zenduty poller (syncengine.polling, every minute): at most this many incident reads a run, of the
+# account's 30 a minute (the rest is left to webhook jobs, the sweep and admin pages); pairs with activity
+# within SYNC_POLL_ACTIVE_MINUTES have their notes read every run, the others in turn.
+SYNC_POLL_READS_PER_MINUTE = env.int("SYNC_POLL_READS_PER_MINUTE", default=24)
+SYNC_POLL_ACTIVE_MINUTES = env.int("SYNC_POLL_ACTIVE_MINUTES", default=30)
 if SYNC_RECONCILE_MINUTES < 1:
     raise ImproperlyConfigured(f"SYNC_RECONCILE_MINUTES ({SYNC_RECONCILE_MINUTES}) must be at least 1.")
 

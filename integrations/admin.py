@@ -104,12 +104,14 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             return (
                 (None, {"fields": (*STEP1_KEYS, "confirm_failed_connections")}),
                 ("Xurrent service instance", {"fields": ("service_instance_id",)}),
-                ("What to sync", {"fields": ("direction", "sync_notes", "categories")}),
+                ("What to sync", {"fields": ("direction", "sync_notes", "sync_internal_xurrent_notes",
+                                             "public_zenduty_notes", "categories")}),
                 mapping,
             )
         fieldsets = [
             ("Zenduty ⇄ Xurrent", {"fields": ("zenduty_service_display", "tenant", "service_instance_id")}),
-            ("What to sync", {"fields": ("enabled", "direction", "sync_notes", "categories", "sync_status")}),
+            ("What to sync", {"fields": ("enabled", "direction", "sync_notes", "sync_internal_xurrent_notes",
+                                         "public_zenduty_notes", "categories", "sync_status")}),
             mapping,
         ]
         if obj.needs_zenduty_webhook:

@@ -222,7 +222,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
     class Meta:
         model = OutgoingIntegration
         fields = ["zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant", "service_instance_id",
-                  "direction", "sync_notes", "categories", "default_impact", "use_custom_mapping", "priority_mapping",
+                  "direction", "sync_notes", "sync_internal_xurrent_notes", "public_zenduty_notes", "categories", "default_impact", "use_custom_mapping", "priority_mapping",
                   "enabled"]
         widgets = {name: forms.HiddenInput for name in
                    ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")}
@@ -233,8 +233,9 @@ class OutgoingIntegrationForm(forms.ModelForm):
             "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact. Both ways: an incident "
                                   "created from a request gets the highest-ranked priority (P1 first) mapped to "
                                   "the request's impact; when none is, the service's default priority.",
-            "sync_notes": "Copy notes between the incident and the request, both ways. Not built yet: the "
-                          "setting is kept, and note events are stored so they can be replayed once it is.",
+            "sync_notes": "Copy notes between the incident and the request, in the integration's direction(s), "
+                          "each note once and attributed to its author. Zenduty notes are read by polling "
+                          "(within about a minute on pairs people work on).",
         }
 
     def __init__(self, *args, **kwargs):

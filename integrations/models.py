@@ -87,6 +87,16 @@ class OutgoingIntegration(models.Model):
 
     direction = models.CharField(max_length=32, choices=Direction.choices, default=Direction.BIDIRECTIONAL)
     sync_notes = models.BooleanField("Sync notes", default=True)
+    # Xurrent → Zenduty: internal notes may hold what the on-call audience should not see.
+    sync_internal_xurrent_notes = models.BooleanField(
+        "Copy internal Xurrent notes", default=False,
+        help_text="Also copy Xurrent notes marked internal to the Zenduty incident. Off: only public notes are "
+                  "copied; internal ones may hold what the on-call audience should not see.")
+    # Zenduty → Xurrent: internal unless this says otherwise.
+    public_zenduty_notes = models.BooleanField(
+        "Zenduty notes are public in Xurrent", default=False,
+        help_text="Add Zenduty notes to the Xurrent request as public notes: the requester (and everyone who "
+                  "can see the request) reads them. Off: internal notes, seen by Xurrent specialists only.")
     default_impact = models.CharField(max_length=16, choices=Impact.choices, default=Impact.MEDIUM)
     use_custom_mapping = models.BooleanField("Custom impact mapping", default=False)
     # {"<zenduty priority unique_id>": {"name": "P1", "impact": "top"}, ...}

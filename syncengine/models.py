@@ -11,6 +11,7 @@
   linked it to, with what the portal last saw and wrote on each side.
 * :class:`PairNote`: a line in a pair's timeline that is neither a received
   event nor a call, e.g. what the reconciliation sweep repaired.
+* :class:`SyncedNote`: a note copied between a pair's request and incident, with both ids.
 * :class:`ReconcileCursor`: per integration, up to when the reconciliation
   sweep has read Xurrent's changed requests.
 
@@ -256,11 +257,19 @@ class LinkedPair(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # When the reconciliation sweep last compared both sides with what the pair saw (syncengine.reconcile).
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # Priority ⇄ impact: the newest seen on each side (the Zenduty priority's unique_id, the Xurrent impact).
+    zenduty_priority = models.CharField(max_length=64, blank=True, default="")
+    xurrent_impact = models.CharField(max_length=16, blank=True, default="")
+    # The Zenduty poller (syncengine.polling): when it last read the incident's notes, and when people
+    # last worked on the pair (an event, a synced note, a changed priority or impact): recent pairs first.
+    polled_at = models.DateTimeField("notes last polled", null=True, blank=True)
+    active_at = models.DateTimeField("last activity", null=True, blank=True)
 
     class Meta:
         verbose_name = "linked pair"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order"),
+                   models.Index(fields=["state", "polled_at"], name="pair_poll_order"),
                    # History and pair search by incident number or request ID, across tenants.
                    models.Index(fields=["zenduty_incident_number"], name="pair_incident_number"),
                    models.Index(fields=["xurrent_request_id"], name="pair_request_id")]
@@ -301,6 +310,48 @@ class PairNote(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+
+class NoteState(models.TextChoices):
+    # Claimed before the create: the outcome of the create is unknown until its id is recorded.
+    SENDING = "sending", "Sending (outcome unknown until recorded)"
+    SYNCED = "synced", "Synced"
+    # The portal's own note (e.g. "reopened"), recorded so that the poller never copies it back.
+    OWN = "own", "Written by the portal"
+
+
+class SyncedNote(models.Model):
+    """One note copied between a pair's request and incident, with both sides' ids.
+
+    ``direction`` is the side the note was written on (``xurrent``: copied to
+    Zenduty). The row is claimed (state ``sending``, the source note's id
+    set) *before* the copy is created, like :class:`LinkedPair`: the unique
+    constraints make a second copy of one note impossible, and a row left in
+    ``sending`` (a lost answer, a killed worker) makes the next attempt look
+    for the copy on the other side before it creates one. A note whose id is
+    recorded on its target side is the portal's own: never copied back.
+    """
+
+    pair = models.ForeignKey(LinkedPair, on_delete=models.CASCADE, related_name="synced_notes")
+    direction = models.CharField(max_length=16, choices=Source.choices, help_text="Where the note was written.")
+    xurrent_note_id = models.CharField("Xurrent note", max_length=64, blank=True, default="")
+    zenduty_note_id = models.CharField("Zenduty note", max_length=64, blank=True, default="")
+    state = models.CharField(max_length=16, choices=NoteState.choices, default=NoteState.SENDING)
+    at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When the copy was claimed.")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "synced note"
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "xurrent_note_id"], condition=~models.Q(xurrent_note_id=""),
+                                    name="one_synced_note_per_xurrent_note"),
+            models.UniqueConstraint(fields=["pair", "zenduty_note_id"], condition=~models.Q(zenduty_note_id=""),
+                                    name="one_synced_note_per_zenduty_note"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Xurrent note {self.xurrent_note_id or '?'} ⇄ Zenduty note {self.zenduty_note_id or '?'}"
 
 
 class ReconcileCursor(models.Model):

@@ -204,4 +204,6 @@ def attach_event(event: InboundEvent, pair: LinkedPair) -> None:
     if event.pair_id != pair.pk:
         InboundEvent.objects.filter(pk=event.pk).update(pair=pair)
         event.pair_id = pair.pk
+        # Someone works on the pair: the Zenduty poller reads its notes first (syncengine.polling).
+        LinkedPair.objects.filter(pk=pair.pk).update(active_at=timezone.now())
 

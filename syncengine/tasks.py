@@ -31,3 +31,10 @@ def run_backfill(backfill_id: int) -> str:
     from syncengine import backfill
 
     return backfill.run(backfill_id)
+
+
+def poll_zenduty() -> dict:
+    """Read linked open incidents' notes and priorities (Zenduty sends no webhook for them)."""
+    from syncengine import polling
+
+    return polling.run().as_dict()

@@ -442,15 +442,19 @@ class ZendutyClient(BaseClient):
         return page["results"], bool(page.get("next"))
 
     # -- notes --------------------------------------------------------------------
-    def list_notes(self, incident_number: int | str) -> list[dict]:
+    def list_notes(self, incident_number: int | str, page_size: int | None = None) -> list[dict]:
         """The notes of an incident, oldest first.
 
         Path ``…/note/``, singular. Zenduty documents two answers: a plain
         list (the OAS example) and a DRF page (what its Go and Python SDKs
         read); :meth:`_paginate` takes either. Zenduty sends no webhook for a
         new note, so the sync polls this and compares note ``unique_id``s.
+        Every page is an incident read (30 a minute): the poller asks for
+        pages of 100 (``page_size``, as the filter takes it; a server that
+        ignores it serves its own size).
         """
-        return list(self._paginate("GET", "incidents", incident_number, "note"))
+        params = {"page_size": page_size} if page_size else None
+        return list(self._paginate("GET", "incidents", incident_number, "note", params=params))
 
     def add_note(self, incident_number: int | str, text: str) -> dict:
         """Add a note (201). Its author is always the token's user; there is

@@ -23,12 +23,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.utils import timezone
+
 from connections import errors
 from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
-from syncengine.flows import common
-from syncengine.models import EventStatus, InboundEvent, LinkedPair, PairState, Source
+from syncengine.flows import common, notes
+from syncengine.models import EventStatus, InboundEvent, LinkedPair, NoteState, PairState, Source
 from syncengine.outcomes import EventError, Outcome
 
 logger = logging.getLogger("syncengine.flows.xurrent_to_zenduty")
@@ -57,7 +59,7 @@ def _handle(event, integration, message: dict, request_id: str, request: dict | 
     if pair is not None and pair.state == PairState.UNLINKED:
         return common.unlinked(event, pair)
     if event.event_type == NOTE_ADDED:
-        return common.ignored(event, "Note sync is not built yet (issue #11); the event is stored for replay.", pair)
+        return _on_note_added(event, integration, message, data, request_id, pair)
     if event.event_type == CREATE:
         return _on_create(event, integration, message, data, request_id, pair, request)
     if pair is None:
@@ -66,6 +68,52 @@ def _handle(event, integration, message: dict, request_id: str, request: dict | 
         return common.ignored(event, f"Echo of the portal's own change to request #{request_id} (made by "
                                      f"{message.get('person_name') or 'the portal'}): not synced back.", pair)
     return _with_lease(event, integration, pair, request_id, fresh=False)
+
+
+def _on_note_added(event, integration, message: dict, data: dict, request_id: str, pair) -> Outcome:
+    """``request.note-added``: the note becomes a note on the linked incident, once (``flows.notes``)."""
+    note_id = str(data.get("note_id") or "")
+    if not note_id:
+        raise EventError(f"The Xurrent note-added event of request #{request_id} names no note (payload.note_id).")
+    if pair is None:
+        return common.ignored(event, f"Request #{request_id} is not linked to a Zenduty incident; note #{note_id} "
+                                     f"is not copied.")
+    row = notes.for_xurrent_note(pair, note_id)
+    if row is not None and row.direction == Source.ZENDUTY:
+        return common.ignored(event, f"Echo of the portal's own note #{note_id} (the copy of Zenduty note "
+                                     f"{row.zenduty_note_id}): not copied back.", pair)
+    if row is not None and row.state != NoteState.SENDING:
+        where = f"Zenduty note {row.zenduty_note_id}" if row.zenduty_note_id else "in its summary"
+        return common.ignored(event, f"Xurrent note #{note_id} is already on incident #{pair.zenduty_incident_number} "
+                                     f"({where}); a repeated delivery or replay.", pair)
+    if _by_portal(integration, message):
+        return common.ignored(event, f"Echo of the portal's own note #{note_id} on request #{request_id} (written "
+                                     f"by {message.get('person_name') or 'the portal'}): not copied back.", pair)
+    if not integration.sync_notes:
+        return common.ignored(event, f"Sync Notes is off for this integration: note #{note_id} is not copied.", pair)
+    if not integration.receives_from_xurrent:
+        return common.ignored(event, f"This integration's direction is Zenduty → Xurrent: note #{note_id} of "
+                                     f"request #{request_id} is not copied to Zenduty.", pair)
+    # A create still running holds the pair's lease: PairBusy, and the event waits for it.
+    with pairs.working_on(pair, pairs.new_owner(event.pk), event=event) as pair:
+        if not pair.zenduty_incident_unique_id:
+            raise EventError(f"{pair} has no Zenduty incident (its create failed); note #{note_id} can be "
+                             f"replayed once it has.")
+        with common.xurrent_client(integration) as xurrent:
+            note = next((n for n in xurrent.list_request_notes(request_id) if str(n.get("id")) == note_id), None)
+        if note is None:
+            return common.ignored(event, f"Note #{note_id} is no longer on request #{request_id}; nothing to copy.",
+                                  pair)
+        if notes.is_copy(note.get("text")):
+            return common.ignored(event, f"Note #{note_id} is a copy the portal wrote (it starts with the portal's "
+                                         f"marker): not copied back.", pair)
+        if note.get("internal") and not integration.sync_internal_xurrent_notes:
+            return common.ignored(event, f"Note #{note_id} is internal; this integration copies internal Xurrent "
+                                         f"notes only when 'Copy internal Xurrent notes' is on.", pair)
+        with common.zenduty_client(integration) as zenduty:
+            reason = notes.copy_xurrent_note(pair, note, zenduty)
+        pairs.update(pair, active_at=timezone.now())
+        return common.processed(event, reason, pair)
 
 
 def _by_portal(integration, message: dict) -> bool:
@@ -201,6 +249,10 @@ def _sync(event, integration, pair: LinkedPair, request_id: str, *, fresh: bool,
         elif pair.state in (PairState.CREATING, PairState.FAILED):
             pairs.mark_linked(pair)
         outcome = _sync_status(integration, pair, request, xurrent, zenduty)
+        if not created:
+            changed = _sync_impact(integration, pair, request, zenduty)
+            if changed:
+                outcome = Outcome(EventStatus.PROCESSED, f"{outcome.reason} {changed}")
     reason = f"{created} {outcome.reason}".strip() if created else outcome.reason
     return Outcome(EventStatus.PROCESSED if created else outcome.status, reason)
 
@@ -215,8 +267,8 @@ def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zend
             pairs.mark_linked(pair)
             return f"Adopted Zenduty incident #{found.get('incident_number')}, created for request #{request_id} " \
                    f"by an earlier attempt whose answer was lost."
-    notes = xurrent.list_request_notes(request_id)
-    first_note = str(notes[0].get("text") or "") if notes else ""
+    request_notes = xurrent.list_request_notes(request_id)
+    first_note = str(request_notes[0].get("text") or "") if request_notes else ""
     priority = mapping.priority_for_impact(request.get("impact"), use_custom_mapping=integration.use_custom_mapping,
                                            mapping=integration.priority_mapping)
     body = mapping.incident_body_for_request(request, first_note=first_note,
@@ -230,6 +282,10 @@ def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zend
     # Status 1 is what the portal created; the later sync step compares against it.
     pairs.record_incident(pair, incident)
     pairs.record_written(pair, "zenduty", status=TRIGGERED, team_priority=priority)
+    pairs.update(pair, xurrent_impact=str(request.get("impact") or ""),
+                 zenduty_priority=str(incident.get("team_priority") or priority or ""))
+    if request_notes:  # the first note is in the incident's summary: never copied as a note too
+        notes.record_in_summary(pair, request_notes[0])
     pairs.mark_linked(pair)
     named = f" with priority {integration.priority_mapping.get(priority, {}).get('name', priority)}" if priority else \
         " with the service's default priority"
@@ -274,7 +330,8 @@ def _sync_status(integration, pair: LinkedPair, request: dict, xurrent, zenduty)
             pairs.refresh_state(pair)
             return Outcome(EventStatus.PROCESSED, f"Request #{request_id} reopened; both sides were told already.")
         zenduty_note, xurrent_note = mapping.reopen_notes(request_id, pair.zenduty_incident_number)
-        zenduty.add_note(pair.zenduty_incident_number or pair.zenduty_incident_unique_id, zenduty_note)
+        own = zenduty.add_note(pair.zenduty_incident_number or pair.zenduty_incident_unique_id, zenduty_note)
+        notes.record_own_zenduty_note(pair, own if isinstance(own, dict) else {})
         xurrent.update_request(request_id, {"internal_note": xurrent_note})
         pairs.record_written(pair, "xurrent", reopen_noted=reopened)
         pairs.refresh_state(pair)
@@ -283,3 +340,43 @@ def _sync_status(integration, pair: LinkedPair, request: dict, xurrent, zenduty)
     pairs.refresh_state(pair)
     return Outcome(EventStatus.PROCESSED, f"Request #{request_id} is {current.replace('_', ' ')}; nothing to "
                                           f"change on incident #{number}.")
+
+
+def _sync_impact(integration, pair: LinkedPair, request: dict, zenduty) -> str:
+    """An impact change on the request → the incident's priority, through the reverse of the mapping.
+
+    Returns a sentence when something changed ('' otherwise). The first
+    impact the pair sees is only recorded. Nothing is written when the
+    incident's priority already maps to the new impact (P4 and P5 both
+    "low": a request set to low leaves a P5 incident alone), nor when no
+    priority maps to it; so the portal's own write, read back by the poller,
+    finds nothing to do and never bounces.
+    """
+    impact = str(request.get("impact") or "")
+    previous = pair.xurrent_impact
+    if not impact or impact == previous:
+        return ""
+    pairs.update(pair, xurrent_impact=impact, active_at=timezone.now())
+    request_id = request.get("id")
+    if not previous:
+        return ""
+    number = pair.zenduty_incident_number or pair.zenduty_incident_unique_id
+    # Not compared with last_written: a person may set the impact the portal once wrote; the portal's
+    # own write comes back equal to what the pair saw (recorded with the write) and stops above.
+    current = pair.zenduty_priority or (pair.last_written.get("zenduty") or {}).get("team_priority") or ""
+    if current and integration.use_custom_mapping and mapping.impact_for_priority(
+            current, use_custom_mapping=True, mapping=integration.priority_mapping,
+            default_impact=integration.default_impact) == impact:
+        return f"Request #{request_id}'s impact is now {impact}; incident #{number}'s priority already maps to it."
+    priority = mapping.priority_for_impact(impact, use_custom_mapping=integration.use_custom_mapping,
+                                           mapping=integration.priority_mapping)
+    if priority is None:
+        return f"Request #{request_id}'s impact is now {impact}; no priority maps to it, so incident #{number} " \
+               f"keeps its priority."
+    if priority == current:
+        return ""
+    incident = zenduty.update_incident(pair.zenduty_incident_unique_id, team_priority=priority)
+    pairs.record_written(pair, "zenduty", team_priority=priority)
+    pairs.update(pair, zenduty_priority=str((incident or {}).get("team_priority") or priority))
+    name = integration.priority_mapping.get(priority, {}).get("name", priority)
+    return f"Request #{request_id}'s impact {previous} → {impact}: incident #{number}'s priority set to {name}."

@@ -172,7 +172,7 @@ def _create_request(integration, pair: LinkedPair, incident: dict, *, look_first
                 pairs.mark_linked(pair)
                 return f"Adopted Xurrent request #{request['id']}, created for incident #{number} by an earlier " \
                        f"attempt whose answer was lost."
-        impact = _impact(integration, incident)
+        impact, priority = _impact(integration, incident)
         url = common.incident_url(integration, number)
         body = mapping.request_body_for_incident(incident, service_instance_id=integration.service_instance_id,
                                                  impact=impact, incident_url=url)
@@ -183,23 +183,61 @@ def _create_request(integration, pair: LinkedPair, incident: dict, *, look_first
             raise
     pairs.record_request(pair, request)
     pairs.record_written(pair, "xurrent", status=request.get("status"), impact=impact)
+    pairs.update(pair, xurrent_impact=impact, zenduty_priority=priority)
     pairs.mark_linked(pair)
     return f"Created Xurrent request #{request['id']} in {integration.service_instance_name or 'the service instance'}" \
            f" for incident #{number} (impact {impact})."
 
 
-def _impact(integration, incident: dict) -> str:
-    """The impact for the incident's priority. The webhook carries no priority (Zenduty's
-    outgoing webhook shape), so with a custom mapping the incident is read once."""
+def _impact(integration, incident: dict) -> tuple[str, str]:
+    """The impact for the incident's priority, and the priority's unique_id ('' when not read). The
+    webhook carries no priority (Zenduty's outgoing webhook shape), so with a custom mapping the
+    incident is read once; without one the poller records the priority when it first sees it."""
+    priority = str(incident.get("team_priority") or "")
     if not integration.use_custom_mapping:
-        return integration.default_impact
-    priority = incident.get("team_priority")
+        return integration.default_impact, priority
     if not priority:
         with common.zenduty_client(integration) as zenduty:
             full = zenduty.get_incident(incident.get("unique_id") or incident.get("incident_number"))
-        priority = full.get("team_priority") if isinstance(full, dict) else None
+        priority = str((full.get("team_priority") if isinstance(full, dict) else None) or "")
     return mapping.impact_for_priority(priority, use_custom_mapping=True, mapping=integration.priority_mapping,
-                                       default_impact=integration.default_impact)
+                                       default_impact=integration.default_impact), priority
+
+
+def sync_priority(integration: OutgoingIntegration, pair: LinkedPair, priority_id: str, xurrent) -> str:
+    """A priority change on the incident (seen by the poller) → the request's impact through the mapping.
+
+    The caller holds the pair's lease. Returns a sentence when something
+    changed ('' otherwise). The first priority a pair sees is only recorded
+    (a pair linked before priorities were followed); the portal's own
+    priority write read back (recorded as seen when written), and a priority
+    whose impact the request already has, write nothing (so a change never
+    bounces back).
+    """
+    priority_id = str(priority_id or "")
+    previous = pair.zenduty_priority
+    if not priority_id or priority_id == previous:
+        return ""
+    pairs.update(pair, zenduty_priority=priority_id, active_at=timezone.now())
+    current = pair.xurrent_impact or (pair.last_written.get("xurrent") or {}).get("impact") or ""
+    # The portal's own priority write was recorded as seen, so it stops above when the poller reads it
+    # back; a person may later set a priority the portal once wrote, which is a change like any other.
+    if not previous:
+        return ""
+    number = pair.zenduty_incident_number or pair.zenduty_incident_unique_id
+    name = integration.priority_mapping.get(priority_id, {}).get("name", "a priority not in the mapping")
+    impact = mapping.impact_for_priority(priority_id, use_custom_mapping=integration.use_custom_mapping,
+                                         mapping=integration.priority_mapping,
+                                         default_impact=integration.default_impact)
+    if impact == current:
+        return f"Incident #{number}'s priority is now {name}; request #{pair.xurrent_request_id} already has " \
+               f"impact {impact}."
+    updated = xurrent.update_request(pair.xurrent_request_id, {"impact": impact})
+    pairs.record_request(pair, updated)
+    pairs.record_written(pair, "xurrent", impact=impact)
+    pairs.update(pair, xurrent_impact=impact)
+    return f"Incident #{number}'s priority → {name}: request #{pair.xurrent_request_id}'s impact {current or '?'} → " \
+           f"{impact}."
 
 
 def _sync_status(integration, pair: LinkedPair, incident: dict, status: int) -> Outcome:

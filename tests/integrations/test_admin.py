@@ -512,3 +512,20 @@ def test_a_malformed_integration_id_in_a_button_address_is_a_404_not_a_500(admin
         url = reverse(f"admin:integrations_outgoingintegration_{name}", args=["abc"])
         response = admin_client.get(url) if name == "panel" else admin_client.post(url)
         assert response.status_code == 404, name
+
+
+def test_the_note_settings_are_off_by_default_say_what_public_means_and_are_saved(admin_client, world):
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    assert (integration.sync_internal_xurrent_notes, integration.public_zenduty_notes) == (False, False)
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    page = admin_client.get(change).content.decode()
+    assert "the requester (and everyone who can see the request) reads them" in page
+    assert "internal ones may hold what the on-call audience should not see" in page
+
+    response = post_change(admin_client, change, step2_data(world, enabled="on", public_zenduty_notes="on",
+                                                            sync_internal_xurrent_notes="on"))
+
+    assert response.status_code == 302, errors_of(response)
+    integration.refresh_from_db()
+    assert (integration.sync_internal_xurrent_notes, integration.public_zenduty_notes) == (True, True)
