@@ -97,7 +97,7 @@ def _seed(url: str):
     account = xurrent_demo.seed()
     demo.seed(check_connections=False)
     integration = OutgoingIntegration.objects.get()
-    origin = Origin(f"{url}/sandbox/xurrent")
+    origin = Origin(f"{url}/sandbox/xurrent/xurrent.com")
     person = account.ui_person()
     instance = ServiceInstance.objects.get(name="Website (Production)")
     p3 = next(p for p in world.priorities if p.name == "P3")

@@ -7,15 +7,20 @@ history tables; django-q2's tables only move work.
 """
 
 
-def build_q_cluster(*, redis_url: str | None, sync: bool, workers: int) -> dict:
-    """Return the ``Q_CLUSTER`` dict for the given broker choice."""
+def build_q_cluster(*, redis_url: str | None, sync: bool, workers: int, timeout: int = 120,
+                    retry: int = 180) -> dict:
+    """Return the ``Q_CLUSTER`` dict for the given broker choice.
+
+    ``timeout`` and ``retry`` (``Q_TIMEOUT`` / ``Q_RETRY``) are shortened by the
+    reliability tests only; ``retry`` must stay above ``timeout``.
+    """
     conf = {
         "name": "portal",
         "workers": workers,
         # A job talks to at most two APIs with 10 s timeouts and a few bounded
         # in-process retries; 120 s is generous and still well below `retry`.
-        "timeout": 120,
-        "retry": 180,
+        "timeout": timeout,
+        "retry": retry,
         "max_attempts": 3,
         "ack_failures": True,
         "catch_up": False,

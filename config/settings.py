@@ -89,6 +89,15 @@ ZENDUTY_INCIDENT_READS_PER_SECOND = env.int("ZENDUTY_INCIDENT_READS_PER_SECOND",
 ZENDUTY_INCIDENT_READS_PER_MINUTE = env.int("ZENDUTY_INCIDENT_READS_PER_MINUTE", default=30)
 ZENDUTY_INCIDENT_CREATES_PER_SECOND = env.int("ZENDUTY_INCIDENT_CREATES_PER_SECOND", default=1)
 ZENDUTY_INCIDENT_CREATES_PER_MINUTE = env.int("ZENDUTY_INCIDENT_CREATES_PER_MINUTE", default=15)
+# Reads of a team's priorities (the integration form, and the refresh that integration pages
+# compare mappings with: integrations.team_priorities). Zenduty documents no limit for them;
+# the portal keeps them few, in the same shared budget. The refresh runs every N minutes.
+ZENDUTY_PRIORITY_READS_PER_SECOND = env.int("ZENDUTY_PRIORITY_READS_PER_SECOND", default=2)
+ZENDUTY_PRIORITY_READS_PER_MINUTE = env.int("ZENDUTY_PRIORITY_READS_PER_MINUTE", default=10)
+ZENDUTY_PRIORITY_REFRESH_MINUTES = env.int("ZENDUTY_PRIORITY_REFRESH_MINUTES", default=15)
+if ZENDUTY_PRIORITY_REFRESH_MINUTES < 1:
+    raise ImproperlyConfigured(f"ZENDUTY_PRIORITY_REFRESH_MINUTES ({ZENDUTY_PRIORITY_REFRESH_MINUTES}) must be at "
+                               f"least 1.")
 # Sandbox webhook deliveries leave from a background thread in the web process;
 # tests switch it off and flush the outbox explicitly.
 SANDBOX_DELIVERY_THREAD = env.bool("SANDBOX_DELIVERY_THREAD", default=True)
@@ -135,6 +144,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_q",
+    # The webhook endpoints' OpenAPI schema, with Swagger UI and Redoc served from the sidecar package.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "connections",
     "integrations",
     "syncengine",
@@ -235,13 +247,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# /api/schema/ (the webhook endpoints, syncengine.schema): for staff, signed in to the admin;
+# Swagger UI and Redoc from the drf-spectacular-sidecar package, no CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Zenduty ⇄ Xurrent integration portal: webhooks",
+    "DESCRIPTION": "Where Xurrent and Zenduty deliver their webhooks. A delivery is answered 2xx only once "
+                   "it is stored; the signature is the authentication.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication"],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "PREPROCESSING_HOOKS": ["syncengine.schema.only_webhooks"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 Q_CLUSTER = build_q_cluster(
     redis_url=REDIS_URL or None,
     sync=env.bool("Q_SYNC", default=False),
     workers=env.int("Q_WORKERS", default=2),
+    # Job timeout and broker re-delivery (seconds); only tests shorten them.
+    timeout=env.int("Q_TIMEOUT", default=120),
+    retry=env.int("Q_RETRY", default=180),
 )
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured(f"Q_RETRY ({Q_CLUSTER['retry']}) must be longer than Q_TIMEOUT "
+                               f"({Q_CLUSTER['timeout']}): a job still running would be handed out again.")
 
 # Lease of a job on an inbound event: an event still "processing" this many
 # seconds after a worker claimed it was left by a worker that died (killed, out
@@ -257,9 +292,16 @@ if SYNC_EVENT_LEASE_SECONDS <= Q_CLUSTER["timeout"]:
         f"(Q_CLUSTER timeout, {Q_CLUSTER['timeout']} s): an event whose lease ends while its job still runs "
         f"could be processed twice at the same time.")
 
+# How long one event holds its linked pair (syncengine.pairs): longer than the calls of one handler can
+# take (timeouts, retries); a worker that dies holding it delays the pair by this much. Tests shorten it.
+SYNC_PAIR_LEASE_SECONDS = env.int("SYNC_PAIR_LEASE_SECONDS", default=120)
+
 # A cluster whose newest heartbeat is older than this is reported unhealthy.
 HEALTHZ_MAX_HEARTBEAT_AGE = env.int("HEALTHZ_MAX_HEARTBEAT_AGE", default=120)
 HEALTHZ_MAX_QUEUE_LENGTH = env.int("HEALTHZ_MAX_QUEUE_LENGTH", default=1000)
+
+# Bearer token a Prometheus scraper sends to /metrics (config.metrics); unset: /metrics is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Finished inbound events and outbound calls older than this are pruned daily
 # (syncengine.housekeeping.prune_history); events still waiting are kept.

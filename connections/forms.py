@@ -88,7 +88,7 @@ class XurrentTenantForm(LiveCheckedForm):
     """Xurrent: Account ID, Client ID, Client Secret, Region, Environment."""
 
     secret_fields = ("client_secret",)
-    client_secret = SecretField(label="Client secret",
+    client_secret = SecretField(label="Client Secret",
                                 help_text="From the OAuth application's token in Xurrent (Settings → OAuth "
                                           "Applications). Stored encrypted and never shown again.")
 

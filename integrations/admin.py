@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import JSONField, OuterRef, Subquery
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -31,10 +34,12 @@ from django.utils.translation import ngettext
 from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, XurrentTenantAdmin,
                                object_or_404)
 from connections.models import XurrentTenant
-from integrations import provisioning, services
-from integrations.forms import ChooseServiceForm, OutgoingIntegrationForm, failed_connection_warning
 from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
-from integrations.models import OutgoingIntegration, ProvisioningStatus, TenantWebhooks
+from integrations import drift, provisioning, services
+from integrations.forms import (ChooseServiceForm, OutgoingIntegrationForm, ViewOnlyIntegrationForm,
+                                failed_connection_warning)
+from integrations.models import (REQUEST_CATEGORIES, OutgoingIntegration, ProvisioningStatus, TeamPriorities,
+                                 TenantWebhooks)
 
 STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
 TEMPLATES = "admin/integrations/outgoingintegration"
@@ -89,32 +94,51 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
     ordering = ("zenduty_team_name", "zenduty_service_name")
 
     # -- list -------------------------------------------------------------------------------
-    @admin.display(description="Provisioning", ordering="provisioning_status")
+    @admin.display(description="Status", ordering="provisioning_status")
     def provisioning(self, obj):
-        return status_badge(obj)
+        """The provisioning badge, and under it a custom mapping that no longer fits the team's
+        priorities (in this column, so that the list gets no wider)."""
+        check = self._mapping_check(obj)
+        if not check.drifted:
+            return status_badge(obj)
+        return format_html('{}<br><span class="mapping-out-of-date" style="color:#8a5300;white-space:nowrap" '
+                           'title="{}">⚠ Mapping out of date ({})</span>', status_badge(obj), " ".join(check.flags()),
+                           check.drift_summary())
 
     # -- form layout ----------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):
+        # Changers edit the mapping in its widget, with whether it still fits the team's priorities
+        # under it; view-only users get it as a table of priority names and impacts (integrations.drift).
+        can_change = obj is None or self.has_change_permission(request, obj)
+        if obj is None:
+            mapping_fields = ("priority_mapping",)
+        elif can_change:
+            mapping_fields = ("priority_mapping", "mapping_check")
+        else:
+            mapping_fields = ("mapping_table",)
         mapping = ("Priorities and impact", {
-            "fields": ("default_impact", "use_custom_mapping", "priority_mapping"),
+            "fields": ("default_impact", "use_custom_mapping", *mapping_fields),
             "description": "Xurrent's impact of requests created from incidents (and the Zenduty priority of "
                            "incidents created from requests, when the custom mapping names one).",
         })
         if obj is None:
             return (
                 (None, {"fields": (*STEP1_KEYS, "confirm_failed_connections")}),
-                ("Xurrent service instance", {"fields": ("service_instance_id",)}),
+                ("Service Instance", {"fields": ("service_instance_id",)}),
                 ("What to sync", {"fields": ("direction", "sync_notes", "sync_internal_xurrent_notes",
                                              "public_zenduty_notes", "categories")}),
                 mapping,
             )
+        # View only: the stored names rather than the raw id and JSON list.
+        instance, categories = ("service_instance_id", "categories") if can_change else \
+            ("service_instance_display", "categories_display")
         fieldsets = [
-            ("Zenduty ⇄ Xurrent", {"fields": ("zenduty_service_display", "tenant", "service_instance_id")}),
+            ("Zenduty ⇄ Xurrent", {"fields": ("zenduty_service_display", "tenant", instance)}),
             ("What to sync", {"fields": ("enabled", "direction", "sync_notes", "sync_internal_xurrent_notes",
-                                         "public_zenduty_notes", "categories", "sync_status")}),
+                                         "public_zenduty_notes", categories, "sync_status")}),
             mapping,
         ]
-        if obj.needs_zenduty_webhook:
+        if obj.needs_zenduty_webhook and can_change:
             # Open while the Zenduty step is pending: the panel's steps point here.
             fieldsets.append(("Zenduty outgoing webhook", {
                 "fields": ("new_zenduty_signing_secret",),
@@ -129,7 +153,55 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
         return list(self.history_inlines) if obj is not None else []
 
     def get_readonly_fields(self, request, obj=None):
-        return ("zenduty_service_display", "tenant", "sync_status") if obj is not None else ()
+        return ("zenduty_service_display", "tenant", "sync_status", "mapping_check", "mapping_table",
+                "service_instance_display", "categories_display") if obj is not None else ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # View only: every field is shown read-only, so nothing is listed live (no call to
+            # Zenduty or Xurrent per page view).
+            kwargs["form"] = ViewOnlyIntegrationForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_queryset(self, request):
+        # The team's priorities as last read, for the list's mapping column (one query for the page).
+        snapshot = TeamPriorities.objects.filter(zenduty_account=OuterRef("zenduty_account"),
+                                                 team_id=OuterRef("zenduty_team_id"))
+        return super().get_queryset(request).annotate(
+            team_priorities=Subquery(snapshot.values("priorities")[:1], output_field=JSONField()),
+            team_priorities_read_at=Subquery(snapshot.values("read_at")[:1]))
+
+    def _mapping_check(self, obj) -> drift.MappingCheck:
+        if hasattr(obj, "team_priorities_read_at"):
+            snapshot = TeamPriorities(priorities=obj.team_priorities or [], read_at=obj.team_priorities_read_at) \
+                if obj.team_priorities_read_at else None
+            return drift.check(obj, snapshot)
+        return drift.check_integration(obj)
+
+    def _render_mapping(self, obj, *, show_table: bool, can_change: bool):
+        return render_to_string(f"{TEMPLATES}/mapping_check.html", {
+            "check": drift.check_integration(obj), "show_table": show_table, "can_change": can_change,
+            "refresh_minutes": settings.ZENDUTY_PRIORITY_REFRESH_MINUTES})
+
+    @admin.display(description="Service Instance")
+    def service_instance_display(self, obj):
+        return format_html("{} <span class='quiet'>(ID {})</span>", obj.service_instance_name or "—",
+                           obj.service_instance_id)
+
+    @admin.display(description="Request categories")
+    def categories_display(self, obj):
+        labels = dict(REQUEST_CATEGORIES)
+        return ", ".join(labels.get(c, c) for c in obj.categories or []) or "None"
+
+    @admin.display(description="Mapping check")
+    def mapping_check(self, obj):
+        """Under the mapping's form: whether it still fits the team's priorities as last read."""
+        return self._render_mapping(obj, show_table=False, can_change=True)
+
+    @admin.display(description="Priority → impact")
+    def mapping_table(self, obj):
+        """For view-only users: the mapping as a table of priority names and impacts, with its flags."""
+        return self._render_mapping(obj, show_table=True, can_change=False)
 
     @admin.display(description="Sync")
     def sync_status(self, obj):
@@ -197,7 +269,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             return HttpResponseRedirect(f"{url}?{urlencode(form.step2_query())}")
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model._meta, "form": form, "title": "Add outgoing integration: Zenduty service",
+            "opts": self.model._meta, "form": form, "title": "Add Outgoing Integration: Zenduty service",
             "has_view_permission": self.has_view_permission(request),
             "failed_warnings": [failed_connection_warning(c) for c in form.known_failed],
             "subtitle": "Step 1 of 2",
@@ -215,6 +287,8 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             "step1_url": reverse("admin:integrations_outgoingintegration_add"),
             "subtitle": "Step 2 of 2" if add else context.get("subtitle"),
         })
+        if add:
+            context["title"] = "Add Outgoing Integration"  # the words of Zenduty's screen
         if add:
             # "Save and add another" would start again at step 2 of the same service; step 1 is the way.
             context["show_save_and_add_another"] = False

@@ -17,15 +17,25 @@ from django.urls import NoReverseMatch, reverse
 
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
 from integrations import services
-from integrations.models import (DEFAULT_CATEGORIES, MIN_PRIORITIES_FOR_CUSTOM_MAPPING, REQUEST_CATEGORIES, Impact,
-                                 OutgoingIntegration)
+from integrations.models import (DEFAULT_CATEGORIES, MIN_PRIORITIES_FOR_CUSTOM_MAPPING, REQUEST_CATEGORIES, Direction,
+                                 Impact, OutgoingIntegration)
 from integrations.services import IntegrationError, Option
+
+
+CUSTOM_MAPPING_REQUIREMENT = f"Requires at least {MIN_PRIORITIES_FOR_CUSTOM_MAPPING} priorities in Zenduty"
+# The direction choices in the seed guide's words (the model's shorter labels serve lists and history).
+DIRECTION_LABELS = {
+    Direction.XURRENT_TO_ZENDUTY: "Xurrent → Zenduty: Requests in Xurrent create incidents in Zenduty",
+    Direction.ZENDUTY_TO_XURRENT: "Zenduty → Xurrent: Incidents in Zenduty create requests in Xurrent",
+    Direction.BIDIRECTIONAL: "Bidirectional (Zenduty ↔ Xurrent): Requests and incidents mirror across both "
+                             "platforms",
+}
 
 
 def too_few_priorities_message(team_name: str, count: int) -> str:
     noun = "priority" if count == 1 else "priorities"
-    return (f"The {team_name or 'selected'} team has {count} {noun}; custom mapping needs at least "
-            f"{MIN_PRIORITIES_FOR_CUSTOM_MAPPING} — add priorities in Zenduty or use the default impact.")
+    return (f"{CUSTOM_MAPPING_REQUIREMENT}: the {team_name or 'selected'} team has {count} {noun} — add "
+            f"priorities in Zenduty or use the Default Impact.")
 
 
 def failed_connection_warning(connection) -> str:
@@ -66,7 +76,7 @@ class ChooseServiceForm(forms.Form):
         label="Zenduty service",
         help_text="Teams and services as Zenduty lists them now (Teams → Service → Integrations).")
     tenant = forms.ModelChoiceField(
-        queryset=XurrentTenant.objects.order_by("name"), label="Xurrent tenant",
+        queryset=XurrentTenant.objects.order_by("name"), label="Tenant",
         help_text="The Xurrent account whose service instance the service is linked to.")
     confirm_failed_connections = forms.BooleanField(required=False, label=CONFIRM_FAILED_LABEL)
 
@@ -163,6 +173,9 @@ class PriorityMappingWidget(forms.Widget):
         self.priorities: list[Option] = []
         self.team_name = ""
         self.message = ""
+        # The priority ids of the custom mapping as saved (None when none is in use): a priority
+        # of the team missing from it is new in Zenduty and marked so (integrations.drift).
+        self.saved: set[str] | None = None
 
     def value_from_datadict(self, data, files, name):
         return {p.id: data.get(f"{name}__{p.id}", "") for p in self.priorities}
@@ -178,7 +191,7 @@ class PriorityMappingWidget(forms.Widget):
             if isinstance(current, dict):
                 current = current.get("impact", "")
             rows.append({"id": priority.id, "name": priority.name, "field": f"{name}__{priority.id}",
-                         "current": current})
+                         "current": current, "new": self.saved is not None and priority.id not in self.saved})
         return render_to_string("admin/integrations/outgoingintegration/priority_mapping_widget.html", {
             "rows": rows, "impacts": Impact.choices, "message": self.message, "team_name": self.team_name,
         })
@@ -206,7 +219,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
     """Step 2 of adding, and the change form."""
 
     service_instance_id = forms.CharField(
-        label="Xurrent service instance", widget=ServiceInstanceSelect,
+        label="Service Instance", widget=ServiceInstanceSelect,
         help_text="Listed live from the tenant. Type in the search box to find one among many.")
     priority_mapping = PriorityMappingField(required=False, label="Priority → impact")
     categories = forms.MultipleChoiceField(
@@ -222,17 +235,20 @@ class OutgoingIntegrationForm(forms.ModelForm):
     class Meta:
         model = OutgoingIntegration
         fields = ["zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant", "service_instance_id",
-                  "direction", "sync_notes", "sync_internal_xurrent_notes", "public_zenduty_notes", "categories", "default_impact", "use_custom_mapping", "priority_mapping",
-                  "enabled"]
+                  "direction", "sync_notes", "sync_internal_xurrent_notes", "public_zenduty_notes", "categories",
+                  "default_impact", "use_custom_mapping", "priority_mapping", "enabled"]
         widgets = {name: forms.HiddenInput for name in
                    ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")}
-        labels = {"use_custom_mapping": "Custom impact mapping", "default_impact": "Default impact"}
+        # The words of Zenduty's "Add Outgoing Integration → Xurrent" screen (the seed guide).
+        labels = {"sync_notes": "Sync Notes", "use_custom_mapping": "Custom Impact Mapping (optional)",
+                  "default_impact": "Default Impact"}
         help_texts = {
             "default_impact": "The impact of Xurrent requests created from incidents, unless the custom mapping "
                               "names one for the incident's priority.",
-            "use_custom_mapping": "Map each of the team's priorities to a Xurrent impact. Both ways: an incident "
-                                  "created from a request gets the highest-ranked priority (P1 first) mapped to "
-                                  "the request's impact; when none is, the service's default priority.",
+            "use_custom_mapping": f"{CUSTOM_MAPPING_REQUIREMENT}. Map each of the team's priorities to a Xurrent "
+                                  f"impact. Both ways: an incident created from a request gets the highest-ranked "
+                                  f"priority (P1 first) mapped to the request's impact; when none is, the "
+                                  f"service's default priority.",
             "sync_notes": "Copy notes between the incident and the request, in the integration's direction(s), "
                           "each note once and attributed to its author. Zenduty notes are read by polling "
                           "(within about a minute on pairs people work on).",
@@ -250,6 +266,9 @@ class OutgoingIntegrationForm(forms.ModelForm):
             # A connection failed after step 1 (or step 1 was skipped): ask here, visibly.
             field = self.fields["confirm_failed_connections"]
             field.widget, field.label = forms.CheckboxInput(), CONFIRM_FAILED_LABEL
+        if "direction" in self.fields:
+            self.fields["direction"].choices = [(value, DIRECTION_LABELS.get(value, label))
+                                                for value, label in self.fields["direction"].choices]
         self.team = self.service = None
         self.priorities: list[Option] | None = None
         self._load_zenduty()
@@ -305,6 +324,8 @@ class OutgoingIntegrationForm(forms.ModelForm):
             widget.message = f"The priorities cannot be listed right now. {exc.message}"
             return
         widget.priorities = self.priorities
+        if not self.adding and self.instance.use_custom_mapping:
+            widget.saved = {str(k) for k in (self.instance.priority_mapping or {})}
         if len(self.priorities) < MIN_PRIORITIES_FOR_CUSTOM_MAPPING:
             widget.priorities = []
             widget.message = too_few_priorities_message(widget.team_name, len(self.priorities))
@@ -445,6 +466,20 @@ class OutgoingIntegrationForm(forms.ModelForm):
             integration.save()
             self.save_m2m()
         return integration
+
+
+class ViewOnlyIntegrationForm(forms.ModelForm):
+    """The change page of those who may only look: every field is shown read-only, from what is
+    stored, so nothing is listed live (no call to Zenduty or Xurrent per page view)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.live_errors: list[str] = []
+        self.account, self.tenant = self.instance.zenduty_account, self.instance.tenant
+
+    def summary(self) -> dict:
+        return {"account": self.account, "tenant": self.tenant, "team": self.instance.zenduty_team_name,
+                "service": self.instance.zenduty_service_name}
 
 
 def search_url() -> str:

@@ -244,3 +244,34 @@ class TenantWebhooks(models.Model):
 
     # Provisioning reads these like an integration's; the set is never disabled, only removed.
     enabled = True
+
+
+class TeamPriorities(models.Model):
+    """The priorities of one Zenduty team as the portal last read them: ids, names, in Zenduty's order.
+
+    Integration pages compare a custom mapping with this snapshot (``integrations.drift``)
+    instead of asking Zenduty on every page view. Refreshed by a scheduled job within the
+    account's shared call budget (``integrations.team_priorities``) and whenever the
+    integration form reads the team's priorities live.
+    """
+
+    zenduty_account = models.ForeignKey(ZendutyAccount, on_delete=models.CASCADE, related_name="team_priorities")
+    team_id = models.CharField("Zenduty team ID", max_length=64)
+    # [{"id": "<priority unique_id>", "name": "P1"}, ...] in the order Zenduty lists them.
+    priorities = models.JSONField(default=list, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # The last refresh that failed (kept until a read succeeds); the snapshot stays as it was.
+    error = models.TextField(blank=True, default="")
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "team priorities"
+        verbose_name_plural = "team priorities"
+        constraints = [models.UniqueConstraint(fields=["zenduty_account", "team_id"],
+                                               name="one_priority_snapshot_per_team")]
+
+    def __str__(self) -> str:
+        return f"Priorities of Zenduty team {self.team_id}"
+
+    def __repr__(self) -> str:
+        return f"<TeamPriorities {self.pk} account={self.zenduty_account_id} team={self.team_id}>"

@@ -190,18 +190,29 @@ def zenduty_service(account: ZendutyAccount, team_id: str, service_id: str) -> t
     return None
 
 
+def priority_options(listed: list[dict]) -> list[Option]:
+    """Zenduty's priority records as options, in Zenduty's order."""
+    return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"])) for p in listed]
+
+
 def zenduty_priorities(account: ZendutyAccount, team_id: str) -> list[Option]:
     """The priorities of a team, in Zenduty's order (cached for a minute).
 
     Zenduty has no rank field on priorities, so the list order is kept as is.
+    A live read takes a slot of the account's budget and is kept as the team's
+    snapshot (``integrations.team_priorities``), which the integration pages show.
     """
+    from integrations import team_priorities
+
     def load() -> list[Option]:
         with zenduty_client(account) as client:
             try:
-                return [Option(str(p["unique_id"]), p.get("name") or str(p["unique_id"]))
-                        for p in client.list_priorities(team_id)]
+                team_priorities.take_read(account)
+                options = priority_options(client.list_priorities(team_id))
             except errors.ApiError as exc:
                 raise IntegrationError(describe_api_error(exc, "list the team's priorities in Zenduty")) from exc
+        team_priorities.record(account, team_id, options)
+        return options
 
     return _cached(_key(account, "priorities", team_id), load)
 

@@ -122,6 +122,10 @@ def ensure_integration(tenant, account) -> str:
             priority_mapping={p["unique_id"]: {"name": p["name"], "impact": impacts[min(i, 4)], "rank": i}
                               for i, p in enumerate(priorities)},
         )
+        # What the integration page compares the mapping with, until the scheduled refresh reads it again.
+        from integrations import services, team_priorities
+
+        team_priorities.record(account, team["unique_id"], services.priority_options(priorities))
     # Also after a start on another port (PORT=8001 make run): the webhooks
     # then point at the old address, which pending_changes() notices.
     if provisioning.pending_changes(existing):

@@ -9,9 +9,11 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from syncengine import metrics
 from syncengine.jobs import MAX_ATTEMPTS, enqueue
 from syncengine.models import CLAIMABLE, EventStatus, InboundEvent, OutboundCall
 from syncengine.verification import without_verification_code
@@ -76,16 +78,21 @@ def prune_history(*, days: int | None = None, now=None, batch: int = 5000) -> tu
     days = days if days is not None else settings.SYNC_HISTORY_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     finished = [EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.FAILED]
-    calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch)
-    events = _delete_in_batches(InboundEvent.objects.filter(received_at__lt=cutoff, status__in=finished), batch)
+    calls = _delete_in_batches(OutboundCall.objects.filter(created_at__lt=cutoff), batch, "calls")
+    events = _delete_in_batches(InboundEvent.objects.filter(received_at__lt=cutoff, status__in=finished), batch,
+                                "events")
     if events or calls:
         logger.info("syncengine.pruned %d events and %d calls older than %d days", events, calls, days)
     return events, calls
 
 
-def _delete_in_batches(queryset, batch: int) -> int:
+def _delete_in_batches(queryset, batch: int, kind: str) -> int:
     total = 0
     while ids := list(queryset.values_list("pk", flat=True)[:batch]):
         # Short statements: no long lock on a table the receivers write to.
-        total += queryset.model.objects.filter(pk__in=ids).delete()[0]
+        doomed = queryset.model.objects.filter(pk__in=ids)
+        with transaction.atomic():
+            # The Prometheus counters are counted from these rows: keep what they counted.
+            metrics.tally_pruned(**{kind: doomed})
+            total += doomed.delete()[0]
     return total

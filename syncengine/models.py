@@ -412,3 +412,24 @@ class Backfill(models.Model):
 
     def __str__(self) -> str:
         return f"Backfill of {self.integration} by {self.requested_by} ({self.get_status_display()})"
+
+
+class PrunedTally(models.Model):
+    """What the daily prune deleted, as totals per metric and labels (``syncengine.metrics``).
+
+    The Prometheus counters are computed from the history tables at scrape
+    time; without these totals a prune would make them go down, which
+    Prometheus reads as a restart of the count.
+    """
+
+    metric = models.CharField(max_length=100)
+    labels = models.CharField(max_length=200, blank=True, default="",
+                              help_text="Label values, comma-separated in the metric's label order.")
+    value = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = "pruned tally"
+        constraints = [models.UniqueConstraint(fields=["metric", "labels"], name="pruned_tally_metric_labels")]
+
+    def __str__(self) -> str:
+        return f"{self.metric}{{{self.labels}}} {self.value:g}"

@@ -8,7 +8,7 @@ Per-pair serialisation: ``lease_until`` / ``lease_owner`` are taken with a
 conditional UPDATE (free, run out, or already ours) and released after the
 work. No database transaction or lock is ever held across an HTTP call; the
 lease outlives the longest run of calls a handler makes, so a worker that
-dies holding it only delays the pair by ``LEASE``.
+dies holding it only delays the pair by the lease (``SYNC_PAIR_LEASE_SECONDS``).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Iterator
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Q, When
 from django.utils import timezone
@@ -25,9 +26,14 @@ from connections import errors
 from connections import attribution as context
 from syncengine.models import InboundEvent, LinkedPair, PairState
 
-# Longer than one handler's calls can take (timeouts 5 + 15 s, two retries, a
-# few calls), shorter than anyone should wait for a dead worker's claim.
-LEASE = timedelta(seconds=120)
+
+
+def lease() -> timedelta:
+    """How long a claim or lease on a pair holds (``settings.SYNC_PAIR_LEASE_SECONDS``, 120 s): longer
+    than one handler's calls can take (timeouts 5 + 15 s, two retries, a few calls), shorter than anyone
+    should wait for a dead worker's claim."""
+    return timedelta(seconds=settings.SYNC_PAIR_LEASE_SECONDS)
+
 # How soon an event that found its pair busy is tried again.
 BUSY_RETRY_SECONDS = 5.0
 
@@ -89,7 +95,7 @@ def claim(integration, *, origin: str, owner: str, request_id: str = "", inciden
                 integration=integration, tenant_id=integration.tenant_id,
                 zenduty_account_id=integration.zenduty_account_id, origin=origin, state=PairState.CREATING,
                 xurrent_request_id=str(request_id or ""), zenduty_incident_unique_id=str(incident_unique_id or ""),
-                zenduty_incident_number=incident_number, lease_owner=owner, lease_until=now + LEASE)
+                zenduty_incident_number=incident_number, lease_owner=owner, lease_until=now + lease())
     except IntegrityError:
         return None
 
@@ -110,7 +116,7 @@ def take_lease(pair: LinkedPair, owner: str) -> LinkedPair:
     """
     now = timezone.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lte=now) | Q(lease_owner=owner)
-    taken = LinkedPair.objects.filter(pk=pair.pk).filter(free).update(lease_owner=owner, lease_until=now + LEASE)
+    taken = LinkedPair.objects.filter(pk=pair.pk).filter(free).update(lease_owner=owner, lease_until=now + lease())
     fresh = LinkedPair.objects.get(pk=pair.pk)
     if not taken:
         raise PairBusy(fresh)

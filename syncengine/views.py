@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from syncengine import intake
+from syncengine import intake, schema
 from syncengine.models import MAX_BODY_BYTES, Source
 
 logger = logging.getLogger("syncengine.views")
+
+UNAVAILABLE = "The portal cannot store deliveries right now (its database is unavailable); nothing was stored."
+RETRY_AFTER_SECONDS = 60
 
 
 def read_delivery(request) -> intake.RawDelivery:
@@ -75,6 +79,7 @@ class WebhookView(APIView):
     permission_classes = ()
     source: str = ""
 
+    @schema.zenduty_delivery
     def post(self, request, public_id):
         integration = intake.find_integration(public_id)
         if integration is None:
@@ -84,9 +89,26 @@ class WebhookView(APIView):
         result = intake.receive(self.source, integration, read_delivery(request._request))
         return Response(result.body, status=result.http_status)
 
+    def handle_exception(self, exc):
+        """A database that cannot be read or written (down, read-only, locked too long) is a 503, not a
+        500: the delivery was not stored, so it is not acknowledged, and the sender is told to come
+        back (Xurrent retries; Zenduty does not, and the reconciliation sweep catches up)."""
+        if isinstance(exc, DatabaseError):
+            logger.warning("syncengine.webhook.unavailable %s %s: %s", self.source, self.kwargs.get("public_id"),
+                           type(exc).__name__)
+            return Response({"status": "unavailable", "reason": UNAVAILABLE}, status=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return super().handle_exception(exc)
+
 
 class XurrentWebhookView(WebhookView):
     source = Source.XURRENT
+
+    @schema.xurrent_delivery("xurrent_integration_delivery",
+                             "An integration's own address, of before the tenant's set of webhooks; it delivers "
+                             "until `manage.py move_xurrent_webhooks` has moved them.")
+    def post(self, request, public_id):
+        return super().post(request, public_id)
 
 
 class XurrentTenantWebhookView(WebhookView):
@@ -94,6 +116,9 @@ class XurrentTenantWebhookView(WebhookView):
 
     source = Source.XURRENT
 
+    @schema.xurrent_delivery("xurrent_tenant_delivery",
+                             "The address of a tenant's set of Xurrent webhooks (one per account); the job "
+                             "routes each event to its integration.")
     def post(self, request, public_id):
         hooks = intake.find_tenant_webhooks(public_id)
         if hooks is None:

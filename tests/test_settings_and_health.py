@@ -100,6 +100,21 @@ def test_start_up_stops_when_the_event_lease_is_not_longer_than_the_job_timeout(
     assert f"SYNC_EVENT_LEASE_SECONDS ({timeout - shorter}) must be longer than the job timeout" in result.stderr
 
 
+def test_the_job_timeout_and_re_delivery_come_from_the_environment():
+    conf = ast.literal_eval(_setting("Q_CLUSTER", {"Q_TIMEOUT": "6", "Q_RETRY": "10",
+                                                   "SYNC_EVENT_LEASE_SECONDS": "8"}))
+    assert (conf["timeout"], conf["retry"]) == (6, 10)
+    assert _setting("SYNC_PAIR_LEASE_SECONDS", {"SYNC_PAIR_LEASE_SECONDS": "8"}) == "8"
+
+
+def test_start_up_stops_when_the_re_delivery_comes_before_the_job_timeout():
+    # The broker would hand a job that is still running to a second worker.
+    result = run_check({"DEBUG": "false", "SECRET_KEY": "x" * 50, "FIELD_ENCRYPTION_KEYS": GOOD_KEY,
+                        "Q_TIMEOUT": "60", "Q_RETRY": "60"})
+    assert result.returncode != 0
+    assert "Q_RETRY (60) must be longer than Q_TIMEOUT (60)" in result.stderr
+
+
 def _heartbeat(age_seconds=0):
     from datetime import timedelta
 

@@ -106,3 +106,19 @@ def flagged_on_permanent_error(integration: OutgoingIntegration, action: str) ->
     if integration.sync_error:
         OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error="", sync_error_at=None)
         integration.sync_error = ""
+
+
+def reverse_mapping(integration: OutgoingIntegration) -> dict:
+    """The custom mapping for the impact → priority rule, without the priorities the team no longer has.
+
+    Zenduty refuses an incident with a deleted priority (400). Which priorities
+    the team has is the last snapshot read (``integrations.team_priorities``);
+    with none read yet, the mapping is used as it is.
+    """
+    from integrations.team_priorities import snapshot_of
+
+    snapshot = snapshot_of(integration)
+    if snapshot is None or snapshot.read_at is None:
+        return integration.priority_mapping
+    present = {str(p.get("id")) for p in snapshot.priorities or [] if isinstance(p, dict)}
+    return {priority: entry for priority, entry in (integration.priority_mapping or {}).items() if priority in present}

@@ -270,7 +270,7 @@ def _create_incident(integration, pair: LinkedPair, request: dict, xurrent, zend
     request_notes = xurrent.list_request_notes(request_id)
     first_note = str(request_notes[0].get("text") or "") if request_notes else ""
     priority = mapping.priority_for_impact(request.get("impact"), use_custom_mapping=integration.use_custom_mapping,
-                                           mapping=integration.priority_mapping)
+                                           mapping=common.reverse_mapping(integration))
     body = mapping.incident_body_for_request(request, first_note=first_note,
                                              request_url=common.request_url(integration, request_id),
                                              service_id=integration.zenduty_service_id, team_priority=priority)
@@ -369,7 +369,7 @@ def _sync_impact(integration, pair: LinkedPair, request: dict, zenduty) -> str:
             default_impact=integration.default_impact) == impact:
         return f"Request #{request_id}'s impact is now {impact}; incident #{number}'s priority already maps to it."
     priority = mapping.priority_for_impact(impact, use_custom_mapping=integration.use_custom_mapping,
-                                           mapping=integration.priority_mapping)
+                                           mapping=common.reverse_mapping(integration))
     if priority is None:
         return f"Request #{request_id}'s impact is now {impact}; no priority maps to it, so incident #{number} " \
                f"keeps its priority."

@@ -111,8 +111,8 @@ def test_custom_mapping_is_refused_for_a_team_with_three_priorities(admin_client
     step2 = admin_client.get(ADD, {"zenduty_account": world.account.pk, "zenduty_team_id": team_id,
                                    "zenduty_service_id": world.service(world.platform_service)[1],
                                    "tenant": world.tenant.pk})
-    expected = ("The Platform team has 3 priorities; custom mapping needs at least 4 — add priorities in Zenduty "
-                "or use the default impact")
+    expected = ("Requires at least 4 priorities in Zenduty: the Platform team has 3 priorities — add priorities in "
+                "Zenduty or use the Default Impact")
     assert expected in step2.content.decode()
     assert re.search(r'<input type="checkbox" name="use_custom_mapping"[^>]*disabled', step2.content.decode())
 
@@ -135,7 +135,8 @@ def test_a_mapping_ticked_before_the_team_lost_priorities_is_refused_until_untic
 
     response = post_change(admin_client, change, {**integration_data, "enabled": "on", "use_custom_mapping": "on"})
     assert response.status_code == 200
-    assert "has 3 priorities; custom mapping needs at least 4" in " ".join(errors_of(response)["use_custom_mapping"])
+    assert "Requires at least 4 priorities in Zenduty: the Platform team has 3" in \
+        " ".join(errors_of(response)["use_custom_mapping"])
     response = post_change(admin_client, change, {**integration_data, "enabled": "on"})
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()

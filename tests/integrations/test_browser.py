@@ -71,14 +71,15 @@ def test_it_adds_an_integration_in_the_browser(browser_page, world, live_server,
     options = page.locator("#id_service_instance_id option").all_inner_texts()
     assert "Website (Production)" in options and world.other_instance not in options
     page.select_option("#id_service_instance_id", label="Website (Production)")
-    page.check("#id_direction_2")
+    # The choices by the words of Zenduty's screen, as a person reads them.
+    page.get_by_label("Bidirectional (Zenduty ↔ Xurrent): Requests and incidents mirror across both platforms").check()
     first_priority = f"#id_priority_mapping__{world.priority_ids('Operations')[0]}"
     assert not page.is_visible(first_priority)  # the table appears once the mapping is wanted
-    page.check("#id_use_custom_mapping")
+    page.get_by_label("Custom Impact Mapping (optional)").check()
     assert page.is_visible(first_priority)
     for pid, impact in zip(world.priority_ids("Operations"), ["top", "high", "medium", "low", "low"]):
         page.select_option(f"#id_priority_mapping__{pid}", impact)
-    page.click("input[name=_save]")
+    page.get_by_role("button", name="Save Configuration").last.click()
 
     # The change page: status, the manual Zenduty step and its copy buttons.
     page.wait_for_selector("#provisioning")
@@ -129,7 +130,7 @@ def test_a_team_with_three_priorities_gets_no_mapping_table_in_the_browser(brows
 
     page.wait_for_selector(".integration-summary")
     message = page.inner_text(".priority-mapping-message")
-    assert "has 3 priorities; custom mapping needs at least 4" in message
+    assert "Requires at least 4 priorities in Zenduty: the Platform team has 3 priorities" in message
     assert page.locator(".priority-mapping select").count() == 0
     page.fill(".service-instance-search", "email")
     page.wait_for_function("document.querySelector('.service-instance-status').textContent.includes('found')")
@@ -137,7 +138,7 @@ def test_a_team_with_three_priorities_gets_no_mapping_table_in_the_browser(brows
     page.check("#id_direction_0")  # Xurrent → Zenduty
     # The custom mapping is not offered: its box cannot be ticked, and says why.
     assert page.is_disabled("#id_use_custom_mapping")
-    assert "custom mapping needs at least 4" in page.inner_text(".field-use_custom_mapping")
+    assert "Requires at least 4 priorities in Zenduty" in page.inner_text(".field-use_custom_mapping")
     page.select_option("#id_default_impact", "high")
     page.click("input[name=_save]")
     page.wait_for_selector("#provisioning")

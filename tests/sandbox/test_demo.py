@@ -44,6 +44,10 @@ def test_the_live_seed_leaves_a_working_bidirectional_integration_and_is_idempot
     assert integration.use_custom_mapping
     assert sorted(v["name"] for v in integration.priority_mapping.values()) == ["P1", "P2", "P3", "P4", "P5"]
     assert {v["name"]: v["impact"] for v in integration.priority_mapping.values()}["P1"] == "top"
+    # The team's priorities as read at seed time: the page has something to compare the mapping with.
+    from integrations.team_priorities import snapshot_of
+
+    assert [p["name"] for p in snapshot_of(integration).priorities] == ["P1", "P2", "P3", "P4", "P5"]
 
     # The manual Zenduty step was done in the simulator as a person would.
     outgoing = ZendutyIntegration.objects.get(unique_id=integration.zenduty_integration_id)

@@ -82,3 +82,44 @@ jtis = st.one_of(non_blank_texts, st.none(), st.lists(characters, min_size=129, 
 extra_claims = st.dictionaries(texts.filter(lambda name: name not in {"iss", "aud", "iat", "nbf", "exp", "jti",
                                                                        "sub", "data"}),
                                json_values, max_size=2)
+
+
+# -- headers and content types -------------------------------------------------------------------------
+# What else arrives with a delivery: any header a proxy, a load balancer or an attacker adds, with any
+# value HTTP can carry (WSGI passes header values as latin-1 text), and any declared content type.
+# The headers the intake reads are among the names, with odd values: a forged signature, a delivery id
+# or origin naming someone else's delivery, credentials that must never be stored.
+HEADERS_READ = ("X-Signature", "X-SIGNATURE", "x-xurrent-delivery", "x-xurrent-delivery-origin", "x-4me-delivery",
+                "x-4me-delivery-origin", "Authorization", "Cookie", "X-Api-Token", "X-Auth-Secret",
+                "Transfer-Encoding", "Content-Encoding", "X-Forwarded-Proto", "User-Agent")
+# Every header the intake reads, each with a plausible value: an explicit example of the property tests
+# (derandomized runs of 25 examples seldom draw many of them at once).
+EVERY_HEADER_READ = {"X-Signature": "bm90IGl0", "x-xurrent-delivery": "d-1", "x-xurrent-delivery-origin": "first",
+                     "x-4me-delivery": "d-2", "x-4me-delivery-origin": "first", "Authorization": "Bearer abc",
+                     "Cookie": "sessionid=abc", "X-Api-Token": "abc", "X-Auth-Secret": "abc",
+                     "Transfer-Encoding": "chunked", "Content-Encoding": "gzip", "X-Forwarded-Proto": "https",
+                     "User-Agent": "Zenduty-Webhook/1.0"}
+header_names = st.one_of(st.sampled_from(HEADERS_READ),
+                         st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"),
+                                 min_size=1, max_size=20)).filter(
+    lambda name: name.lower().replace("_", "-") not in {"content-type", "content-length"})
+header_characters = st.one_of(st.sampled_from(["\t", " ", "é", "\xff", "=", ";", ",", '"']),
+                              st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"))
+header_values = st.one_of(st.lists(header_characters, max_size=40).map("".join),
+                          st.sampled_from(["", "chunked", "gzip", "bm90IGl0", "https", "1" * 2000]))
+# The headers the intake reads are drawn often (several per example), other names beside them.
+header_sets = st.builds(lambda known, other: {**other, **known},
+                        st.fixed_dictionaries({}, optional={name: header_values for name in HEADERS_READ}),
+                        st.dictionaries(header_names, header_values, max_size=3))
+content_types = st.one_of(
+    st.sampled_from(["application/json", "application/json; charset=utf-8", "application/json; charset=latin-1",
+                     "application/json; charset=utf-16", "text/plain", "text/html", "application/xml",
+                     "application/x-www-form-urlencoded", "multipart/form-data; boundary=----x",
+                     "application/octet-stream", "*/*", "", "application/jwt", "application/json;;;"]),
+    st.lists(header_characters, max_size=30).map("".join))
+
+
+def wsgi_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` as WSGI environ keys (``X-Signature`` → ``HTTP_X_SIGNATURE``), as a server passes them;
+    of two names that map to the same key the last wins, as it does there."""
+    return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from connections import http
-from syncengine import polling, services
+from syncengine import jobs, polling
 from syncengine.models import EventStatus, LinkedPair, NoteState, OutboundCall, PairNote, SyncedNote
 from tests.syncengine.test_sync import Demo, events, reasons
 
@@ -119,8 +119,8 @@ def test_a_xurrent_note_reaches_the_incident_once_attributed_and_never_comes_bac
 
     # Replays and a repeated delivery of the note-added make no second copy.
     for _ in range(2):
-        assert services.replay_event(added.pk)
-        services.process_inbound_event(added.pk)
+        assert jobs.replay_event(added.pk)
+        jobs.process_inbound_event(added.pk)
     added.refresh_from_db()
     assert "already on incident" in added.reason
     # The poller reads the incident's notes: the copy is the portal's own, not copied back to Xurrent.
@@ -155,7 +155,7 @@ def test_a_lost_zenduty_note_create_answer_is_adopted_not_sent_again(demo, monke
     assert len(zenduty_notes(incident)) == 1
     assert SyncedNote.objects.get(xurrent_note_id=str(demo.notes(request)[-1].pk)).state == NoteState.SENDING
 
-    services.process_inbound_event(added.pk)  # the scheduled retry
+    jobs.process_inbound_event(added.pk)  # the scheduled retry
 
     added.refresh_from_db()
     [copy] = zenduty_notes(incident)

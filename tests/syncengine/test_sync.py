@@ -587,3 +587,20 @@ def test_each_pair_has_a_page_with_both_ids_links_and_its_timeline(demo, client,
     [triggered] = events("triggered")
     event_page = client.get(reverse("admin:syncengine_inboundevent_change", args=[triggered.pk])).content.decode()
     assert reverse("admin:syncengine_linkedpair_change", args=[pair.pk]) in event_page
+
+
+def test_the_reverse_rule_skips_a_priority_the_team_no_longer_has(demo):
+    """P4 and P5 both map to low; P4 is deleted in Zenduty. Once the portal has read the team's
+    priorities, a low-impact request gets P5, not the deleted P4 (which Zenduty refuses)."""
+    from integrations import priority_refresh
+
+    demo.priority("P4").delete()
+    priority_refresh.refresh()
+
+    request = demo.raise_request(impact="low")
+    demo.settle()
+
+    [incident] = demo.incidents()
+    [created] = events("request.create")
+    assert created.status == EventStatus.PROCESSED, created.reason
+    assert incident.title.startswith(f"[Xurrent #{request.pk}]") and incident.team_priority.name == "P5"

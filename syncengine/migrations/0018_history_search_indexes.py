@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('connections', '0004_api_budget'),
         ('integrations', '0004_tenant_webhooks'),
-        ('syncengine', '0016_poll_schedule'),
+        ('syncengine', '0017_pruned_tally'),
     ]
 
     operations = [
