@@ -151,6 +151,7 @@ INSTALLED_APPS = [
     "integrations",
     "syncengine",
     "alerts",
+    "roles",
 ]
 if SANDBOX_ENABLED:
     # The simulators: shared plumbing (faults, outbound deliveries, the

@@ -9,7 +9,7 @@ from django.contrib.admin.options import csrf_protect_m
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections import services
+from connections import changes, services
 from connections.fields import EncryptedTextField
 from connections.forms import XurrentTenantForm, ZendutyAccountForm
 from connections.models import ConnectionStatus, XurrentTenant, ZendutyAccount
@@ -70,6 +70,36 @@ class MaskedSecretsMixin:
         return self._masked(super().get_list_display(request))
 
 
+class ConfigHistoryMixin:
+    """Who changed what: the admin's log of a change also records each field's old and new value.
+
+    ``history_excluded_fields``: what the portal maintains itself (status,
+    provisioning state), not a person's configuration. Secrets are recorded
+    as "changed" only (connections.changes). The history page renders the
+    differences; Django's view checks the view permission, so auditors read it.
+    """
+
+    history_excluded_fields: tuple[str, ...] = ()
+    object_history_template = "admin/config_history.html"
+
+    def save_model(self, request, obj, form, change):
+        before = changes.stored(obj) if change else None
+        super().save_model(request, obj, form, change)
+        obj._config_differences = changes.differences(before, obj, excluded=self.history_excluded_fields)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        message = super().construct_change_message(request, form, formsets, add)
+        found = getattr(form.instance, "_config_differences", None)
+        return [*message, {"differences": found}] if found else message
+
+    def log_done(self, request, before, note: str):
+        """Log a change made by a button or an action: ``note`` says which, the differences what it changed."""
+        after = changes.stored(before)
+        if after is not None:
+            self.log_change(request, after, changes.message(
+                changes.differences(before, after, excluded=self.history_excluded_fields), note=note))
+
+
 def object_or_404(model_admin: admin.ModelAdmin, request, object_id: str):
     """The object an admin address names, for the admin's own extra views.
 
@@ -98,8 +128,11 @@ class ChecksOverHttpMixin:
         return self._changeform_view(request, object_id, form_url, extra_context)
 
 
-class ConnectionAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.ModelAdmin):
+class ConnectionAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, admin.ModelAdmin):
     """Shared admin behaviour of both connection kinds."""
+
+    # The live check's result, not a person's configuration.
+    history_excluded_fields = ("status", "last_error", "last_checked_at", "portal_person_id", "portal_person_name")
 
     list_filter = ("status",)
     readonly_fields = ("status", "last_checked_at", "last_error")

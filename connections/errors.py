@@ -187,3 +187,5 @@ _KIND_BY_CLASS = {
     "RetryableError": "retryable",
     "ApiError": "error",
 }
+# Every ``ApiError.kind``, e.g. for a history filter's choices.
+ERROR_KINDS = tuple(sorted(set(_KIND_BY_CLASS.values())))

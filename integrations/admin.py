@@ -31,7 +31,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import ChecksOverHttpMixin, MaskedSecretsMixin, XurrentTenantAdmin, object_or_404
+from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, XurrentTenantAdmin,
+                               object_or_404)
 from connections.models import XurrentTenant
 from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
 from integrations import drift, provisioning, services
@@ -73,8 +74,13 @@ def report(request, integration: OutgoingIntegration | None) -> None:
 
 
 @admin.register(OutgoingIntegration)
-class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.ModelAdmin):
+class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, admin.ModelAdmin):
     form = OutgoingIntegrationForm
+    # What provisioning and the sync maintain (connections.changes): not a person's configuration.
+    history_excluded_fields = ("provisioning_status", "provisioning_error", "provisioned_at", "xurrent_policy_id",
+                               "xurrent_policy_alg", "xurrent_policy_audience", "xurrent_policy_public_key",
+                               "xurrent_webhooks", "zenduty_integration_id", "zenduty_step_confirmed_at",
+                               "xurrent_early_verifications", "sync_error", "sync_error_at")
     change_form_template = f"{TEMPLATES}/change_form.html"
     delete_confirmation_template = f"{TEMPLATES}/delete_confirmation.html"
     list_display = ("__str__", "provisioning", "direction", "enabled", "zenduty_team_name", "tenant")
@@ -341,13 +347,15 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
     def provision_view(self, request, object_id):
         """Retry provisioning; also asks Xurrent to resend webhook.verify for unverified webhooks."""
         return self._post(request, object_id, lambda obj: report(
-            request, provisioning.provision(obj.pk, resend_verification=True)))
+            request, provisioning.provision(obj.pk, resend_verification=True)), "Retried provisioning.")
 
     def enable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, True)))
+        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, True)),
+                          "Enabled with the button.")
 
     def disable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)))
+        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)),
+                          "Disabled with the button.")
 
     def panel_view(self, request, object_id):
         """The provisioning panel alone (HTML), for the change page to refresh while Xurrent verifies."""
@@ -361,31 +369,34 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ChecksOverHttpMixin, admin.Mo
         def done(obj):
             messages.success(request, "Noted: Zenduty's outgoing webhook is configured.")
             report(request, provisioning.confirm_zenduty_step(obj.pk))
-        return self._post(request, object_id, done)
+        return self._post(request, object_id, done, "Confirmed that Zenduty's outgoing webhook is configured.")
 
-    def _post(self, request, object_id, action):
+    def _post(self, request, object_id, action, note: str):
         if request.method != "POST":
             return JsonResponse({"error": "POST only"}, status=405)
         obj = self._object_for_change(request, object_id)
         action(obj)
+        self.log_done(request, obj, note)  # who did it, and what it changed (connections.changes)
         return self._back(obj)
 
     # -- actions ---------------------------------------------------------------------------
-    def _each(self, request, queryset, run) -> None:
-        for pk in list(queryset.values_list("pk", flat=True)):
-            report(request, run(pk))
+    def _each(self, request, queryset, run, note: str) -> None:
+        for obj in list(queryset):
+            report(request, run(obj.pk))
+            self.log_done(request, obj, note)
 
     @admin.action(description="Retry provisioning", permissions=["change"])
     def retry_provisioning(self, request, queryset):
-        self._each(request, queryset, lambda pk: provisioning.provision(pk, resend_verification=True))
+        self._each(request, queryset, lambda pk: provisioning.provision(pk, resend_verification=True),
+                   "Retried provisioning (action).")
 
     @admin.action(description="Enable", permissions=["change"])
     def enable_integrations(self, request, queryset):
-        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, True))
+        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, True), "Enabled (action).")
 
     @admin.action(description="Disable", permissions=["change"])
     def disable_integrations(self, request, queryset):
-        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, False))
+        self._each(request, queryset, lambda pk: provisioning.set_enabled(pk, False), "Disabled (action).")
 
     # -- deleting removes what was provisioned ------------------------------------------------
     @csrf_protect_m
@@ -479,6 +490,7 @@ class TenantWithWebhooksAdmin(XurrentTenantAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         hooks = provisioning.retry_tenant_webhooks(tenant.pk)
+        self.log_done(request, tenant, "Retried provisioning of the tenant's Xurrent webhooks.")
         if hooks is None:
             messages.warning(request, "The tenant has no Xurrent webhooks: they are created with its first enabled "
                                       "integration.")

@@ -1,6 +1,6 @@
 """The demo: simulated accounts on both sides, portal connections to them, an
 admin login, and (once integrations exist) a bidirectional integration between
-"Website" and "Website (Production)". Idempotent: safe to run on every start.
+"Website" and "Website (Production)", and a view-only "auditor" login. Idempotent: safe to run on every start.
 
 The connection checks and the provisioning go over real HTTP to this portal's
 sandbox, so the web server must be up (``make run`` seeds after starting it).
@@ -29,6 +29,7 @@ class DemoResult:
 
     admin_username: str = "admin"
     admin_created: bool = False
+    auditor_created: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -39,6 +40,20 @@ def ensure_admin(password: str | None) -> tuple[str, bool]:
         return "admin", False
     User.objects.create_superuser("admin", "admin@example.com", password or "admin")
     return "admin", True
+
+
+def ensure_auditor(password: str | None) -> bool:
+    """Create the demo's view-only staff user "auditor" (the Auditors role) if missing. Returns whether created."""
+    from django.contrib.auth.models import Group
+
+    from roles.services import AUDITORS
+
+    User = get_user_model()
+    if User.objects.filter(username="auditor").exists():
+        return False
+    user = User.objects.create_user("auditor", "auditor@example.com", password or "admin", is_staff=True)
+    user.groups.add(Group.objects.get(name=AUDITORS))
+    return True
 
 
 def ensure_connections():
@@ -66,6 +81,7 @@ def seed(*, admin_password: str | None = None, check_connections: bool = True,
     xurrent_demo.seed()
     zenduty_demo.seed()
     result.admin_username, result.admin_created = ensure_admin(admin_password)
+    result.auditor_created = ensure_auditor(admin_password)
     tenant, account = ensure_connections()
     if check_connections:
         from connections.services import test_connection

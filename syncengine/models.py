@@ -122,6 +122,8 @@ class InboundEvent(models.Model):
             models.Index(fields=["received_at", "integration", "status", "processed_at"],
                          name="inbound_received_dashboard"),
             models.Index(fields=["status", "integration", "received_at"], name="inbound_status_integration"),
+            # History search by a Xurrent request ID or Zenduty incident unique_id (syncengine.history_filters).
+            models.Index(fields=["object_id"], name="inbound_object_id"),
         ]
 
     def __str__(self) -> str:
@@ -279,7 +281,10 @@ class LinkedPair(models.Model):
         verbose_name = "linked pair"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order"),
-                   models.Index(fields=["state", "polled_at"], name="pair_poll_order")]
+                   models.Index(fields=["state", "polled_at"], name="pair_poll_order"),
+                   # History and pair search by incident number or request ID, across tenants.
+                   models.Index(fields=["zenduty_incident_number"], name="pair_incident_number"),
+                   models.Index(fields=["xurrent_request_id"], name="pair_request_id")]
         constraints = [
             # An unlinked pair no longer holds its records: they may be linked again.
             models.UniqueConstraint(fields=["tenant", "xurrent_request_id"],

@@ -95,7 +95,7 @@ def demo(sandbox):
 @pytest.fixture
 def viewer(client, django_user_model):
     """A staff user who may only look at integrations (an auditor)."""
-    user = django_user_model.objects.create_user("auditor", password="auditor-pass-123", is_staff=True)
+    user = django_user_model.objects.create_user("look-only", password="auditor-pass-123", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_outgoingintegration"))
     client.force_login(user)
     return client

@@ -19,7 +19,11 @@ def test_seed_demo_without_a_server_creates_data_and_connections_only(monkeypatc
     assert XurrentTenant.objects.get().status == ConnectionStatus.UNTESTED
     assert ZendutyAccount.objects.get().status == ConnectionStatus.UNTESTED
     assert not OutgoingIntegration.objects.exists()
-    assert "Created the demo login 'admin'." in capsys.readouterr().out
+    auditor = get_user_model().objects.get(username="auditor")
+    assert auditor.is_staff and not auditor.is_superuser and auditor.check_password("demo-pass-1")
+    assert list(auditor.groups.values_list("name", flat=True)) == ["Auditors"]
+    out = capsys.readouterr().out
+    assert "Created the demo login 'admin'." in out and "Created the demo login 'auditor'" in out
 
 
 def test_the_live_seed_leaves_a_working_bidirectional_integration_and_is_idempotent(sandbox, capsys):

@@ -556,7 +556,7 @@ def test_each_pair_has_a_page_with_both_ids_links_and_its_timeline(demo, client,
     [request] = demo.requests()
     pair = LinkedPair.objects.get()
 
-    auditor = django_user_model.objects.create_user("auditor", password="pw", is_staff=True)
+    auditor = django_user_model.objects.create_user("pair-auditor", password="pw", is_staff=True)
     auditor.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
     client.force_login(auditor)
 

@@ -19,6 +19,9 @@ class Command(BaseCommand):
                            with_integration=live)
         if result.admin_created:
             self.stdout.write("Created the demo login 'admin'.")
+        if result.auditor_created:
+            self.stdout.write("Created the demo login 'auditor' (Auditors: sees every page, changes nothing; "
+                              "same password).")
         for note in result.notes:
             self.stdout.write(f"  {note}")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
