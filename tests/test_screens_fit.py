@@ -65,7 +65,7 @@ def history(db):
 PAGES = {
     "admin:connections_xurrenttenant_changelist": ["Name", "Account ID", "Region", "Environment", "Status"],
     "admin:connections_zendutyaccount_changelist": ["Name", "Base URL", "Status"],
-    "admin:integrations_outgoingintegration_changelist": ["Provisioning", "Direction", "Zenduty team",
+    "admin:integrations_outgoingintegration_changelist": ["Status", "Direction", "Zenduty team",
                                                           "Xurrent tenant"],
     "admin:syncengine_inboundevent_changelist": ["Received at", "Status", "Reason", "About", "Integration"],
     "admin:syncengine_outboundcall_changelist": ["At", "Status", "Service", "URL", "Integration", "Event"],

@@ -60,7 +60,7 @@ def admin_pages():
         for pk in model.objects.order_by("pk").values_list("pk", flat=True)[:5]:
             yield f"{model.__name__} {pk}", reverse("admin:%s_%s_change" % info, args=[pk])
             yield f"{model.__name__} {pk} history", reverse("admin:%s_%s_history" % info, args=[pk])
-    yield "sync activity", reverse("admin:syncengine_activity")
+    yield "dashboard", reverse("sync_dashboard")
 
 
 def write_controls(html: str) -> list[str]:
