@@ -109,3 +109,36 @@ def test_every_list_and_the_dashboard_fit_1280_pixels(browser_page, live_server,
                     (header["right"] > WIDTH or header["left"] < 0 or header["width"] < 20):
                 problems.append(f"{name}: column {header['text']!r} is not in view ({header})")
     assert not problems, "\n".join(problems)
+
+
+def test_an_auditor_reads_the_dashboard_and_a_pairs_timeline_at_1280_pixels(browser_page, live_server, history,
+                                                                            django_user_model):  # noqa: F811
+    """Issue #12: an auditor, in a browser, answers "what happened to incident #N" from the dashboard and the
+    pair's page: both render, fit the screen, and offer nothing that would change anything."""
+    from django.contrib.auth.models import Group
+
+    from syncengine.models import InboundEvent, LinkedPair, OutboundCall
+
+    auditor = django_user_model.objects.create_user("eve", password="audit-pass-123", is_staff=True)
+    auditor.groups.add(Group.objects.get(name="Auditors"))
+    pair = LinkedPair.objects.order_by("pk").first()
+    InboundEvent.objects.update(pair=pair)  # its timeline: the long reasons and URLs of the fixture
+    OutboundCall.objects.update(pair=pair)
+    page = browser_page
+    page.set_viewport_size({"width": WIDTH, "height": 800})
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "eve")
+    page.fill("#id_password", "audit-pass-123")
+    page.click("input[type=submit]")
+
+    page.goto(live_server.url + reverse("sync_dashboard"))
+    page.wait_for_load_state()
+    assert page.locator("svg").count() >= 2  # the charts
+    page.goto(live_server.url + reverse("admin:syncengine_linkedpair_changelist") +
+              f"?q=%23{pair.zenduty_incident_number}")
+    page.click(f"text=request #{pair.xurrent_request_id}")
+    page.wait_for_selector("table.pair-timeline")  # the pair's page, with its timeline
+    assert page.locator("table.pair-timeline tbody tr").count() >= 20
+    sizes = page.evaluate("() => [document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
+    assert sizes[0] <= sizes[1], sizes
+    assert page.locator("text=Unlink").count() == 0 and page.locator("input[type=submit][name=_save]").count() == 0
