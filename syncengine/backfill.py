@@ -32,7 +32,7 @@ from connections.zenduty.constants import FILTER_OPEN
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
 from syncengine.flows import common, xurrent_to_zenduty, zenduty_to_xurrent
-from syncengine.models import Backfill, BackfillStatus, EventStatus, PairNote
+from syncengine.models import Backfill, BackfillStatus, EventStatus, PairNote, PairState
 
 logger = logging.getLogger("syncengine.backfill")
 
@@ -81,8 +81,9 @@ def plan(integration: OutgoingIntegration, *, now=None) -> list[Item]:
     for incident in incidents:
         unique_id, number = str(incident.get("unique_id") or ""), incident.get("incident_number")
         label = f"incident #{number} {incident.get('title') or ''}".strip()
-        if pairs.by_incident(integration.zenduty_account_id, unique_id) is not None:
-            items.append(Item("zenduty", unique_id, label, NOTHING, "already linked"))
+        pair = pairs.by_incident(integration.zenduty_account_id, unique_id)
+        if pair is not None:
+            items.append(Item("zenduty", unique_id, label, NOTHING, _held_by(pair)))
             continue
         made_for = by_source.get(unique_id) or by_id.get(str(mapping.request_id_in_title(incident.get("title"))))
         if made_for is not None and pairs.by_request(integration.tenant_id, made_for.get("id")) is None:
@@ -99,8 +100,9 @@ def plan(integration: OutgoingIntegration, *, now=None) -> list[Item]:
         label = f"request #{request_id} {request.get('subject') or ''}".strip()
         if request_id in linked_requests:
             continue
-        if pairs.by_request(integration.tenant_id, request_id) is not None:
-            items.append(Item("xurrent", request_id, label, NOTHING, "already linked"))
+        pair = pairs.by_request(integration.tenant_id, request_id)
+        if pair is not None:
+            items.append(Item("xurrent", request_id, label, NOTHING, _held_by(pair)))
         elif mapping.is_portal_source(request.get("source")):
             items.append(Item("xurrent", request_id, label, NOTHING, "made by the portal for an incident that is "
                                                                      "not open any more"))
@@ -111,6 +113,13 @@ def plan(integration: OutgoingIntegration, *, now=None) -> list[Item]:
             why = xurrent_to_zenduty.reason_not_to_create(integration, request)
             items.append(Item("xurrent", request_id, label, NOTHING if why else CREATE_INCIDENT, why))
     return items
+
+
+def _held_by(pair) -> str:
+    """Why a record with a pair is left alone: it is linked, or an admin unlinked it on purpose."""
+    if pair.state == PairState.UNLINKED:
+        return "unlinked by hand (link it again on the pairs page to sync it)"
+    return "already linked"
 
 
 def start(integration: OutgoingIntegration, items: list[Item], *, by: str) -> Backfill:

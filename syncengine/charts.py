@@ -29,9 +29,12 @@ def _scale_max(value: float) -> float:
         step *= 10
 
 
-def _time_label(start: datetime, bucket_seconds: int) -> str:
+def _time_label(start: datetime, bucket_seconds: int, span_seconds: int = 0) -> str:
+    """A tick's label: the hour within a day's chart; the day, and the hour past midnight, over several days."""
     local = timezone.localtime(start)
-    return local.strftime("%H:%M") if bucket_seconds < 86400 and local.hour else local.strftime("%d %b")
+    if bucket_seconds >= 86400 or not local.hour:
+        return local.strftime("%d %b")
+    return local.strftime("%d %b %H:%M") if span_seconds > 86400 else local.strftime("%H:%M")
 
 
 def _frame(top: float, unit: str, starts: list[datetime], bucket_seconds: int, plot_width: float, body) -> SafeString:
@@ -44,7 +47,8 @@ def _frame(top: float, unit: str, starts: list[datetime], bucket_seconds: int, p
     every = max(1, len(starts) // TICKS)
     slot = plot_width / max(len(starts), 1)
     ticks = format_html_join("", '<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>',
-                             ((round(LEFT + slot * (i + 0.5), 1), HEIGHT - 8, _time_label(s, bucket_seconds))
+                             ((round(LEFT + slot * (i + 0.5), 1), HEIGHT - 8,
+                               _time_label(s, bucket_seconds, len(starts) * bucket_seconds))
                               for i, s in enumerate(starts) if i % every == 0))
     return format_html('<svg class="sync-svg" viewBox="0 0 {} {}" width="100%" role="img" '
                        'preserveAspectRatio="xMinYMin meet">{}{}{}</svg>', WIDTH, HEIGHT, grid, ticks, body)

@@ -267,8 +267,9 @@ def summary(window: Window, integration: OutgoingIntegration | None = None, *, n
                 health.pairs_open += row["n"]
             elif row["state"] == PairState.CLOSED:
                 health.pairs_closed += row["n"]
-            else:
+            elif row["state"] == PairState.FAILED:
                 health.pairs_failed += row["n"]
+            # Unlinked by hand: no longer a pair of the sync, neither open, closed nor failed.
 
     # 5. calls and 429s per service
     for row in (calls.values("integration_id", "service")

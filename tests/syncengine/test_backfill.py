@@ -101,3 +101,17 @@ def test_view_only_staff_cannot_preview_or_start(demo, client, django_user_model
     assert client.get(url).status_code == 403 and client.post(url).status_code == 403
     page = client.get(reverse("admin:integrations_outgoingintegration_change", args=[demo.integration.pk]))
     assert "Backfill open records" not in page.text
+
+
+def test_records_unlinked_by_hand_are_left_alone_and_the_preview_says_why(demo, client, django_user_model):
+    from syncengine import by_hand
+
+    demo.trigger(title="Unlinked on purpose")
+    demo.settle()
+    by_hand.unlink(LinkedPair.objects.get(), by="ops")
+    client.force_login(staff(django_user_model, *ADMIN_PERMS))
+
+    page = client.get(reverse("admin:syncengine_linkedpair_backfill", args=[demo.integration.pk])).text
+
+    assert page.count("unlinked by hand (link it again on the pairs page to sync it)") == 2  # both records
+    assert "already linked" not in page and "Start the backfill" not in page

@@ -60,6 +60,8 @@ def seeded(integration, other):
     for i, state in enumerate(("linked", "creating", "closed", "closed", "failed")):
         LinkedPair.objects.create(integration=integration, state=state, xurrent_request_id=str(i), **common)
     LinkedPair.objects.create(integration=other, state="linked", xurrent_request_id="99", **common)
+    # Unlinked by hand: no longer the sync's, counted neither open, closed nor failed.
+    LinkedPair.objects.create(integration=other, state="unlinked", xurrent_request_id="98", **common)
 
 
 @pytest.mark.django_db
@@ -214,3 +216,12 @@ def test_the_roll_up_is_scheduled_every_ten_minutes(integration):
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 10, -1)
     event(integration, "processed", NOW - timedelta(hours=3), 1)
     assert tasks.roll_up_activity() == 1
+
+
+def test_the_time_axis_names_the_day_when_the_chart_spans_several():
+    from syncengine.charts import _time_label
+
+    four = datetime(2026, 11, 30, 4, 0, tzinfo=dt_timezone.utc)
+    assert _time_label(four, 3600, 86400) == "04:00"  # a day's chart: the hour
+    assert _time_label(four, 3600, 7 * 86400) == "30 Nov 04:00"  # a week of hourly bars: day and hour
+    assert _time_label(four.replace(hour=0), 3600, 7 * 86400) == "30 Nov"
