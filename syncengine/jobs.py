@@ -58,6 +58,7 @@ BUSY_WAIT_SECONDS = 5.0
 BUSY_POLL_SECONDS = 0.1
 
 MAX_TEXT = 2000
+REPLAY_PREFIX = "Replay requested"
 
 
 # -- queueing ------------------------------------------------------------------------------------
@@ -77,11 +78,16 @@ def replay_event(event_id: int, *, by: str = "") -> bool:
     events already waiting or running. Returns whether the event was queued.
     """
     who = f" by {by}" if by else ""
-    updated = InboundEvent.objects.filter(pk=event_id, status__in=REPLAYABLE).update(
+    before = InboundEvent.objects.filter(pk=event_id, status__in=REPLAYABLE).values("status", "reason").first()
+    if before is None:
+        return False
+    # The outcome before the replay stays readable: the replay's own outcome is added to it (_finish).
+    was = f"before it: {EventStatus(before['status']).label.lower()}, {before['reason']}".rstrip(". ")
+    updated = InboundEvent.objects.filter(pk=event_id, status=before["status"]).update(
         # next_attempt_at: "due since", for recover_stalled_events.
         status=EventStatus.RECEIVED, attempts=0, next_attempt_at=timezone.now(), processed_at=None,
         claimed_at=None,
-        reason=f"Replay requested{who} at {timezone.now():%Y-%m-%d %H:%M:%S} UTC.")
+        reason=clean(f"{REPLAY_PREFIX}{who} at {timezone.now():%Y-%m-%d %H:%M:%S} UTC ({was})."))
     if updated:
         transaction.on_commit(lambda: enqueue(event_id))
         logger.info("syncengine.replay event=%s%s", event_id, who)
@@ -153,6 +159,8 @@ def _wait_for_lease(pair_id: int, deadline: float) -> bool:
 
 
 def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None = None) -> str:
+    if event.reason.startswith(REPLAY_PREFIX):  # what the event did before the replay stays on record
+        reason = f"{reason} — {event.reason}"
     fields = {"status": status, "reason": clean(reason), "processed_at": timezone.now(),
               **without_verification_code(event)}
     if error is not None:

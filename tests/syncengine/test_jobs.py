@@ -264,6 +264,9 @@ class TestReplay:
         event = reload(event)
         assert event.status == EventStatus.PROCESSED and event.attempts == 1
         assert calls == [event.pk, event.pk]
+        # The replay's outcome, then who asked for it and what the event had done before.
+        assert event.reason.startswith("done — Replay requested by admin at ")
+        assert event.reason.endswith("(before it: failed, not this time).")
 
     @pytest.mark.parametrize("first", [200, 404])
     def test_a_finished_verification_cannot_be_replayed_without_its_code(self, first, integration, outbound,
