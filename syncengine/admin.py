@@ -518,8 +518,13 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The pair's inbound events, outbound calls and notes (what the reconciliation sweep repaired), by time."""
         events = [(e.received_at, "event", e) for e in
                   obj.inbound_events.order_by("-received_at", "-pk")[:TIMELINE_ROWS]]
+        # The poller and the sweep read open pairs every few minutes; a read that went well and
+        # belongs to no event says nothing new (what it found is a note or an event of its own),
+        # and would push the pair's story off the page within hours. It is counted instead.
+        routine = Q(inbound_event__isnull=True, method="GET", status_class=StatusClass.SUCCESS)
         calls = [(c.created_at, "call", c) for c in
-                 obj.outbound_calls.order_by("-created_at", "-pk")[:TIMELINE_ROWS]]
+                 obj.outbound_calls.exclude(routine).order_by("-created_at", "-pk")[:TIMELINE_ROWS]]
+        reads = obj.outbound_calls.filter(routine).count()
         # The portal's own lines, e.g. what the reconciliation sweep repaired.
         notes = [(n.at, "note", n) for n in obj.notes.order_by("-at", "-pk")[:TIMELINE_ROWS]]
         rows = sorted(events + calls + notes, key=lambda row: (row[0], row[2].pk), reverse=True)[:TIMELINE_ROWS]
@@ -547,10 +552,12 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                      compact_time(at), what,
                                      format_html('<div class="quiet">{}</div>', detail) if detail else "",
                                      outcome))
-        return format_html('<table class="pair-timeline" style="width:100%;table-layout:fixed">'
+        return format_html('{}<table class="pair-timeline" style="width:100%;table-layout:fixed">'
                            '<colgroup><col style="width:11em"><col><col style="width:8em"></colgroup>'
                            '<thead><tr><th>at</th><th>what</th><th>outcome</th></tr></thead>'
                            '<tbody>{}</tbody></table>',
+                           format_html('<p class="quiet">Not shown: {} routine reads by the poller and the sweep '
+                                       '(answered 2xx, no event of their own).</p>', reads) if reads else "",
                            format_html_join("", "{}", ((cell,) for cell in cells)))
 
 

@@ -254,3 +254,24 @@ def test_a_malformed_event_id_in_the_address_is_not_a_server_error(admin_client)
     assert response.status_code == 302  # Django's "does not exist" redirect to the admin index, with a message
     assert admin_client.get("/admin/syncengine/inboundevent/abc/replay/").status_code == 405
     assert admin_client.post("/admin/syncengine/inboundevent/abc/replay/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_pairs_timeline_counts_routine_polling_reads_instead_of_listing_them(admin_client, integration):
+    from syncengine.models import LinkedPair
+
+    pair = LinkedPair.objects.create(integration=integration, tenant=integration.tenant, state="linked",
+                                     zenduty_account=integration.zenduty_account, origin="zenduty",
+                                     xurrent_request_id="70231", zenduty_incident_unique_id="abc")
+    for _ in range(3):  # the poller reading the incident's notes, minute after minute
+        OutboundCall.objects.create(service="zenduty", method="GET", status=200, status_class="2xx", pair=pair,
+                                    url="https://www.zenduty.com/api/incidents/1042/note/")
+    OutboundCall.objects.create(service="zenduty", method="GET", status=429, status_class="4xx", pair=pair,
+                                url="https://www.zenduty.com/api/incidents/1042/note/")
+    OutboundCall.objects.create(service="xurrent", method="PATCH", status=200, status_class="2xx", pair=pair,
+                                url="https://api.xurrent.com/v1/requests/70231")
+
+    page = admin_client.get(reverse("admin:syncengine_linkedpair_change", args=[pair.pk])).content.decode()
+
+    assert "Not shown: 3 routine reads by the poller and the sweep" in page
+    assert page.count("called <a") == 2  # the refused read and the write are listed
