@@ -14,6 +14,8 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The pages' templates test the same permission (``perms.integrations.change_outgoingintegration``)
+# to leave out the forms a look-only user would be refused.
 ACT_PERMISSION = "integrations.change_outgoingintegration"
 
 

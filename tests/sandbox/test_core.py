@@ -251,7 +251,9 @@ def test_the_by_hand_pages_need_a_staff_login_and_the_apis_stay_open(client, dja
         assert response.status_code in (200, 302) and "/admin/login/" not in response.get("Location", ""), url
     # A view-only user looks but cannot act: no form to post, and a post is refused.
     faults_page = client.get(reverse("sandbox-faults")).content.decode()
-    assert "only integration admins may act" in faults_page and 'form[method="post"]' in faults_page
+    assert "only integration admins may act" in faults_page
+    for url in pages:
+        assert 'method="post"' not in client.get(url, follow=True).content.decode(), url
     refused = client.post(reverse("sandbox-faults"), {"service": "xurrent", "kind": "error_500", "count": 1})
     assert refused.status_code == 403 and not Fault.objects.exists()
     assert client.post(reverse("zenduty-ui"), {"seed": "1"}).status_code == 403
@@ -263,3 +265,36 @@ def test_the_by_hand_pages_need_a_staff_login_and_the_apis_stay_open(client, dja
     client.post(reverse("sandbox-faults"), {"service": "xurrent", "kind": "error_500", "count": 1,
                                             "latency_ms": 0, "retry_after": 30})
     assert Fault.objects.exists()
+
+
+@pytest.mark.django_db
+def test_look_only_staff_get_every_by_hand_page_without_a_form_they_would_be_refused(client, django_user_model):
+    """Issue #12: no button that would be refused is shown; integration admins get them all."""
+    from django.contrib.auth.models import Permission
+
+    from sandbox.xurrent import demo as xurrent_demo
+    from sandbox.xurrent.models import Request, ServiceInstance
+    from sandbox.zenduty import demo as zenduty_demo
+    from sandbox.zenduty import operations
+
+    world = zenduty_demo.seed()
+    account = xurrent_demo.seed()
+    incident = operations.create_incident(service=world.website, title="Disk full", summary="")
+    request = Request.objects.create(account=account, subject="Slow", category="incident", impact="low",
+                                     service_instance=ServiceInstance.objects.get(name="Website (Production)"),
+                                     requested_by=account.ui_person(), created_by=account.ui_person())
+    pages = [reverse("sandbox-faults"), reverse("sandbox-deliveries"), reverse("zenduty-ui"),
+             reverse("zenduty-ui-incident", args=[incident.pk]), reverse("zenduty-ui-settings"),
+             reverse("zenduty-ui-service-webhooks", args=[world.website.pk]),
+             reverse("sandbox-xurrent-ui"), reverse("sandbox-xurrent-ui-request", args=[request.pk])]
+    staff = django_user_model.objects.create_user("looker", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(staff)
+    for url in pages:
+        page = client.get(url)
+        assert page.status_code == 200 and 'method="post"' not in page.content.decode(), url
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_outgoingintegration"))
+    client.force_login(django_user_model.objects.get(pk=staff.pk))
+    for url in pages:
+        assert 'method="post"' in client.get(url).content.decode(), url
