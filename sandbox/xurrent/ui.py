@@ -158,7 +158,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 def webhook_action(request: HttpRequest, webhook_id: int) -> HttpResponse:
     """Resend a webhook's verification, or send it a test message."""
     webhook = get_object_or_404(Webhook.objects.select_related("account", "webhook_policy"), pk=webhook_id)
-    origin, actor = Origin.of(request, account.instance), webhook.account.ui_person()
+    origin, actor = Origin.of(request, webhook.account.instance), webhook.account.ui_person()
     if request.POST.get("action") == "resend":
         if hooks.require_verification(webhook, actor, origin):
             messages.success(request, f"Sent a fresh webhook.verify to webhook {webhook.pk}.")

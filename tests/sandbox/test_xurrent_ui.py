@@ -110,3 +110,19 @@ def test_simulator_settings_can_be_changed_by_hand(admin_client, wired):
 def test_the_simulator_root_leads_to_the_ui(admin_client):
     response = admin_client.get("/sandbox/xurrent/xurrent.com/")
     assert response.status_code == 302 and response["Location"] == reverse("sandbox-xurrent-ui")
+
+
+def test_the_webhook_buttons_send_a_test_message_and_a_fresh_verification(wired, receiver, admin_client):
+    from sandbox.xurrent.models import Webhook
+
+    webhook = Webhook.objects.get(event="request.create")
+
+    sent = admin_client.post(reverse("sandbox-xurrent-ui-webhook", args=[webhook.pk]), {"action": "test"})
+    deliveries.flush()
+
+    assert sent.status_code == 302 and "#webhooks" in sent["Location"]
+    [test] = receiver.received
+    assert json.loads(test.body)["webhook_id"] == webhook.pk
+    receiver.received.clear()
+    again = admin_client.post(reverse("sandbox-xurrent-ui-webhook", args=[webhook.pk]), {"action": "resend"})
+    assert again.status_code == 302
