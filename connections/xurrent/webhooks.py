@@ -8,6 +8,7 @@ Xurrent showed once, when the policy was created.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str
     if not token.isascii():  # PyJWT would fail encoding a lone surrogate (an unhandled 500 otherwise)
         raise InvalidDelivery("malformed", "The token is not a valid JWT (a compact JWT is ASCII).")
     try:
-        claims = jwt.decode(token, public_key_pem, algorithms=[algorithm], audience=audience or None,
+        claims = jwt.decode(token, _verification_key(algorithm, public_key_pem), algorithms=[algorithm], audience=audience or None,
                             issuer=issuer, leeway=leeway, options={"require": ["iss", "iat", "exp"]})
     except jwt.PyJWTError as exc:  # InvalidKeyError is not an InvalidTokenError
         raise _invalid(exc) from None
@@ -106,6 +107,15 @@ def read_signed_delivery(body_bytes: bytes, *, public_key_pem: str, jwt_alg: str
     if not isinstance(data, dict):
         raise InvalidDelivery("malformed", "The signed delivery has no data object.")
     return SignedDelivery(data=data, claims=claims, token=token)
+
+
+@functools.lru_cache(maxsize=256)
+def _verification_key(algorithm: str, public_key_pem: str):
+    """The policy's PEM as a key object. Parsing a PEM costs more than checking an RS256
+    signature, and a policy's key never changes (a new key is a new PEM string), so each
+    process parses it once. A key that does not parse raises ``InvalidKeyError`` every
+    time (exceptions are not cached)."""
+    return jwt.get_algorithm_by_name(algorithm).prepare_key(public_key_pem)
 
 
 def _invalid(exc: jwt.PyJWTError) -> InvalidDelivery:
