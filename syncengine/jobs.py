@@ -18,6 +18,7 @@ Stalled events and old history are the business of ``syncengine.housekeeping``.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 import uuid
@@ -26,6 +27,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_q.brokers import Broker, get_broker
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
@@ -62,11 +64,27 @@ REPLAY_PREFIX = "Replay requested"
 
 
 # -- queueing ------------------------------------------------------------------------------------
+_brokers: dict[int, Broker] = {}
+
+
+def _broker() -> Broker:
+    """This process's django-q2 broker. ``async_task`` without one builds a new broker per
+    call: with Redis a new connection pool, so a new connection for every job queued. Kept
+    per process id: a broker made before a fork (qcluster's workers) is not shared."""
+    pid = os.getpid()
+    broker = _brokers.get(pid)
+    if broker is None:
+        _brokers.clear()
+        broker = _brokers[pid] = get_broker()
+    return broker
+
+
 def enqueue(event_id: int) -> None:
     """Queue the processing of an event. A broker failure is logged, not raised:
     the event stays "received" and :func:`recover_stalled_events` queues it later."""
     try:
-        async_task(TASK, event_id, task_name=f"syncengine-event-{event_id}-{uuid.uuid4().hex[:8]}")
+        async_task(TASK, event_id, task_name=f"syncengine-event-{event_id}-{uuid.uuid4().hex[:8]}",
+                   broker=_broker())
     except Exception:  # noqa: BLE001 - the delivery is stored; the sweeper retries
         logger.exception("syncengine.enqueue-failed event=%s", event_id)
 
