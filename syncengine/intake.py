@@ -41,13 +41,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from connections.models import XurrentTenant
 from connections.xurrent import hosts as xurrent_hosts
 from connections.xurrent.webhooks import VERIFY_EVENT, InvalidDelivery, read_signed_delivery
 from connections.zenduty import webhooks as zenduty_webhooks
@@ -137,22 +140,100 @@ _TENANT_WEBHOOKS_FIELDS = ("public_id", "xurrent_policy_alg", "xurrent_policy_au
                            "tenant__account_id", "tenant__region", "tenant__environment")
 
 
-def find_integration(public_id) -> OutgoingIntegration | None:
-    """The integration a webhook URL names, with what verification needs."""
-    try:
-        return OutgoingIntegration.objects.select_related("tenant").only(*_INTEGRATION_FIELDS).get(
-            public_id=public_id)
-    except OutgoingIntegration.DoesNotExist:
-        return None
+class _RecentTargets:
+    """Webhook targets this process looked up in the last ``LOOKUP_TTL`` seconds.
+
+    Building the ORM query for a webhook address cost a fifth of a delivery's
+    time (bench/intake.py), and senders post to the same few addresses, so
+    each process keeps what it found. A copy that went stale is harmless:
+    a save or delete in this process forgets it at once (the signals below);
+    in another process it lives at most ``LOOKUP_TTL`` seconds, during which
+    a refused signature is checked again against a fresh read (a rotated key
+    or secret, a policy provisioned a moment ago: never a false 401), a
+    disabled integration's delivery is stored as received and its job
+    ignores it (``dispatch`` checks ``enabled`` again), and a deleted
+    target's delivery is answered 404 when its row cannot be stored. What it
+    does allow: a secret or key replaced in another process still verifies
+    for up to ``LOOKUP_TTL`` seconds there. Addresses that name nothing are
+    never kept, so guessing cannot fill it.
+    """
+
+    MAX_KEPT = 1000
+
+    def __init__(self):
+        self._found: dict[tuple[type, str], tuple[float, Target]] = {}
+
+    def get(self, model: type, public_id, load) -> Target | None:
+        key = (model, str(public_id))
+        hit = self._found.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        target = load()
+        if target is None:
+            self._found.pop(key, None)
+        else:
+            if len(self._found) >= self.MAX_KEPT:
+                self._found.clear()
+            self._found[key] = (now + LOOKUP_TTL, target)
+        return target
+
+    def forget(self, model: type, public_id) -> None:
+        self._found.pop((model, str(public_id)), None)
+
+    def clear(self, **kwargs) -> None:
+        self._found.clear()
 
 
-def find_tenant_webhooks(public_id) -> TenantWebhooks | None:
-    """The tenant's set of Xurrent webhooks a webhook URL names, with what verification needs."""
-    try:
-        return TenantWebhooks.objects.select_related("tenant").only(*_TENANT_WEBHOOKS_FIELDS).get(
-            public_id=public_id)
-    except TenantWebhooks.DoesNotExist:
-        return None
+LOOKUP_TTL = 5.0
+_recent = _RecentTargets()
+
+
+def find_integration(public_id, *, fresh: bool = False) -> OutgoingIntegration | None:
+    """The integration a webhook URL names, with what verification needs
+    (a copy at most ``LOOKUP_TTL`` seconds old unless ``fresh``)."""
+    def load():
+        try:
+            return OutgoingIntegration.objects.select_related("tenant").only(*_INTEGRATION_FIELDS).get(
+                public_id=public_id)
+        except OutgoingIntegration.DoesNotExist:
+            return None
+    if fresh:
+        _recent.forget(OutgoingIntegration, public_id)
+    return _recent.get(OutgoingIntegration, public_id, load)
+
+
+def find_tenant_webhooks(public_id, *, fresh: bool = False) -> TenantWebhooks | None:
+    """The tenant's set of Xurrent webhooks a webhook URL names, with what verification needs
+    (a copy at most ``LOOKUP_TTL`` seconds old unless ``fresh``)."""
+    def load():
+        try:
+            return TenantWebhooks.objects.select_related("tenant").only(*_TENANT_WEBHOOKS_FIELDS).get(
+                public_id=public_id)
+        except TenantWebhooks.DoesNotExist:
+            return None
+    if fresh:
+        _recent.forget(TenantWebhooks, public_id)
+    return _recent.get(TenantWebhooks, public_id, load)
+
+
+def _find_again(target: Target) -> Target | None:
+    """``target`` read again from the database (None when it was deleted)."""
+    finder = find_tenant_webhooks if isinstance(target, TenantWebhooks) else find_integration
+    return finder(target.public_id, fresh=True)
+
+
+def _forget_target(sender, instance, **kwargs) -> None:
+    _recent.forget(sender, instance.public_id)
+
+
+# A save or delete in this process is seen by its next delivery. A tenant's
+# account, region or environment make the issuer a token is checked against.
+for _model in (OutgoingIntegration, TenantWebhooks):
+    post_save.connect(_forget_target, sender=_model, dispatch_uid=f"intake-forget-{_model.__name__}")
+    post_delete.connect(_forget_target, sender=_model, dispatch_uid=f"intake-forget-deleted-{_model.__name__}")
+post_save.connect(_recent.clear, sender=XurrentTenant, dispatch_uid="intake-forget-tenant")
+post_delete.connect(_recent.clear, sender=XurrentTenant, dispatch_uid="intake-forget-deleted-tenant")
 
 
 def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -173,29 +254,69 @@ def filtered_headers(headers: dict[str, str]) -> dict[str, str]:
 def receive(source: str, integration: Target, delivery: RawDelivery) -> Intake:
     """Check, store and queue one delivery for ``integration`` (or a tenant's set of Xurrent
     webhooks, stored with the tenant and routed by the job); see the module docstring."""
+    try:
+        return _receive(source, integration, delivery)
+    except IntegrityError:
+        # Not a duplicate (_store answers those): the target's row is gone, deleted by
+        # another process since this one looked it up (_RecentTargets).
+        if _find_again(integration) is not None:
+            raise
+        return _unknown(integration)
+
+
+def _receive(source: str, integration: Target, delivery: RawDelivery) -> Intake:
     # Lookups use every header; the stored copy is filtered and capped.
     headers = {name.lower(): str(value) for name, value in delivery.headers.items()}
-    for_tenant = isinstance(integration, TenantWebhooks)
-    base = {"source": source, "integration": None if for_tenant else integration,
-            "tenant": integration.tenant if for_tenant else None, "headers": filtered_headers(headers),
-            "body_size": delivery.size,
-            "delivery_id": storable_text(_first_header(headers, DELIVERY_HEADERS)[:128])}
     if delivery.unreadable:
-        return _reject(base, _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"),
+        return _reject(_base(source, integration, headers, delivery),
+                       _Refused(411, delivery.unreadable, signature_ok=None, code="length_required"),
                        target=integration)
     if delivery.body is None:
         size = f"more than {MAX_BODY_BYTES}" if delivery.chunked else str(delivery.size)
-        return _reject(base, _Refused(
+        return _reject(_base(source, integration, headers, delivery), _Refused(
             413, f"The body has {size} bytes; at most {MAX_BODY_BYTES} bytes are accepted.",
             signature_ok=None, code="too_large"), target=integration)
     try:
-        checked = _check_xurrent(integration, delivery.body, headers) if source == Source.XURRENT \
-            else _check_zenduty(integration, delivery.body, headers)
-        checked = _storable(checked)
+        checked = _check(source, integration, delivery.body, headers)
     except _Refused as refused:
-        return _reject(base, refused, delivery.body, integration)
+        if refused.signature_ok is not False:
+            return _reject(_base(source, integration, headers, delivery), refused, delivery.body, integration)
+        # The copy this process keeps may predate a new key, secret or policy: a refused
+        # signature is checked once more against the stored row before it is answered.
+        fresh = _find_again(integration)
+        if fresh is None:
+            return _unknown(integration)
+        integration = fresh
+        try:
+            checked = _check(source, integration, delivery.body, headers)
+        except _Refused as refused_again:
+            return _reject(_base(source, integration, headers, delivery), refused_again, delivery.body,
+                           integration)
+    base = _base(source, integration, headers, delivery)
     base["body"] = _as_text(delivery.body)
     return _store(base, checked, integration)
+
+
+def _unknown(target: Target) -> Intake:
+    """The view's answer for an address that names nothing (stored nowhere, as there)."""
+    whose = "tenant" if isinstance(target, TenantWebhooks) else "integration"
+    logger.warning("syncengine.webhook.unknown-%s %s (deleted since it was looked up)", whose, target.public_id)
+    return Intake(404, {"status": "unknown", "reason": f"No {whose} has this address."})
+
+
+def _base(source: str, integration: Target, headers: dict, delivery: RawDelivery) -> dict:
+    """The fields every stored delivery has, accepted or rejected."""
+    for_tenant = isinstance(integration, TenantWebhooks)
+    return {"source": source, "integration": None if for_tenant else integration,
+            "tenant": integration.tenant if for_tenant else None, "headers": filtered_headers(headers),
+            "body_size": delivery.size,
+            "delivery_id": storable_text(_first_header(headers, DELIVERY_HEADERS)[:128])}
+
+
+def _check(source: str, integration: Target, body: bytes, headers: dict) -> _Checked:
+    checked = _check_xurrent(integration, body, headers) if source == Source.XURRENT \
+        else _check_zenduty(integration, body, headers)
+    return _storable(checked)
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -296,8 +417,7 @@ def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
               "status": status, "reason": reason, "received_at": now, "dedupe_key": dedupe_key,
               "replay_key": replay_key, "processed_at": now if status == EventStatus.IGNORED else None}
     try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(**fields)
+        event = _insert(fields)
     except IntegrityError:
         same = Q(dedupe_key=dedupe_key) | Q(replay_key=replay_key) if replay_key else Q(dedupe_key=dedupe_key)
         existing = InboundEvent.objects.filter(same).order_by("pk").only("pk", "status").first()
@@ -315,6 +435,18 @@ def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
     transaction.on_commit(lambda: jobs.enqueue(event_id))
     logger.info("syncengine.webhook.accepted %s %s event=%s", source, checked.event_type, event.pk)
     return Intake(200, {"status": "accepted", "event": event.pk}, event)
+
+
+def _insert(fields: dict) -> InboundEvent:
+    """Store a delivery's row. A request runs in autocommit, so the INSERT is its own
+    transaction: SQLite's write lock is held while the statement runs, not while Python
+    builds it (with several web processes, waiting for that lock was most of the intake's
+    time under load). Inside a caller's transaction a savepoint keeps a duplicate's
+    IntegrityError from spoiling it."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return InboundEvent.objects.create(**fields)
+    return InboundEvent.objects.create(**fields)
 
 
 def _reject(base: dict, refused: _Refused, body: bytes | None = None, target: Target | None = None) -> Intake:
