@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
@@ -30,7 +31,7 @@ from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
 from connections.errors import ApiError
 from integrations.services import describe_api_error
-from syncengine import advice, backfill, by_hand, jobs
+from syncengine import advice, backfill, by_hand, jobs, pairs
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
@@ -511,7 +512,10 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="written by the portal")
     def written(self, obj: LinkedPair):
-        return pre(pretty_json(obj.last_written or {}))
+        lines = pairs.describe_written(obj)
+        if not lines:
+            return "Nothing yet."
+        return format_html_join(mark_safe("<br>"), "{}: {}", lines)
 
     @admin.display(description=f"events, calls and notes (latest {TIMELINE_ROWS}, newest first)")
     def timeline(self, obj: LinkedPair):

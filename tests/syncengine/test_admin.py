@@ -275,3 +275,27 @@ def test_a_pairs_timeline_counts_routine_polling_reads_instead_of_listing_them(a
 
     assert "Not shown: 3 routine reads by the poller and the sweep" in page
     assert page.count("called <a") == 2  # the refused read and the write are listed
+
+
+@pytest.mark.django_db
+def test_a_pairs_page_says_in_words_what_the_portal_wrote_to_each_side(admin_client, integration):
+    from integrations.models import TeamPriorities
+    from syncengine.models import LinkedPair
+
+    TeamPriorities.objects.create(zenduty_account=integration.zenduty_account, team_id=integration.zenduty_team_id,
+                                  priorities=[{"id": "prio-p1", "name": "P1"}], read_at=timezone.now())
+    pair = LinkedPair.objects.create(integration=integration, tenant=integration.tenant, state="linked",
+                                     zenduty_account=integration.zenduty_account, origin="zenduty",
+                                     xurrent_request_id="70231", zenduty_incident_unique_id="abc", last_written={
+                                         "xurrent": {"status": "in_progress", "impact": "high", "reopen_noted": 1},
+                                         "zenduty": {"status": 2, "team_priority": "prio-p1"}})
+    url = reverse("admin:syncengine_linkedpair_change", args=[pair.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert ("Xurrent request: status in_progress · impact high · reopening noted (reopen count 1)<br>"
+            "Zenduty incident: status acknowledged · priority P1") in page
+    assert "&quot;xurrent&quot;" not in page and '"team_priority"' not in page  # no JSON
+
+    LinkedPair.objects.filter(pk=pair.pk).update(last_written={})
+    assert "Nothing yet." in admin_client.get(url).content.decode()
