@@ -40,6 +40,7 @@ from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, 
                                PairState, Source, StatusClass)
 from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
+from utilities.changelists import UncountedChangeList
 
 INLINE_ROWS = 10
 
@@ -372,6 +373,9 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_per_page = 50
+
+    def get_changelist(self, request, **kwargs):
+        return UncountedChangeList
     fieldsets = (
         (None, {"fields": ("integration", "state_badge", "origin", "xurrent_link", "zenduty_link", "last_error")}),
         ("Last seen and last written by the portal", {"fields": (
