@@ -112,7 +112,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["replay_events"]
     fieldsets = (
         (None, {"fields": ("source", "tenant", "integration", "pair", "event_type", "object_id", "about", "status_badge",
-                           "reason", "last_error", "what_to_do")}),
+                           "reason", "error", "what_to_do")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
         ("Delivery", {"fields": ("delivery_id", "signature_ok", "body_size", "message", "token", "headers_pretty",
@@ -136,6 +136,15 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="what to do")
     def what_to_do(self, obj: InboundEvent):
         return advice.for_event(obj)
+
+    @admin.display(description="last error")
+    def error(self, obj: InboundEvent):
+        """The last attempt's error; once a later attempt succeeded, said to be from before it."""
+        if obj.last_error and obj.status in (EventStatus.PROCESSED, EventStatus.IGNORED) and obj.processed_at:
+            return format_html('{}<br><span class="quiet">From an earlier attempt, before the success at {}: '
+                               'nothing to do.</span>', obj.last_error,
+                               timezone.localtime(obj.processed_at).strftime("%Y-%m-%d %H:%M:%S"))
+        return obj.last_error or "-"
 
     @admin.display(description="received at", ordering="received_at")
     def received(self, obj: InboundEvent):

@@ -299,3 +299,21 @@ def test_a_pairs_page_says_in_words_what_the_portal_wrote_to_each_side(admin_cli
 
     LinkedPair.objects.filter(pk=pair.pk).update(last_written={})
     assert "Nothing yet." in admin_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_events_error_from_before_its_success_is_said_to_be_past(admin_client, integration):
+    at = timezone.now()
+    failed_once = InboundEvent.objects.create(source="zenduty", integration=integration, event_type="triggered",
+                                              object_id="inc-1", status=EventStatus.PROCESSED, attempts=2,
+                                              processed_at=at, last_error="Zenduty answered 503")
+    failing = InboundEvent.objects.create(source="zenduty", integration=integration, event_type="triggered",
+                                          object_id="inc-2", status=EventStatus.RETRY_SCHEDULED, attempts=1,
+                                          last_error="Zenduty answered 503")
+
+    page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[failed_once.pk])).content.decode()
+    local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"Zenduty answered 503<br><span class=\"quiet\">From an earlier attempt, before the success at {local}" in page
+
+    page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[failing.pk])).content.decode()
+    assert "Zenduty answered 503" in page and "From an earlier attempt" not in page
