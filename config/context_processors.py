@@ -6,7 +6,7 @@ from django.contrib import admin
 def portal(request) -> dict:
     """Whether the portal talks to the sandbox instead of the real services (for the admin banner),
     and the admin's names and user links for pages Django renders outside the admin's views (the
-    403 page); the admin's own views set these themselves, and theirs win."""
+    403 and 404 pages); the admin's own views set these themselves, and theirs win."""
     user = getattr(request, "user", None)
     return {
         "portal_sandbox_url": settings.SANDBOX_API_URL and f"{settings.SANDBOX_API_URL.rstrip('/')}/sandbox/",

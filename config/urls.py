@@ -27,12 +27,15 @@ urlpatterns = [
     # Before the admin's own URLs, which would take "dashboard/" for an app label.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="sync_dashboard"),
     path("admin/", admin.site.urls),
-    path("webhooks/", include("syncengine.urls")),
+    path("webhooks/", include("syncengine.urls")),  # config.errors.WEBHOOKS_PREFIX
     # The webhook endpoints' OpenAPI schema and its two viewers (staff only: SPECTACULAR_SETTINGS).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
+
+# Unknown addresses: the admin's styled page, JSON under /webhooks/.
+handler404 = "config.errors.page_not_found"
 
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))

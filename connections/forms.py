@@ -131,7 +131,7 @@ class ZendutyAccountForm(LiveCheckedForm):
     """Zenduty: a name, the API token and (rarely changed) the base URL."""
 
     secret_fields = ("api_token",)
-    base_url = forms.URLField(assume_scheme="https", initial="https://www.zenduty.com",
+    base_url = forms.URLField(label="Base URL", assume_scheme="https", initial="https://www.zenduty.com",
                               help_text="Leave as https://www.zenduty.com unless Zenduty told you otherwise. "
                                         "Changing it asks for the API token again.")
     api_token = SecretField(label="API token",

@@ -27,6 +27,7 @@ from django.utils import timezone
 from connections import budget
 from connections.models import ZendutyAccount
 from integrations.models import OutgoingIntegration, TeamPriorities
+from utilities.schedules import schedule_aligner
 
 
 
@@ -75,9 +76,4 @@ def snapshot_of(integration: OutgoingIntegration) -> TeamPriorities | None:
 SCHEDULE_NAME = "integrations: refresh team priorities"  # created by migration 0005
 
 
-def align_schedule(**kwargs) -> None:
-    """Keep the schedule's interval equal to ``ZENDUTY_PRIORITY_REFRESH_MINUTES`` (after every ``migrate``)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.filter(name=SCHEDULE_NAME).exclude(minutes=settings.ZENDUTY_PRIORITY_REFRESH_MINUTES).update(
-        minutes=settings.ZENDUTY_PRIORITY_REFRESH_MINUTES)
+align_schedule = schedule_aligner(SCHEDULE_NAME, "ZENDUTY_PRIORITY_REFRESH_MINUTES")

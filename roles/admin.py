@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from connections.templatetags.config_changes import config_change
 from roles.models import ConfigChange
+from utilities.changelists import UncountedChangeList
 
 ACTION_NAMES = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
 
@@ -28,6 +29,9 @@ class ConfigChangeAdmin(admin.ModelAdmin):
     list_per_page = 50
     fields = ("action_time", "user", "action", "object_link", "what_changed")
     readonly_fields = fields
+
+    def get_changelist(self, request, **kwargs):
+        return UncountedChangeList
 
     def has_add_permission(self, request):
         return False

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django_q import admin as q_admin
 from django_q.models import Failure, Success
@@ -30,7 +31,7 @@ from integrations.admin import OutgoingIntegrationAdmin
 from integrations.models import OutgoingIntegration
 from connections.errors import ApiError
 from integrations.services import describe_api_error
-from syncengine import advice, backfill, by_hand, jobs
+from syncengine import advice, backfill, by_hand, jobs, pairs
 from syncengine.history import describe_event
 from syncengine.history_filters import (CallTenantFilter, DateRangeFilter, DirectionFilter, ErrorKindFilter,
                                         EventTypeFilter, HistoryListMixin, TenantFilter, titled)
@@ -39,6 +40,7 @@ from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, 
                                PairState, Source, StatusClass)
 from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
+from utilities.changelists import UncountedChangeList
 
 INLINE_ROWS = 10
 
@@ -110,7 +112,7 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     actions = ["replay_events"]
     fieldsets = (
         (None, {"fields": ("source", "tenant", "integration", "pair", "event_type", "object_id", "about", "status_badge",
-                           "reason", "last_error", "what_to_do")}),
+                           "reason", "error", "what_to_do")}),
         ("Processing", {"fields": ("attempts", "duplicates", "received_at", "claimed_at", "processed_at",
                                    "next_attempt_at")}),
         ("Delivery", {"fields": ("delivery_id", "signature_ok", "body_size", "message", "token", "headers_pretty",
@@ -134,6 +136,15 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="what to do")
     def what_to_do(self, obj: InboundEvent):
         return advice.for_event(obj)
+
+    @admin.display(description="last error")
+    def error(self, obj: InboundEvent):
+        """The last attempt's error; once a later attempt succeeded, said to be from before it."""
+        if obj.last_error and obj.status in (EventStatus.PROCESSED, EventStatus.IGNORED) and obj.processed_at:
+            return format_html('{}<br><span class="quiet">From an earlier attempt, before the success at {}: '
+                               'nothing to do.</span>', obj.last_error,
+                               timezone.localtime(obj.processed_at).strftime("%Y-%m-%d %H:%M:%S"))
+        return obj.last_error or "-"
 
     @admin.display(description="received at", ordering="received_at")
     def received(self, obj: InboundEvent):
@@ -371,6 +382,9 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     list_per_page = 50
+
+    def get_changelist(self, request, **kwargs):
+        return UncountedChangeList
     fieldsets = (
         (None, {"fields": ("integration", "state_badge", "origin", "xurrent_link", "zenduty_link", "last_error")}),
         ("Last seen and last written by the portal", {"fields": (
@@ -511,7 +525,10 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="written by the portal")
     def written(self, obj: LinkedPair):
-        return pre(pretty_json(obj.last_written or {}))
+        lines = pairs.describe_written(obj)
+        if not lines:
+            return "Nothing yet."
+        return format_html_join(mark_safe("<br>"), "{}: {}", lines)
 
     @admin.display(description=f"events, calls and notes (latest {TIMELINE_ROWS}, newest first)")
     def timeline(self, obj: LinkedPair):

@@ -33,6 +33,8 @@ def dashboard_view(request):
         "title": f"Sync dashboard: {selected}" if selected else "Sync dashboard",
         "integrations": integrations, "selected": selected, "windows": dashboard.WINDOWS.values(),
         "legend": legend, **data,
+        # One integration's dashboard links to its own history: the lists' integration filter.
+        "history_query": f"?integration__id__exact={selected.pk}" if selected else "",
         "events_chart": charts.stacked_bars(data["buckets"], legend, window.bucket_seconds),
         "lag_chart": charts.lag_lines(data["buckets"], window.bucket_seconds),
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 from django.db.models import Q
@@ -18,6 +17,7 @@ from django.utils import timezone
 from connections.errors import ERROR_KINDS
 from connections.models import XurrentTenant
 from syncengine.models import LinkedPair, Source
+from utilities.changelists import UncountedChangeList
 
 NO_TENANT = "none"
 # At most this many rows a search by a record's number lists (a record's whole history, many times over).
@@ -249,7 +249,7 @@ class CappedPaginator(Paginator):
         return AtLeast(counted) if counted > self.CAP else counted
 
 
-class HistoryChangeList(ChangeList):
+class HistoryChangeList(UncountedChangeList):
     """The list's rows without the columns it never shows (``list_deferred``): raw bodies are KBs each."""
 
     def get_queryset(self, request, exclude_parameters=None):

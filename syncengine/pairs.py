@@ -165,6 +165,40 @@ def record_written(pair: LinkedPair, side: str, **values) -> LinkedPair:
     return update(pair, last_written=written)
 
 
+def describe_written(pair: LinkedPair) -> list[tuple[str, str]]:
+    """What the portal last wrote to each side (``last_written``), in words for the pair's page:
+    ``[("Xurrent request", "status in_progress · impact high"), ...]``; a key of a later version is
+    shown as it is stored."""
+    from integrations.team_priorities import snapshot_of
+    from syncengine.mapping import ZENDUTY_STATUS_NAMES
+
+    def priority_name(unique_id) -> str:
+        named = {key: entry.get("name") for key, entry in (pair.integration.priority_mapping or {}).items()
+                 if isinstance(entry, dict)}
+        if unique_id not in named:
+            snapshot = snapshot_of(pair.integration)
+            named.update({str(p.get("id")): p.get("name") for p in (snapshot.priorities if snapshot else None) or []
+                          if isinstance(p, dict)})
+        return named.get(unique_id) or str(unique_id)
+
+    words = {
+        "xurrent": ("Xurrent request", {
+            "status": lambda v: f"status {v}", "impact": lambda v: f"impact {v}",
+            "reopen_noted": lambda v: f"reopening noted (reopen count {v})"}),
+        "zenduty": ("Zenduty incident", {
+            "status": lambda v: f"status {ZENDUTY_STATUS_NAMES.get(v, v)}",
+            "team_priority": lambda v: f"priority {priority_name(v)}"}),
+    }
+    lines = []
+    for side, values in (pair.last_written or {}).items():
+        label, say = words.get(side, (side, {}))
+        said = [say[key](value) if key in say else f"{key} {value}" for key, value in (values or {}).items()
+                if value not in (None, "")]
+        if said:
+            lines.append((label, " · ".join(said)))
+    return lines
+
+
 def mark_linked(pair: LinkedPair, **fields) -> LinkedPair:
     """The counterpart exists and is recorded."""
     return update(pair, state=PairState.LINKED, last_error="", **fields)

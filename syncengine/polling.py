@@ -274,6 +274,8 @@ class _AccountPoll:
                     pairs.working_on(pair, self.owner) as pair, common.xurrent_client(integration) as xurrent:
                 for line in work(pair, xurrent):
                     PairNote.objects.create(pair=pair, text=f"Polled Zenduty: {line}"[:2000])
+                if pair.last_error:  # a read refused before (below) is past: the pair's page says so no more
+                    pairs.update(pair, last_error="")
         except pairs.PairBusy:
             self.report.skipped_busy += 1
         except _Stop:

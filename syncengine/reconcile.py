@@ -64,7 +64,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
@@ -78,6 +77,7 @@ from syncengine.flows import common, xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, PairNote, PairState,
                                ReconcileCursor, Source)
 from syncengine.outcomes import EventError, Outcome
+from utilities.schedules import schedule_aligner
 
 logger = logging.getLogger("syncengine.reconcile")
 
@@ -117,12 +117,7 @@ class _Stop(Exception):
 
 
 # -- schedule --------------------------------------------------------------------------------------
-def align_schedule(**kwargs) -> None:
-    """Keep the schedule's interval equal to ``SYNC_RECONCILE_MINUTES`` (run after every ``migrate``)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.filter(name=SCHEDULE_NAME).exclude(minutes=settings.SYNC_RECONCILE_MINUTES).update(
-        minutes=settings.SYNC_RECONCILE_MINUTES)
+align_schedule = schedule_aligner(SCHEDULE_NAME, "SYNC_RECONCILE_MINUTES")
 
 
 # -- the sweep -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The admin's front page and the demo-mode banner."""
+"""The admin's front page, the demo-mode banner and the page for an address that does not exist."""
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -25,3 +25,31 @@ def test_a_banner_says_when_the_portal_talks_to_the_simulators(admin_client, set
 
 def test_the_favicon_request_is_answered_without_a_404(client):
     assert client.get("/favicon.ico").status_code == 204
+
+
+@pytest.mark.parametrize("url", ["/admin/no-such-page/", "/admin/syncengine/linkedpair/backfill/999999/",
+                                 "/no-such-page"])
+def test_an_address_that_does_not_exist_gets_the_admins_styled_page(admin_client, url):
+    response = admin_client.get(url)
+    page = response.content.decode()
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+    assert "There is nothing at this address" in page
+    assert "Zenduty ⇄ Xurrent integration portal" in page and 'href="/admin/"' in page  # the header, Home
+    assert "Log out" in page  # the admin's user links: still signed in
+
+
+def test_a_visitor_who_is_not_signed_in_gets_the_styled_page_without_user_links(client):
+    page = client.get("/no-such-page").content.decode()
+    assert "There is nothing at this address" in page and "Log out" not in page
+
+
+def test_a_webhook_address_that_does_not_exist_is_answered_in_json(client):
+    response = client.post("/webhooks/zenduty/not-an-integration-id/", data=b"{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response.json() == {"status": "unknown", "reason": "No webhook endpoint has this address."}
+
+
+def test_the_styled_page_says_what_a_portal_page_did_not_find(admin_client):
+    page = admin_client.get("/admin/syncengine/linkedpair/backfill/999999/").content.decode()
+    assert "There is nothing at this address" in page and "No such enabled integration." in page
+    assert "Resolver404" not in admin_client.get("/admin/no-such-page/").content.decode()

@@ -100,15 +100,21 @@ def flagged_on_permanent_error(integration: OutgoingIntegration, action: str) ->
     try:
         yield
     except errors.PermanentError as exc:
-        message = describe_api_error(exc, action)
-        OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error=message[:2000],
-                                                                     sync_error_at=timezone.now())
+        message, at = describe_api_error(exc, action)[:2000], timezone.now()
+        OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error=message, sync_error_at=at)
+        # The poller and the sweep use one object for all of an integration's pairs: a later pair's
+        # success must see this error to clear it.
+        integration.sync_error, integration.sync_error_at = message, at
         sync_error_changed.send(sender=OutgoingIntegration, integration_id=integration.pk)  # alerts
         raise
-    if integration.sync_error:
-        OutgoingIntegration.objects.filter(pk=integration.pk).update(sync_error="", sync_error_at=None)
-        integration.sync_error = ""
-        sync_error_changed.send(sender=OutgoingIntegration, integration_id=integration.pk)
+    # The object may have been read before another worker recorded an error: ask the row (one
+    # indexed read) rather than leave an error on the page after a later success.
+    if integration.sync_error or OutgoingIntegration.objects.filter(pk=integration.pk).exclude(sync_error="").exists():
+        cleared = OutgoingIntegration.objects.filter(pk=integration.pk).exclude(sync_error="").update(
+            sync_error="", sync_error_at=None)
+        integration.sync_error, integration.sync_error_at = "", None
+        if cleared:  # another worker's success may have cleared it first: one "cleared" alert
+            sync_error_changed.send(sender=OutgoingIntegration, integration_id=integration.pk)
 
 
 def reverse_mapping(integration: OutgoingIntegration) -> dict:

@@ -46,3 +46,21 @@ def test_the_tenant_form_speaks_xurrent_words(admin_client, db):
     found = labels(page)
     for label in ("Account ID", "Client ID", "Client Secret", "Region", "Environment"):
         assert label in found, (label, found)
+
+
+def test_the_zenduty_account_form_spells_url_and_api_as_zenduty_does(admin_client, db):
+    found = labels(admin_client.get("/admin/connections/zendutyaccount/add/").content.decode())
+    assert "Base URL" in found and "API token" in found, found
+
+
+def test_no_form_label_lowercases_an_abbreviation(admin_client, db):
+    """A form field without a label gets Django's from its name: "Base url", "Api token"."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    for model in admin.site._registry:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
+        response = admin_client.get(url)
+        if response.status_code == 200:
+            for label in labels(response.content.decode()):
+                assert not re.search(r"\b(Url|url|Api|api|Id|Oauth|Jwt|Uuid)\b", label), (url, label)

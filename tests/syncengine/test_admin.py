@@ -275,3 +275,45 @@ def test_a_pairs_timeline_counts_routine_polling_reads_instead_of_listing_them(a
 
     assert "Not shown: 3 routine reads by the poller and the sweep" in page
     assert page.count("called <a") == 2  # the refused read and the write are listed
+
+
+@pytest.mark.django_db
+def test_a_pairs_page_says_in_words_what_the_portal_wrote_to_each_side(admin_client, integration):
+    from integrations.models import TeamPriorities
+    from syncengine.models import LinkedPair
+
+    TeamPriorities.objects.create(zenduty_account=integration.zenduty_account, team_id=integration.zenduty_team_id,
+                                  priorities=[{"id": "prio-p1", "name": "P1"}], read_at=timezone.now())
+    pair = LinkedPair.objects.create(integration=integration, tenant=integration.tenant, state="linked",
+                                     zenduty_account=integration.zenduty_account, origin="zenduty",
+                                     xurrent_request_id="70231", zenduty_incident_unique_id="abc", last_written={
+                                         "xurrent": {"status": "in_progress", "impact": "high", "reopen_noted": 1},
+                                         "zenduty": {"status": 2, "team_priority": "prio-p1"}})
+    url = reverse("admin:syncengine_linkedpair_change", args=[pair.pk])
+
+    page = admin_client.get(url).content.decode()
+
+    assert ("Xurrent request: status in_progress · impact high · reopening noted (reopen count 1)<br>"
+            "Zenduty incident: status acknowledged · priority P1") in page
+    assert "&quot;xurrent&quot;" not in page and '"team_priority"' not in page  # no JSON
+
+    LinkedPair.objects.filter(pk=pair.pk).update(last_written={})
+    assert "Nothing yet." in admin_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_events_error_from_before_its_success_is_said_to_be_past(admin_client, integration):
+    at = timezone.now()
+    failed_once = InboundEvent.objects.create(source="zenduty", integration=integration, event_type="triggered",
+                                              object_id="inc-1", status=EventStatus.PROCESSED, attempts=2,
+                                              processed_at=at, last_error="Zenduty answered 503")
+    failing = InboundEvent.objects.create(source="zenduty", integration=integration, event_type="triggered",
+                                          object_id="inc-2", status=EventStatus.RETRY_SCHEDULED, attempts=1,
+                                          last_error="Zenduty answered 503")
+
+    page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[failed_once.pk])).content.decode()
+    local = timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"Zenduty answered 503<br><span class=\"quiet\">From an earlier attempt, before the success at {local}" in page
+
+    page = admin_client.get(reverse("admin:syncengine_inboundevent_change", args=[failing.pk])).content.decode()
+    assert "Zenduty answered 503" in page and "From an earlier attempt" not in page

@@ -1,6 +1,8 @@
 """The sync dashboard: its numbers against seeded history rows, its query count, who may open it."""
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
@@ -192,6 +194,23 @@ class TestPage:
         html = client.get(reverse("sync_dashboard")).content.decode()
         assert "<title>2026-11-30 11:00: 3 processed</title>" in html
         assert "<title>2026-11-30 12:00: 1 failed</title>" in html
+
+    def test_one_integrations_dashboard_opens_its_own_history(self, client, auditor, seeded, integration):
+        client.force_login(auditor)
+        history = re.compile(r'href="(/admin/syncengine/(?:inboundevent|outboundcall|linkedpair)/[^"]*)"')
+        assert history.findall(client.get(reverse("sync_dashboard")).content.decode()) == [
+            "/admin/syncengine/inboundevent/", "/admin/syncengine/outboundcall/", "/admin/syncengine/linkedpair/"]
+
+        page = client.get(reverse("sync_dashboard") + f"?integration={integration.pk}").content.decode()
+        links = [html.unescape(link) for link in history.findall(page)]
+        assert links == [f"/admin/syncengine/{model}/?integration__id__exact={integration.pk}"
+                         for model in ("inboundevent", "outboundcall", "linkedpair")]
+        events = client.get(links[0]).context["cl"]
+        assert {e.integration_id for e in events.result_list} == {integration.pk}
+        assert events.result_count == InboundEvent.objects.filter(integration=integration).count()
+        assert InboundEvent.objects.exclude(integration=integration).exists()  # the others are left out
+        calls = client.get(links[1]).context["cl"]
+        assert calls.result_count and {c.integration_id for c in calls.result_list} == {integration.pk}
 
     def test_it_needs_the_history_view_permissions(self, client, db):
         staff = User.objects.create_user("staff", "s@example.com", "pw", is_staff=True)

@@ -252,3 +252,21 @@ def test_a_long_list_is_counted_only_up_to_a_cap(admin_client, history, monkeypa
 def test_a_number_too_large_for_an_incident_searches_request_ids_only(admin_client, history):
     assert listed(admin_client, EVENTS, q="123456789012345678") == set()
     assert listed(admin_client, CALLS, q="#123456789012345678") == set()
+
+
+@pytest.mark.parametrize("changelist", ["admin:syncengine_inboundevent_changelist",
+                                        "admin:syncengine_outboundcall_changelist",
+                                        "admin:syncengine_linkedpair_changelist",
+                                        "admin:roles_configchange_changelist"])
+def test_show_all_is_offered_only_when_a_filter_or_a_search_narrows_the_list(admin_client, changelist):
+    """The long lists are not counted whole; Django then said "N results (Show all)" on every list,
+    even one nothing narrowed, where "Show all" led to the same page."""
+    url = reverse(changelist)
+    assert "Show all" not in admin_client.get(url).content.decode()
+    assert "Show all" not in admin_client.get(url, {"o": "1", "p": "1"}).content.decode()  # ordered, paged
+
+    searched = admin_client.get(url, {"q": "no-such-thing"}).content.decode()
+    assert '0 results (<a href="?">Show all</a>)' in searched
+    filtered = admin_client.get(url, {"integration__id__exact": "999"} if "roles" not in changelist
+                                else {"action_flag__exact": "1"}).content.decode()
+    assert 'results (<a href="?">Show all</a>)' in filtered

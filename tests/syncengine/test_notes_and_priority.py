@@ -190,6 +190,18 @@ def test_a_zenduty_note_is_polled_to_an_internal_request_note_once_and_never_com
     assert len(demo.notes(request)) == count and SyncedNote.objects.count() == 1  # nothing added
 
 
+def test_a_poll_that_goes_well_clears_the_error_a_refused_poll_left_on_the_pair(demo, admin_client):
+    incident, request, pair = linked_incident(demo)
+    refused = "Zenduty answered 404 (not found)"  # what polling.py records when a read is refused
+    LinkedPair.objects.filter(pk=pair.pk).update(last_error=refused)
+
+    poll()
+
+    assert LinkedPair.objects.get(pk=pair.pk).last_error == ""
+    page = admin_client.get(f"/admin/syncengine/linkedpair/{pair.pk}/change/").content.decode()
+    assert refused not in page
+
+
 def test_zenduty_notes_are_public_in_xurrent_when_the_integration_says_so(demo):
     integration_settings(demo, public_zenduty_notes=True)
     incident, request, pair = linked_incident(demo)

@@ -327,6 +327,37 @@ def test_a_permanent_422_fails_with_xurrents_message_flags_the_integration_and_c
     assert OutgoingIntegration.objects.get().sync_error == ""
 
 
+def fail_permanently(integration):
+    from connections import errors
+    from syncengine.flows.common import flagged_on_permanent_error
+
+    with pytest.raises(errors.PermanentError):
+        with flagged_on_permanent_error(integration, "create the request"):
+            raise errors.PermissionDeniedError("Xurrent answered 403 Forbidden", status=403)
+
+
+def succeed(integration):
+    from syncengine.flows.common import flagged_on_permanent_error
+
+    with flagged_on_permanent_error(integration, "create the request"):
+        pass
+
+
+@pytest.mark.parametrize("who_failed", ["this object", "another worker"])
+def test_a_later_success_clears_the_sync_error_from_the_integration_page(admin_client, integration, who_failed):
+    """The poller and the sweep use one integration object for all its pairs, and a worker's object
+    may be read before another worker's failure: either way the success after it clears the error."""
+    page = f"/admin/integrations/outgoingintegration/{integration.pk}/change/"
+    fail_permanently(integration if who_failed == "this object" else OutgoingIntegration.objects.get())
+    assert "Could not create the request" in admin_client.get(page).content.decode()
+
+    succeed(integration)
+
+    assert OutgoingIntegration.objects.filter(sync_error="", sync_error_at=None).count() == 1
+    html = admin_client.get(page).content.decode()
+    assert "No sync error." in html and "Could not create the request" not in html
+
+
 # -- request → incident ----------------------------------------------------------------------------
 def test_a_request_becomes_one_incident_with_the_marker_and_the_reverse_mapping(demo):
     request = demo.raise_request(impact="low")  # P4 and P5 map to low: the highest-ranked, P4, is used

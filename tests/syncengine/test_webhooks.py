@@ -297,6 +297,16 @@ class TestXurrentWebhooks:
         assert client.get(xurrent_url(integration)).status_code == 405
         assert not InboundEvent.objects.exists()
 
+    def test_a_browser_opening_a_webhook_address_reads_what_it_is_for(self, integration, client):
+        for url, sender in ((xurrent_url(integration), "Xurrent"), (zenduty_url(integration), "Zenduty"),
+                            (reverse("syncengine:xurrent-tenant-webhook", args=[uuid.uuid4()]), "Xurrent")):
+            response = client.get(url, HTTP_ACCEPT="text/html,application/xhtml+xml")
+            assert response.status_code == 405 and response["Content-Type"] == "application/json"
+            assert response["Allow"] == "POST, OPTIONS"
+            assert response.json()["reason"].startswith(f"This address receives {sender}'s webhook deliveries: "
+                                                        f"POST requests that {sender} signs.")
+        assert not InboundEvent.objects.exists()
+
     def test_it_needs_no_csrf_token(self, integration, sign_xurrent, outbound):
         from django.test import Client
 

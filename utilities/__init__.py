@@ -1,0 +1,1 @@
+"""Shared code of the apps that has no models and imports none of them (the ground floor)."""
