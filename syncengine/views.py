@@ -11,6 +11,7 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -72,12 +73,35 @@ def _read_to_end(stream, headers: dict) -> intake.RawDelivery:
     return intake.RawDelivery(headers=headers, body=b"".join(parts), size=size, chunked=True)
 
 
+class AnswerInJson(BaseContentNegotiation):
+    """The answer is JSON whatever the request's Accept header says. DRF's default refused a
+    delivery whose Accept did not name JSON (406, before the view ran), so a signed delivery
+    was lost for a header that says nothing about it."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class WebhookView(APIView):
     """Receive one delivery for the integration named in the URL."""
 
     authentication_classes = ()
     permission_classes = ()
+    content_negotiation_class = AnswerInJson
     source: str = ""
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        """Someone who opens a webhook address in a browser reads what it is for, not DRF's
+        bare "Method not allowed" (OPTIONS stays DRF's own answer)."""
+        sender = Source(self.source).label
+        return Response({"status": "method_not_allowed",
+                         "reason": f"This address receives {sender}'s webhook deliveries: POST requests that "
+                                   f"{sender} signs. Opened in a browser ({request.method}) it has nothing to "
+                                   f"show; the portal's pages are under /admin/."},
+                        status=405, headers={"Allow": "POST, OPTIONS"})
 
     @schema.zenduty_delivery
     def post(self, request, public_id):

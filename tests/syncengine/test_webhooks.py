@@ -307,6 +307,19 @@ class TestXurrentWebhooks:
                                                         f"POST requests that {sender} signs.")
         assert not InboundEvent.objects.exists()
 
+    @pytest.mark.parametrize("accept", ["text/html", "application/xml", "image/png;q=1, */*;q=0"])
+    def test_a_delivery_is_stored_whatever_its_accept_header_says(self, accept, integration, post_xurrent,
+                                                                  sign_xurrent, post_zenduty):
+        """DRF refused these with 406 before the view ran: a signed delivery lost for a header."""
+        xurrent = post_xurrent(integration, sign_xurrent("request.update"), HTTP_ACCEPT=accept)
+        zenduty = post_zenduty(integration, fixture_bytes("zenduty/triggered.json"), HTTP_ACCEPT=accept)
+
+        for response in (xurrent, zenduty):
+            assert response.status_code == 200, response.content
+            assert response["Content-Type"] == "application/json"
+            assert response.json()["status"] == "accepted"
+        assert InboundEvent.objects.filter(status__in=[EventStatus.PROCESSED, EventStatus.RECEIVED]).count() == 2
+
     def test_it_needs_no_csrf_token(self, integration, sign_xurrent, outbound):
         from django.test import Client
 
