@@ -88,13 +88,14 @@ extra_claims = st.dictionaries(texts.filter(lambda name: name not in {"iss", "au
 # What else arrives with a delivery: any header a proxy, a load balancer or an attacker adds, with any
 # value HTTP can carry (WSGI passes header values as latin-1 text), and any declared content type.
 # The headers the intake reads are among the names, with odd values: a forged signature, a delivery id
-# or origin naming someone else's delivery, credentials that must never be stored.
-HEADERS_READ = ("X-Signature", "X-SIGNATURE", "x-xurrent-delivery", "x-xurrent-delivery-origin", "x-4me-delivery",
+# or origin naming someone else's delivery, credentials that must never be stored, and what the framework
+# reads before the view (Accept: DRF once answered 406 to a delivery that did not ask for JSON).
+HEADERS_READ = ("Accept", "X-Signature", "X-SIGNATURE", "x-xurrent-delivery", "x-xurrent-delivery-origin", "x-4me-delivery",
                 "x-4me-delivery-origin", "Authorization", "Cookie", "X-Api-Token", "X-Auth-Secret",
                 "Transfer-Encoding", "Content-Encoding", "X-Forwarded-Proto", "User-Agent")
 # Every header the intake reads, each with a plausible value: an explicit example of the property tests
 # (derandomized runs of 25 examples seldom draw many of them at once).
-EVERY_HEADER_READ = {"X-Signature": "bm90IGl0", "x-xurrent-delivery": "d-1", "x-xurrent-delivery-origin": "first",
+EVERY_HEADER_READ = {"Accept": "text/html", "X-Signature": "bm90IGl0", "x-xurrent-delivery": "d-1", "x-xurrent-delivery-origin": "first",
                      "x-4me-delivery": "d-2", "x-4me-delivery-origin": "first", "Authorization": "Bearer abc",
                      "Cookie": "sessionid=abc", "X-Api-Token": "abc", "X-Auth-Secret": "abc",
                      "Transfer-Encoding": "chunked", "Content-Encoding": "gzip", "X-Forwarded-Proto": "https",
@@ -106,7 +107,8 @@ header_names = st.one_of(st.sampled_from(HEADERS_READ),
 header_characters = st.one_of(st.sampled_from(["\t", " ", "é", "\xff", "=", ";", ",", '"']),
                               st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"))
 header_values = st.one_of(st.lists(header_characters, max_size=40).map("".join),
-                          st.sampled_from(["", "chunked", "gzip", "bm90IGl0", "https", "1" * 2000]))
+                          st.sampled_from(["", "chunked", "gzip", "bm90IGl0", "https", "1" * 2000, "text/html",
+                                           "application/xml;q=0.9, */*;q=0"]))
 # The headers the intake reads are drawn often (several per example), other names beside them.
 header_sets = st.builds(lambda known, other: {**other, **known},
                         st.fixed_dictionaries({}, optional={name: header_values for name in HEADERS_READ}),
