@@ -44,6 +44,14 @@ RS256 JWTs, Zenduty's HMAC), each used once.
   redirect or a 502 breaks the bench) and stored once, over both setups.
 * **Memory:** the peak resident size of gunicorn's processes, and of nginx's
   (VmHWM, master and workers summed).
+
+Reading the two setups: behind nginx the trivial view pays for TLS at both
+ends and a new connection to gunicorn per request, on the same 2 cores, so
+it answers a quarter to a half fewer requests than gunicorn alone, while the
+intake's own rate barely moves; the same intake therefore shows a higher
+ratio behind nginx. Both are held to the target: the ratio straight to
+gunicorn is the intake's own cost, the one behind nginx what production
+sees. Numbers measured, with the machine: docs/status.md, "Measured".
 """
 from __future__ import annotations
 
