@@ -135,8 +135,15 @@ def templated_portal_conf(*, http_port: int, https_port: int, socket_path: Path,
     return text
 
 
-def nginx_main_conf(directory: Path) -> str:
-    """What Debian's /etc/nginx/nginx.conf provides, kept inside ``directory``: pid, logs, temp files."""
+def nginx_main_conf(directory: Path, *, debian_defaults: bool = False) -> str:
+    """What Debian's /etc/nginx/nginx.conf provides, kept inside ``directory``: pid, logs, temp files.
+
+    ``debian_defaults``: also its worker count (one per core), connection limit
+    and access log, for bench/intake.py, which times nginx as installed; the
+    tests here need one worker and no log.
+    """
+    workers, connections = ("auto", 768) if debian_defaults else ("1", 256)
+    access_log = directory / "access.log" if debian_defaults else "off"
     # As root, nginx's workers would run as "nobody", who cannot enter the
     # private temporary directory; unprivileged, the directive is not needed.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
@@ -144,12 +151,12 @@ def nginx_main_conf(directory: Path) -> str:
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""{user}
 daemon off;
-worker_processes 1;
+worker_processes {workers};
 pid {directory / 'nginx.pid'};
 error_log {directory / 'nginx-error.log'} warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections {connections}; }}
 http {{
-    access_log off;
+    access_log {access_log};
 {temp}
     include {directory / 'portal.conf'};
 }}
