@@ -13,6 +13,9 @@
   → incident resolved. Reopened after the incident was resolved: Zenduty
   cannot reopen it, so a note on the incident and an internal note on the
   request say so; the pair stays linked.
+* ``request.note-added``: the note is read and copied to the incident once
+  (``flows.notes``); a note whose webhook was lost is copied by the note
+  sweep through :func:`sync_notes`, by the same rules.
 * Changes made by the portal's own person are its own writes coming back: echoes.
 
 Reference: https://developer.xurrent.com/v1/webhooks/,
