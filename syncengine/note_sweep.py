@@ -235,8 +235,6 @@ class _TenantSweep:
             pairs.update(pair, xurrent_notes_read_at=timezone.now(), last_error=str(exc)[:2000])
             _note(pair, f"Note sweep could not read or copy the request's notes: {exc}", once=True)
             return
-        for line in copied:
-            _note(pair, f"Note sweep: {line}")
         self.report.notes_copied += len(copied)
         self.report.pairs_read += 1
         if not left:  # a note left to its webhook: the pair stays first in line for the next run

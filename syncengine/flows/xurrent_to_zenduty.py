@@ -34,8 +34,8 @@ from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
 from syncengine.flows import common, notes
-from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, NoteState, PairState, Source,
-                               SyncedNote)
+from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, NoteState, PairNote, PairState,
+                               Source, SyncedNote)
 from syncengine.outcomes import EventError, Outcome
 
 logger = logging.getLogger("syncengine.flows.xurrent_to_zenduty")
@@ -155,16 +155,17 @@ def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, o
     of it was received (one waiting is left to its job; one processed or
     ignored has decided; only a failed one is repaired).
 
-    Returns (one sentence per note copied, how many notes were left to a
-    webhook that may still come).
+    Each copy leaves a "Note sweep: …" :class:`~syncengine.models.PairNote`
+    in the pair's timeline. Returns (one sentence per note copied, how many
+    notes were left to a webhook that may still come).
 
     :raises PairBusy: when an event of the pair holds its lease.
     """
     copied: list[str] = []
     left = 0
-    with common.flagged_on_permanent_error(integration, f"copy the notes of Xurrent request "
-                                                        f"#{pair.xurrent_request_id} to Zenduty"), \
-            pairs.working_on(pair, owner) as pair:
+    # Only a copy is flagged on the integration (and clears its error): a read every few minutes
+    # would otherwise wipe the error of a failed webhook before anyone saw it.
+    with pairs.working_on(pair, owner) as pair:
         candidates = _notes_not_copied(pair, xurrent.list_request_notes(pair.xurrent_request_id))
         if not candidates:
             return copied, left
@@ -187,10 +188,13 @@ def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, o
                     continue
                 if zenduty is None:
                     zenduty = common.zenduty_client(integration)
-                reason = notes.copy_xurrent_note(pair, note, zenduty)
+                with common.flagged_on_permanent_error(integration, f"copy Xurrent note #{note_id} to Zenduty"):
+                    reason = notes.copy_xurrent_note(pair, note, zenduty)
                 who = person.get("name") or "someone"
                 copied.append(f"Xurrent note #{note_id} by {who} reached the portal by no request.note-added "
                               f"webhook. {reason}")
+                # At once: a later note's failure must not lose this copy's line in the timeline.
+                PairNote.objects.create(pair=pair, text=f"Note sweep: {copied[-1]}"[:2000])
         finally:
             if zenduty is not None:
                 zenduty.close()

@@ -293,3 +293,19 @@ def test_the_schedule_follows_the_setting(settings):
     settings.SYNC_NOTE_SWEEP_MINUTES = 15
     note_sweep.align_schedule()
     assert Schedule.objects.get(pk=schedule.pk).minutes == 15
+
+
+def test_reading_notes_leaves_the_integrations_sync_error_to_what_set_it(demo):
+    """Only a copy is a success of the sync: a read every few minutes must not wipe an error no one saw yet."""
+    from integrations.models import OutgoingIntegration
+
+    request, incident, pair = linked_request(demo)
+    integration_settings(demo, sync_error="Zenduty refused the incident (403).", sync_error_at=timezone.now())
+
+    assert sweep().reads == 1
+    assert OutgoingIntegration.objects.get().sync_error == "Zenduty refused the incident (403)."
+
+    xurrent_note(demo, request, "Lost")
+    drop_pending("xurrent")
+    assert sweep().notes_copied == 1
+    assert OutgoingIntegration.objects.get().sync_error == ""  # a copy went through: the sync works again
