@@ -64,6 +64,7 @@ from integrations.models import OutgoingIntegration
 from syncengine import pairs, polling
 from syncengine.flows import common, xurrent_to_zenduty
 from syncengine.models import LinkedPair, PairNote, PairState
+from utilities.schedules import schedule_aligner
 
 logger = logging.getLogger("syncengine.note_sweep")
 
@@ -99,12 +100,7 @@ class _Stop(Exception):
     """Stop this tenant's run (its share of the budget is used, Xurrent said to back off, or time is up)."""
 
 
-def align_schedule(**kwargs) -> None:
-    """Keep the schedule's interval equal to ``SYNC_NOTE_SWEEP_MINUTES`` (run after every ``migrate``)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.filter(name=SCHEDULE_NAME).exclude(minutes=settings.SYNC_NOTE_SWEEP_MINUTES).update(
-        minutes=settings.SYNC_NOTE_SWEEP_MINUTES)
+align_schedule = schedule_aligner(SCHEDULE_NAME, "SYNC_NOTE_SWEEP_MINUTES")
 
 
 def backing_off_until(tenant_id: int) -> float:
@@ -231,8 +227,9 @@ class _TenantSweep:
         except errors.RetryableError as exc:  # a 5xx or a timeout: the pair stays first in line
             raise _Stop(f"{exc.service or 'an API'} did not answer ({exc}); the next run continues") from exc
         except errors.PermanentError as exc:  # e.g. the request was deleted: the others go on
+            # In the timeline, not in the pair's last_error: that one is the Zenduty poller's to set and clear.
             logger.warning("syncengine.note_sweep.pair-refused pair=%s: %s", pair.pk, exc)
-            pairs.update(pair, xurrent_notes_read_at=timezone.now(), last_error=str(exc)[:2000])
+            pairs.update(pair, xurrent_notes_read_at=timezone.now())
             _note(pair, f"Note sweep could not read or copy the request's notes: {exc}", once=True)
             return
         self.report.notes_copied += len(copied)

@@ -3,7 +3,7 @@ schedule, every ``SYNC_NOTE_SWEEP_MINUTES``.
 
 The schedule is created once under a fixed name (django-q2 schedule names are
 unique); a later change of the setting is applied by
-``syncengine.note_sweep.align_schedule`` after every ``migrate``.
+``syncengine.note_sweep.align_schedule`` (``utilities.schedules``) after every ``migrate``.
 """
 from django.conf import settings
 from django.db import migrations, models
