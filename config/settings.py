@@ -320,6 +320,12 @@ SYNC_POLL_READS_PER_MINUTE = env.int("SYNC_POLL_READS_PER_MINUTE", default=24)
 SYNC_POLL_ACTIVE_MINUTES = env.int("SYNC_POLL_ACTIVE_MINUTES", default=30)
 if SYNC_RECONCILE_MINUTES < 1:
     raise ImproperlyConfigured(f"SYNC_RECONCILE_MINUTES ({SYNC_RECONCILE_MINUTES}) must be at least 1.")
+# The Xurrent note sweep (syncengine.note_sweep): every SYNC_NOTE_SWEEP_MINUTES, the notes of at most
+# SYNC_NOTE_SWEEP_READS_PER_RUN open pairs per tenant (of its ~3,600 calls an hour); lost note-added webhooks.
+SYNC_NOTE_SWEEP_MINUTES = env.int("SYNC_NOTE_SWEEP_MINUTES", default=5)
+SYNC_NOTE_SWEEP_READS_PER_RUN = env.int("SYNC_NOTE_SWEEP_READS_PER_RUN", default=60)
+if SYNC_NOTE_SWEEP_MINUTES < 1:
+    raise ImproperlyConfigured(f"SYNC_NOTE_SWEEP_MINUTES ({SYNC_NOTE_SWEEP_MINUTES}) must be at least 1.")
 
 # Alerts (alerts.services): how often every condition is evaluated (connections re-checked live,
 # each tenant's Xurrent webhooks listed: one call per tenant, a few per connection check).

@@ -276,12 +276,15 @@ class LinkedPair(models.Model):
     # last worked on the pair (an event, a synced note, a changed priority or impact): recent pairs first.
     polled_at = models.DateTimeField("notes last polled", null=True, blank=True)
     active_at = models.DateTimeField("last activity", null=True, blank=True)
+    # The Xurrent note sweep (syncengine.note_sweep): when it last read the request's notes.
+    xurrent_notes_read_at = models.DateTimeField("Xurrent notes last read", null=True, blank=True)
 
     class Meta:
         verbose_name = "linked pair"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration", "state", "last_checked_at"], name="pair_sweep_order"),
                    models.Index(fields=["state", "polled_at"], name="pair_poll_order"),
+                   models.Index(fields=["state", "xurrent_notes_read_at"], name="pair_note_sweep_order"),
                    # History and pair search by incident number or request ID, across tenants.
                    models.Index(fields=["zenduty_incident_number"], name="pair_incident_number"),
                    models.Index(fields=["xurrent_request_id"], name="pair_request_id")]

@@ -48,6 +48,9 @@ records are never back-filled). The claim decides between the sweep and a
 late webhook (one incident); a request created in the last minute, or whose
 ``request.create`` is still waiting to be processed, is left to that webhook.
 
+A request's notes are not compared here (that is a read per pair): the note sweep
+(``syncengine.note_sweep``) reads them, within a share of Xurrent's budget of its own.
+
 A retryable error (429, 5xx, timeout) stops the sweep for that API account
 (the Zenduty account or the Xurrent tenant) and logs it; the next sweep
 continues where this one stopped (pairs least recently checked first; the

@@ -40,6 +40,13 @@ def poll_zenduty() -> dict:
     return polling.run().as_dict()
 
 
+def sweep_xurrent_notes() -> dict:
+    """Copy Xurrent notes whose request.note-added webhook was lost (a budgeted read of open pairs' notes)."""
+    from syncengine import note_sweep
+
+    return note_sweep.run().as_dict()
+
+
 def roll_up_activity() -> int:
     """Recompute the dashboard's hourly roll-up of the last days (every 10 minutes)."""
     from syncengine import dashboard

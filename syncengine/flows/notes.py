@@ -3,7 +3,8 @@
 * Xurrent → Zenduty: ``request.note-added`` (``xurrent_to_zenduty``) names the
   note; it is read and added to the incident (``POST
   /api/incidents/<n>/note/``). Internal notes only when the integration's
-  ``sync_internal_xurrent_notes`` says so.
+  ``sync_internal_xurrent_notes`` says so. A note whose webhook was lost
+  is copied the same way by the note sweep (``syncengine.note_sweep``).
 * Zenduty → Xurrent: Zenduty sends no webhook for a note, so the poller
   (``syncengine.polling``) reads the incident's notes and hands the new ones
   here; each becomes a note on the request (``POST /requests/:id/notes``,

@@ -13,6 +13,9 @@
   → incident resolved. Reopened after the incident was resolved: Zenduty
   cannot reopen it, so a note on the incident and an internal note on the
   request say so; the pair stays linked.
+* ``request.note-added``: the note is read and copied to the incident once
+  (``flows.notes``); a note whose webhook was lost is copied by the note
+  sweep through :func:`sync_notes`, by the same rules.
 * Changes made by the portal's own person are its own writes coming back: echoes.
 
 Reference: https://developer.xurrent.com/v1/webhooks/,
@@ -21,8 +24,9 @@ https://apidocs.zenduty.com (incidents).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
@@ -30,13 +34,19 @@ from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
 from syncengine.flows import common, notes
-from syncengine.models import EventStatus, InboundEvent, LinkedPair, NoteState, PairState, Source
+from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, NoteState, PairNote, PairState,
+                               Source, SyncedNote)
 from syncengine.outcomes import EventError, Outcome
 
 logger = logging.getLogger("syncengine.flows.xurrent_to_zenduty")
 
 CREATE = "request.create"
 NOTE_ADDED = "request.note-added"
+# A note younger than this is left to its request.note-added, which may still be on its way (note sweep).
+NOTE_GRACE = timedelta(minutes=1)
+# Xurrent's times have whole seconds (and its clock is not the portal's): a note this much older than
+# its pair still counts as written since the pair exists.
+NOTE_CLOCK_SLACK = timedelta(seconds=2)
 
 
 def handle(event: InboundEvent, integration: OutgoingIntegration, request: dict | None = None) -> Outcome:
@@ -85,7 +95,8 @@ def _on_note_added(event, integration, message: dict, data: dict, request_id: st
     if row is not None and row.state != NoteState.SENDING:
         where = f"Zenduty note {row.zenduty_note_id}" if row.zenduty_note_id else "in its summary"
         return common.ignored(event, f"Xurrent note #{note_id} is already on incident #{pair.zenduty_incident_number} "
-                                     f"({where}); a repeated delivery or replay.", pair)
+                                     f"({where}); a repeated delivery or replay, or the note sweep copied it "
+                                     f"first.", pair)
     if _by_portal(integration, message):
         return common.ignored(event, f"Echo of the portal's own note #{note_id} on request #{request_id} (written "
                                      f"by {message.get('person_name') or 'the portal'}): not copied back.", pair)
@@ -104,16 +115,123 @@ def _on_note_added(event, integration, message: dict, data: dict, request_id: st
         if note is None:
             return common.ignored(event, f"Note #{note_id} is no longer on request #{request_id}; nothing to copy.",
                                   pair)
-        if notes.is_copy(note.get("text")):
-            return common.ignored(event, f"Note #{note_id} is a copy the portal wrote (it starts with the portal's "
-                                         f"marker): not copied back.", pair)
-        if note.get("internal") and not integration.sync_internal_xurrent_notes:
-            return common.ignored(event, f"Note #{note_id} is internal; this integration copies internal Xurrent "
-                                         f"notes only when 'Copy internal Xurrent notes' is on.", pair)
+        why = _why_not_copy(integration, note)
+        if why:
+            return common.ignored(event, why, pair)
         with common.zenduty_client(integration) as zenduty:
             reason = notes.copy_xurrent_note(pair, note, zenduty)
         pairs.update(pair, active_at=timezone.now())
         return common.processed(event, reason, pair)
+
+
+def _why_not_copy(integration, note: dict) -> str:
+    """Why a request's note, as read from Xurrent, is not copied to the incident ('' when it is).
+
+    The rules of the note itself, shared by ``request.note-added`` and the note sweep (:func:`sync_notes`).
+    """
+    note_id = note.get("id")
+    if notes.is_copy(note.get("text")):
+        return f"Note #{note_id} is a copy the portal wrote (it starts with the portal's marker): not copied back."
+    if note.get("internal") and not integration.sync_internal_xurrent_notes:
+        return f"Note #{note_id} is internal; this integration copies internal Xurrent notes only when 'Copy " \
+               f"internal Xurrent notes' is on."
+    return ""
+
+
+def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, owner: str,
+               now: datetime) -> tuple[list[str], int]:
+    """Copy the request's notes that no ``request.note-added`` brought to the incident (the note sweep).
+
+    Under the pair's lease: one ``GET /requests/:id/notes`` (per 100 notes,
+    https://developer.xurrent.com/v1/requests/notes/), then each note goes
+    through :func:`notes.copy_xurrent_note`, the webhook's own path (the
+    :class:`~syncengine.models.SyncedNote` claim: a webhook arriving later, or
+    at the same time, finds the copy and adds none), when all of these hold:
+    it is no copy yet (nor one the portal wrote), it was written since the
+    pair exists (the webhook never copies older ones either) and more than
+    ``NOTE_GRACE`` before ``now`` (its webhook may be on its way), not by the
+    person the portal acts as, not with the portal's marker, internal only
+    when the integration copies internal notes, and no ``request.note-added``
+    of it was received (one waiting is left to its job; one processed or
+    ignored has decided; only a failed one is repaired).
+
+    Each copy leaves a "Note sweep: …" :class:`~syncengine.models.PairNote`
+    in the pair's timeline. Returns (one sentence per note copied, how many
+    notes were left to a webhook that may still come).
+
+    :raises PairBusy: when an event of the pair holds its lease.
+    """
+    copied: list[str] = []
+    left = 0
+    # Only a copy is flagged on the integration (and clears its error): a read every few minutes
+    # would otherwise wipe the error of a failed webhook before anyone saw it.
+    with pairs.working_on(pair, owner) as pair:
+        candidates = _notes_not_copied(pair, xurrent.list_request_notes(pair.xurrent_request_id))
+        if not candidates:
+            return copied, left
+        own = common.portal_person_id(integration, xurrent)
+        waiting, decided = _note_events(pair)
+        zenduty = None
+        try:
+            for note in candidates:
+                note_id = str(note.get("id"))
+                created = mapping.parse_time(note.get("created_at"))
+                person = note.get("person") if isinstance(note.get("person"), dict) else {}
+                if created is None or created < pair.created_at - NOTE_CLOCK_SLACK:
+                    continue  # before the pair: the webhook would not have copied it either
+                if own and str(person.get("id") or "") == own:
+                    continue  # the portal's own note (e.g. "reopened")
+                if _why_not_copy(integration, note) or note_id in decided:
+                    continue
+                if created > now - NOTE_GRACE or note_id in waiting:
+                    left += 1
+                    continue
+                if zenduty is None:
+                    zenduty = common.zenduty_client(integration)
+                with common.flagged_on_permanent_error(integration, f"copy Xurrent note #{note_id} to Zenduty"):
+                    reason = notes.copy_xurrent_note(pair, note, zenduty)
+                who = person.get("name") or "someone"
+                copied.append(f"Xurrent note #{note_id} by {who} reached the portal by no request.note-added "
+                              f"webhook. {reason}")
+                # At once: a later note's failure must not lose this copy's line in the timeline.
+                PairNote.objects.create(pair=pair, text=f"Note sweep: {copied[-1]}"[:2000])
+        finally:
+            if zenduty is not None:
+                zenduty.close()
+        if copied:
+            pairs.update(pair, active_at=timezone.now())
+    return copied, left
+
+
+def _notes_not_copied(pair: LinkedPair, found: list) -> list[dict]:
+    """The request's notes no :class:`SyncedNote` accounts for (a claim whose create's outcome is unknown
+    is included: :func:`notes.copy_xurrent_note` looks for its copy first)."""
+    done = {row.xurrent_note_id for row in SyncedNote.objects.filter(pair=pair).exclude(xurrent_note_id="")
+            if row.direction == Source.ZENDUTY or row.state != NoteState.SENDING}
+    return [n for n in found if isinstance(n, dict) and n.get("id") is not None and str(n["id"]) not in done]
+
+
+def _note_events(pair: LinkedPair) -> tuple[set[str], set[str]]:
+    """The note ids of the request's received ``request.note-added`` events: (waiting to be processed,
+    processed or ignored for this pair's integration). Another integration's copy of an account-wide
+    delivery decides nothing here."""
+    waiting: set[str] = set()
+    decided: set[str] = set()
+    events = InboundEvent.objects.filter(source=Source.XURRENT, event_type=NOTE_ADDED,
+                                         object_id=pair.xurrent_request_id).filter(
+        Q(pair=pair) | Q(integration_id=pair.integration_id) | Q(integration__isnull=True, tenant_id=pair.tenant_id))
+    for status, payload, integration_id, pair_id in events.values_list("status", "payload", "integration_id",
+                                                                       "pair_id"):
+        data = payload.get("payload") if isinstance(payload, dict) else None
+        note_id = str(data.get("note_id") or "") if isinstance(data, dict) else ""
+        if not note_id:
+            continue
+        if status in (*CLAIMABLE, EventStatus.PROCESSING):
+            waiting.add(note_id)
+        elif status in (EventStatus.PROCESSED, EventStatus.IGNORED) and (
+                pair_id == pair.pk or integration_id == pair.integration_id):
+            decided.add(note_id)
+    return waiting, decided
 
 
 def _by_portal(integration, message: dict) -> bool:
