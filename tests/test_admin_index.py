@@ -81,3 +81,18 @@ def test_a_form_refused_by_the_csrf_check_gets_the_styled_page(django_user_model
     assert response.status_code == 403
     assert "The form could not be checked, so nothing was changed" in page
     assert "Zenduty ⇄ Xurrent integration portal" in page and "Log out" in page  # the header, still signed in
+
+
+def test_the_403_page_asks_a_visitor_who_is_not_signed_in_to_sign_in(rf, admin_user):
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+    from django.views.defaults import permission_denied
+
+    request = rf.get("/admin/somewhere/")
+    request.user = AnonymousUser()
+    page = permission_denied(request, PermissionDenied()).content.decode()
+    assert "Sign in first" in page and 'href="/admin/login/?next=/admin/somewhere/"' in page
+    assert "You may look" not in page and "Your account" not in page
+
+    request.user = admin_user
+    assert "You may look, but not do this" in permission_denied(request, PermissionDenied()).content.decode()
