@@ -41,7 +41,8 @@ def pairs_named(number: str):
 
 class TenantFilter(admin.SimpleListFilter):
     """By Xurrent tenant: the tenant an event was delivered to or the tenant of its integration.
-    "None" lists what matched no integration (and no tenant)."""
+    "No tenant" lists what has neither (an event delivered to a tenant that matched no integration has
+    its tenant: the integration filter's "-" lists every event that matched no integration)."""
 
     title = "Xurrent tenant"
     parameter_name = "tenant"
@@ -51,7 +52,7 @@ class TenantFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [*XurrentTenant.objects.order_by("name").values_list("pk", "name"),
-                (NO_TENANT, "None (matched no integration)")]
+                (NO_TENANT, "No tenant")]
 
     def queryset(self, request, queryset):
         # A string from the query string, but the lookup's own pk (an int) when the admin counts each

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.models import OutgoingIntegration
 from syncengine import dashboard
@@ -198,7 +199,8 @@ class TestPage:
     def test_one_integrations_dashboard_opens_its_own_history(self, client, auditor, seeded, integration):
         client.force_login(auditor)
         history = re.compile(r'href="(/admin/syncengine/(?:inboundevent|outboundcall|linkedpair)/[^"]*)"')
-        assert history.findall(client.get(reverse("sync_dashboard")).content.decode()) == [
+        overall = history.findall(client.get(reverse("sync_dashboard")).content.decode())
+        assert [link for link in overall if "integration__isnull" not in link] == [  # the row of no integration's
             "/admin/syncengine/inboundevent/", "/admin/syncengine/outboundcall/", "/admin/syncengine/linkedpair/"]
 
         page = client.get(reverse("sync_dashboard") + f"?integration={integration.pk}").content.decode()
@@ -211,6 +213,20 @@ class TestPage:
         assert InboundEvent.objects.exclude(integration=integration).exists()  # the others are left out
         calls = client.get(links[1]).context["cl"]
         assert calls.result_count and {c.integration_id for c in calls.result_list} == {integration.pk}
+
+    def test_the_row_of_events_that_matched_no_integration_lists_them(self, client, auditor, integration):
+        now = timezone.now()
+        event(None, "rejected", now - timedelta(minutes=5), 0)
+        # Delivered to a tenant's webhook, but no integration of the tenant matched it.
+        event(None, "ignored", now - timedelta(minutes=4), 0, tenant=integration.tenant)
+        event(integration, "processed", now - timedelta(minutes=3), 1)
+        client.force_login(auditor)
+
+        page = client.get(reverse("sync_dashboard")).content.decode()
+        row = re.search(r'<tr class="quiet">(.*?)</tr>', page, re.DOTALL).group(1)
+        assert "Matched no integration" in row and "<td>2</td>" in row
+        events = client.get(html.unescape(re.search(r'href="([^"]+)"', row).group(1))).context["cl"]
+        assert events.result_count == 2 and {e.integration_id for e in events.result_list} == {None}
 
     def test_it_needs_the_history_view_permissions(self, client, db):
         staff = User.objects.create_user("staff", "s@example.com", "pw", is_staff=True)

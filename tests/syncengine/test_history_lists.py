@@ -129,8 +129,9 @@ def test_direction_outcome_event_type_and_integration_filters(admin_client, hist
     assert listed(admin_client, CALLS, error_kind="_none") == call_ids(history, "paired", "check")
 
     page = admin_client.get(EVENTS).content.decode()
+    assert "matched no integration" not in page  # the tenant filter's "no tenant" leaves some of those out
     for words in ("By direction", "Xurrent → Zenduty", "Zenduty → Xurrent", "By outcome", "By Xurrent tenant",
-                  "None (matched no integration)", "By event type", "By date"):
+                  "No tenant", "By event type", "By date"):
         assert words in page
 
 
