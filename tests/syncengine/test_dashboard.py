@@ -260,3 +260,21 @@ def test_the_time_axis_names_the_day_when_the_chart_spans_several():
     assert _time_label(four, 3600, 86400) == "04:00"  # a day's chart: the hour
     assert _time_label(four, 3600, 7 * 86400) == "30 Nov 04:00"  # a week of hourly bars: day and hour
     assert _time_label(four.replace(hour=0), 3600, 7 * 86400) == "30 Nov"
+
+
+@pytest.mark.parametrize("buckets, seconds", [(169, 3600), (168, 3600), (24, 3600), (31, 86400), (288, 300)])
+def test_no_time_label_passes_the_charts_edges(buckets, seconds):
+    from syncengine import charts
+
+    end = datetime(2026, 12, 1, 6, 0, tzinfo=dt_timezone.utc)
+    starts = [end - timedelta(seconds=seconds * i) for i in reversed(range(buckets))]
+    svg = charts.stacked_bars([{"start": s, "counts": {"processed": 1}} for s in starts],
+                              [("processed", "Processed", "#198754")], seconds)
+    ticks = re.findall(rf'<text x="([\d.]+)" y="{charts.HEIGHT - 8}" text-anchor="(\w+)" class="axis">([^<]+)</text>',
+                       svg)
+    assert len(ticks) >= 4
+    char = 6.2  # 11 px text: about 0.56 em a character on average
+    for x, anchor, label in ticks:
+        width = len(label) * char
+        left = {"start": 0, "middle": width / 2, "end": width}[anchor]
+        assert float(x) - left >= 0 and float(x) - left + width <= charts.WIDTH, (x, anchor, label)
