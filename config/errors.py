@@ -1,5 +1,6 @@
-"""The portal's own 404 answer: JSON under ``/webhooks/``, the admin's styled page elsewhere."""
+"""The portal's own 404 answer (JSON under ``/webhooks/``, the admin's styled page elsewhere) and CSRF refusal."""
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 
 # Where config/urls.py includes the webhook endpoints.
@@ -12,3 +13,10 @@ def page_not_found(request, exception):
     if request.path_info.startswith(WEBHOOKS_PREFIX):
         return JsonResponse({"status": "unknown", "reason": "No webhook endpoint has this address."}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+def csrf_failure(request, reason=""):
+    """A form refused by the CSRF check (settings.CSRF_FAILURE_VIEW): ``templates/403_csrf.html`` in the
+    admin's look, rendered with the request (the admin's header and user links), rather than Django's
+    bare page. The reason is logged by Django (django.security.csrf), not shown."""
+    return render(request, "403_csrf.html", status=403)

@@ -373,6 +373,7 @@ if not DEBUG:
 _SERVED_OVER_HTTPS = PORTAL_BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_SERVED_OVER_HTTPS)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_SERVED_OVER_HTTPS)
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"  # the admin's look and what to do, not Django's bare page
 # Behind a TLS-terminating proxy: the header it sets (e.g. X-Forwarded-Proto).
 # Only when the proxy always sets it and drops a client's own copy, hence opt-in.
 if _proxy_header := env.str("SECURE_PROXY_SSL_HEADER", default=""):

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from config.api_docs import sign_in_first, sign_in_first_json
 from config.health import healthz
 from config.metrics import metrics
 from syncengine.dashboard_view import dashboard_view
@@ -28,10 +29,12 @@ urlpatterns = [
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="sync_dashboard"),
     path("admin/", admin.site.urls),
     path("webhooks/", include("syncengine.urls")),  # config.errors.WEBHOOKS_PREFIX
-    # The webhook endpoints' OpenAPI schema and its two viewers (staff only: SPECTACULAR_SETTINGS).
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The webhook endpoints' OpenAPI schema and its two viewers (staff only: SPECTACULAR_SETTINGS;
+    # visitors not signed in are told to sign in first: config.api_docs).
+    path("api/schema/", sign_in_first_json(SpectacularAPIView.as_view()), name="schema"),
+    path("api/schema/swagger-ui/", sign_in_first(SpectacularSwaggerView.as_view(url_name="schema")),
+         name="swagger-ui"),
+    path("api/schema/redoc/", sign_in_first(SpectacularRedocView.as_view(url_name="schema")), name="redoc"),
 ]
 
 # Unknown addresses: the admin's styled page, JSON under /webhooks/.

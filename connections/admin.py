@@ -2,6 +2,8 @@
 a coloured status column, and a "Test connection" action."""
 from __future__ import annotations
 
+import copy
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.http import Http404
@@ -128,7 +130,25 @@ class ChecksOverHttpMixin:
         return self._changeform_view(request, object_id, form_url, extra_context)
 
 
-class ConnectionAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, admin.ModelAdmin):
+class KeepsStoredObjectMixin:
+    """The page's title, heading and breadcrumb keep naming the stored object when a save is refused.
+
+    A ModelForm's validation writes the submitted values onto its instance (``_post_clean``), and the
+    admin names the page after that same object: a tenant refused in the wrong region was headed with
+    the region it was refused in. The form gets its own copy of the object instead; a valid save
+    returns (and stores) that copy, so nothing else changes.
+    """
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        def __init__(self, *args, instance=None, **kw):
+            form.__init__(self, *args, instance=copy.copy(instance) if instance is not None else None, **kw)
+        return type(form.__name__, (form,), {"__init__": __init__, "__module__": form.__module__})
+
+
+class ConnectionAdmin(KeepsStoredObjectMixin, MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin,
+                      admin.ModelAdmin):
     """Shared admin behaviour of both connection kinds."""
 
     # The live check's result, not a person's configuration.

@@ -2,10 +2,17 @@
 
 One page across all objects (each object's own history page shows the same
 entries for that object). Nobody edits or deletes the log here.
+
+Also the users' admin, as Django's, but offering no password reset to whoever may only view users.
 """
 from __future__ import annotations
 
+import copy
+
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import ReadOnlyPasswordHashWidget
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 from django.urls import NoReverseMatch
 from django.utils.html import format_html
@@ -60,3 +67,30 @@ class ConfigChangeAdmin(admin.ModelAdmin):
     @admin.display(description="what changed")
     def what_changed(self, obj: ConfigChange):
         return config_change(obj)
+
+
+class PasswordSummaryWidget(ReadOnlyPasswordHashWidget):
+    """How a password is stored (algorithm, iterations…), without the "Reset password" button."""
+
+    template_name = "roles/password_summary.html"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Django's users admin. A viewer without the change permission (an auditor) sees the password's
+    summary but no "Reset password" button: the password page would refuse them (403)."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None or self.has_change_permission(request, obj) or "password" not in form.base_fields:
+            return form
+        password = copy.deepcopy(form.base_fields["password"])
+        password.widget = PasswordSummaryWidget()
+        view_only = type(f"ViewOnly{form.__name__}", (form,), {"__module__": __name__})
+        # After the class is made: the form's metaclass sets base_fields from the declared fields.
+        view_only.base_fields = {**form.base_fields, "password": password}
+        return view_only

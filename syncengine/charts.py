@@ -15,6 +15,9 @@ from django.utils.safestring import SafeString, mark_safe
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 8, 10, 26  # room for the axis labels
 TICKS = 6
+# An axis label's widest average character at the dashboard's 11 px (.axis), in viewBox units: enough
+# to keep a label's estimated extent inside the chart.
+CHAR_WIDTH = 6.5
 
 
 def _scale_max(value: float) -> float:
@@ -46,12 +49,20 @@ def _frame(top: float, unit: str, starts: list[datetime], bucket_seconds: int, p
                              for f in (0, 0.5, 1)))
     every = max(1, len(starts) // TICKS)
     slot = plot_width / max(len(starts), 1)
-    ticks = format_html_join("", '<text x="{}" y="{}" text-anchor="middle" class="axis">{}</text>',
-                             ((round(LEFT + slot * (i + 0.5), 1), HEIGHT - 8,
-                               _time_label(s, bucket_seconds, len(starts) * bucket_seconds))
+    ticks = format_html_join("", '<text x="{}" y="{}" text-anchor="{}" class="axis">{}</text>',
+                             (_tick(LEFT + slot * (i + 0.5), _time_label(s, bucket_seconds,
+                                                                         len(starts) * bucket_seconds))
                               for i, s in enumerate(starts) if i % every == 0))
     return format_html('<svg class="sync-svg" viewBox="0 0 {} {}" width="100%" role="img" '
                        'preserveAspectRatio="xMinYMin meet">{}{}{}</svg>', WIDTH, HEIGHT, grid, ticks, body)
+
+
+def _tick(x: float, label: str) -> tuple:
+    """A time tick centred under its bar, unless its label would pass the chart's right edge (the last
+    bar of a week's chart: "01 Dec 06:00"): then it ends at the edge."""
+    if x + len(label) * CHAR_WIDTH / 2 > WIDTH:
+        return WIDTH - 1, HEIGHT - 8, "end", label
+    return round(x, 1), HEIGHT - 8, "middle", label
 
 
 def _number(value: float) -> str:

@@ -1,4 +1,4 @@
-"""The admin's front page, the demo-mode banner and the page for an address that does not exist."""
+"""The admin's front page, the demo-mode banner and the error pages (404, 500, a refused form)."""
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +53,46 @@ def test_the_styled_page_says_what_a_portal_page_did_not_find(admin_client):
     page = admin_client.get("/admin/syncengine/linkedpair/backfill/999999/").content.decode()
     assert "There is nothing at this address" in page and "No such enabled integration." in page
     assert "Resolver404" not in admin_client.get("/admin/no-such-page/").content.decode()
+
+
+def test_an_unexpected_error_gets_the_styled_500_page(admin_client, monkeypatch):
+    """Django renders 500.html without the request: the page must stand on its own."""
+    from django.contrib import admin
+    from syncengine import dashboard
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(dashboard, "summary", broken)
+    admin_client.raise_request_exception = False
+    response = admin_client.get("/admin/dashboard/")
+    page = response.content.decode()
+    assert response.status_code == 500 and response["Content-Type"].startswith("text/html")
+    assert "Something went wrong in the portal" in page and "a bug" not in page
+    assert admin.site.site_header in page and 'href="/admin/"' in page and "admin/css/base.css" in page
+
+
+def test_a_form_refused_by_the_csrf_check_gets_the_styled_page(django_user_model):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_superuser("ada", password="pw"))
+    response = client.post("/admin/connections/xurrenttenant/add/", {"name": "x"})
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "The form could not be checked, so nothing was changed" in page
+    assert "Zenduty ⇄ Xurrent integration portal" in page and "Log out" in page  # the header, still signed in
+
+
+def test_the_403_page_asks_a_visitor_who_is_not_signed_in_to_sign_in(rf, admin_user):
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.exceptions import PermissionDenied
+    from django.views.defaults import permission_denied
+
+    request = rf.get("/admin/somewhere/")
+    request.user = AnonymousUser()
+    page = permission_denied(request, PermissionDenied()).content.decode()
+    assert "Sign in first" in page and 'href="/admin/login/?next=/admin/somewhere/"' in page
+    assert "You may look" not in page and "Your account" not in page
+
+    request.user = admin_user
+    assert "You may look, but not do this" in permission_denied(request, PermissionDenied()).content.decode()

@@ -383,3 +383,18 @@ def test_a_zenduty_token_without_permission_is_an_api_token_error(admin_client, 
     assert "You do not have permission" not in message  # summarised, not quoted
 
 
+
+
+def test_a_refused_change_keeps_the_stored_tenants_name_in_the_title_and_heading(admin_client, demo):
+    assert admin_client.post(ADD_TENANT, tenant_form()).status_code == 302
+    tenant = XurrentTenant.objects.get()
+    response = admin_client.post(f"/admin/connections/xurrenttenant/{tenant.pk}/change/",
+                                 tenant_form(name="Widget Data Center (sandbox)", client_secret="", region="au"))
+    page = response.content.decode()
+    assert response.status_code == 200 and response.context["adminform"].form.errors  # refused
+    stored = str(XurrentTenant.objects.get())
+    assert stored == "Widget Data Center (wdc, Global Production)"
+    assert response.context["subtitle"] == stored and str(response.context["original"]) == stored
+    assert f"<title>Error: {stored} |" in page and f"<h2>{stored}</h2>" in page
+    assert "Australia Production" not in page.split('<div id="content-main">')[0]  # breadcrumb, title, heading
+    assert 'value="Widget Data Center (sandbox)"' in page  # what was typed is kept in the form

@@ -1,5 +1,6 @@
 """The outgoing-integration admin: the two-step add flow, validation, the change page, deleting."""
 import re
+from datetime import datetime, timezone as dt_timezone
 
 import pytest
 from django.urls import reverse
@@ -370,6 +371,12 @@ def test_the_change_page_buttons(admin_client, world):
     assert integration.enabled and world.remote_webhooks_disabled(integration) == [False] * 4
     post("zenduty_step_done")
     assert integration.zenduty_step_confirmed_at is not None
+    # A morning time ends with "a.m.": the sentence adds no second period after it.
+    OutgoingIntegration.objects.filter(pk=integration.pk).update(
+        zenduty_step_confirmed_at=datetime(2026, 12, 1, 6, 34, tzinfo=dt_timezone.utc))
+    page = admin_client.get(reverse("admin:integrations_outgoingintegration_change", args=[integration.pk]))
+    confirmed = re.search(r"✔ Confirmed ([^<]*)<", page.content.decode()).group(1)
+    assert "6:34 a.m." in confirmed and ".." not in confirmed
     assert integration.provisioning_status == ProvisioningStatus.VERIFYING
     post("provision")
     assert integration.provisioning_status == ProvisioningStatus.VERIFYING

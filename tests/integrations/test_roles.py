@@ -64,8 +64,8 @@ def admin_pages():
 
 
 def write_controls(html: str) -> list[str]:
-    """What would post a change in a page: a posting form with a button (logging out aside), add and
-    delete links, the actions menu. (Django wraps lists and view-only pages in a form with no button.)"""
+    """What would post a change in a page: a posting form with a button (logging out aside), add,
+    delete and password-reset links, the actions menu. (Django wraps lists and view-only pages in a form with no button.)"""
     found = []
     for form, body in re.findall(r'(<form[^>]*method="post"[^>]*>)(.*?)</form>', html, re.IGNORECASE | re.DOTALL):
         if f'action="{reverse("admin:logout")}"' in form:
@@ -74,6 +74,7 @@ def write_controls(html: str) -> list[str]:
         if re.search(r'type="submit"|<button(?![^>]*type="button")', body):
             found.append(f"{form} with a button")
     found += re.findall(r'href="[^"]*/(?:add|delete)/[^"]*"', html)
+    found += re.findall(r'href="[^"]*/password/"', html)  # a user's "Reset password" (its page refuses)
     found += re.findall(r'<select name="action"', html)
     return found
 
@@ -124,6 +125,17 @@ def test_an_auditor_opens_every_page_and_is_offered_nothing_that_writes(history,
         assert not write_controls(html), f"{label} ({url}) offers {write_controls(html)}"
     panel = client.get(reverse("admin:integrations_outgoingintegration_panel", args=[history.pk]))
     assert panel.status_code == 200 and not write_controls(panel.content.decode())
+
+
+def test_an_auditor_sees_how_a_password_is_stored_but_no_reset_button(client, admin_client):
+    auditor = member_of(roles.AUDITORS, "audrey")
+    url = reverse("admin:auth_user_change", args=[auditor.pk])
+    client.force_login(auditor)
+    page = client.get(url).content.decode()
+    assert "algorithm" in page and "Reset password" not in page and "../password/" not in page
+    assert client.get(reverse("admin:auth_user_password_change", args=[auditor.pk])).status_code == 403
+
+    assert "Reset password" in admin_client.get(url).content.decode()  # a superuser still may
 
 
 def test_an_auditor_can_run_no_admin_action(history, client, rf):

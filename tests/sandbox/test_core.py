@@ -298,3 +298,12 @@ def test_look_only_staff_get_every_by_hand_page_without_a_form_they_would_be_ref
     client.force_login(django_user_model.objects.get(pk=staff.pk))
     for url in pages:
         assert 'method="post"' in client.get(url).content.decode(), url
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["sandbox-index", "sandbox-faults", "sandbox-deliveries"])
+def test_the_pages_print_no_template_comment(admin_client, name):
+    """A {# #} comment is one line only: a longer one would be printed as it is, at the top of every page."""
+    page = admin_client.get(reverse(name))
+    assert page.status_code == 200
+    assert "{#" not in page.content.decode() and "#}" not in page.content.decode()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.models import OutgoingIntegration
 from syncengine import dashboard
@@ -198,7 +199,8 @@ class TestPage:
     def test_one_integrations_dashboard_opens_its_own_history(self, client, auditor, seeded, integration):
         client.force_login(auditor)
         history = re.compile(r'href="(/admin/syncengine/(?:inboundevent|outboundcall|linkedpair)/[^"]*)"')
-        assert history.findall(client.get(reverse("sync_dashboard")).content.decode()) == [
+        overall = history.findall(client.get(reverse("sync_dashboard")).content.decode())
+        assert [link for link in overall if "integration__isnull" not in link] == [  # the row of no integration's
             "/admin/syncengine/inboundevent/", "/admin/syncengine/outboundcall/", "/admin/syncengine/linkedpair/"]
 
         page = client.get(reverse("sync_dashboard") + f"?integration={integration.pk}").content.decode()
@@ -211,6 +213,20 @@ class TestPage:
         assert InboundEvent.objects.exclude(integration=integration).exists()  # the others are left out
         calls = client.get(links[1]).context["cl"]
         assert calls.result_count and {c.integration_id for c in calls.result_list} == {integration.pk}
+
+    def test_the_row_of_events_that_matched_no_integration_lists_them(self, client, auditor, integration):
+        now = timezone.now()
+        event(None, "rejected", now - timedelta(minutes=5), 0)
+        # Delivered to a tenant's webhook, but no integration of the tenant matched it.
+        event(None, "ignored", now - timedelta(minutes=4), 0, tenant=integration.tenant)
+        event(integration, "processed", now - timedelta(minutes=3), 1)
+        client.force_login(auditor)
+
+        page = client.get(reverse("sync_dashboard")).content.decode()
+        row = re.search(r'<tr class="quiet">(.*?)</tr>', page, re.DOTALL).group(1)
+        assert "Matched no integration" in row and "<td>2</td>" in row
+        events = client.get(html.unescape(re.search(r'href="([^"]+)"', row).group(1))).context["cl"]
+        assert events.result_count == 2 and {e.integration_id for e in events.result_list} == {None}
 
     def test_it_needs_the_history_view_permissions(self, client, db):
         staff = User.objects.create_user("staff", "s@example.com", "pw", is_staff=True)
@@ -244,3 +260,21 @@ def test_the_time_axis_names_the_day_when_the_chart_spans_several():
     assert _time_label(four, 3600, 86400) == "04:00"  # a day's chart: the hour
     assert _time_label(four, 3600, 7 * 86400) == "30 Nov 04:00"  # a week of hourly bars: day and hour
     assert _time_label(four.replace(hour=0), 3600, 7 * 86400) == "30 Nov"
+
+
+@pytest.mark.parametrize("buckets, seconds", [(169, 3600), (168, 3600), (24, 3600), (31, 86400), (288, 300)])
+def test_no_time_label_passes_the_charts_edges(buckets, seconds):
+    from syncengine import charts
+
+    end = datetime(2026, 12, 1, 6, 0, tzinfo=dt_timezone.utc)
+    starts = [end - timedelta(seconds=seconds * i) for i in reversed(range(buckets))]
+    svg = charts.stacked_bars([{"start": s, "counts": {"processed": 1}} for s in starts],
+                              [("processed", "Processed", "#198754")], seconds)
+    ticks = re.findall(rf'<text x="([\d.]+)" y="{charts.HEIGHT - 8}" text-anchor="(\w+)" class="axis">([^<]+)</text>',
+                       svg)
+    assert len(ticks) >= 4
+    char = 6.2  # 11 px text: about 0.56 em a character on average
+    for x, anchor, label in ticks:
+        width = len(label) * char
+        left = {"start": 0, "middle": width / 2, "end": width}[anchor]
+        assert float(x) - left >= 0 and float(x) - left + width <= charts.WIDTH, (x, anchor, label)

@@ -29,9 +29,23 @@ def test_the_schema_lists_the_webhook_endpoints_and_validates(admin_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ["schema", "swagger-ui", "redoc"])
 def test_the_schema_and_its_viewers_are_for_staff_only(client, django_user_model, name):
-    assert client.get(reverse(name)).status_code == 403
     client.force_login(django_user_model.objects.create_user("viewer", password="x"))  # not staff
     assert client.get(reverse(name)).status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["swagger-ui", "redoc"])
+def test_a_visitor_not_signed_in_is_sent_to_sign_in_before_a_viewer(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('admin:login')}?next={reverse(name)}"
+
+
+@pytest.mark.django_db
+def test_a_visitor_not_signed_in_is_told_in_json_to_sign_in_for_the_schema(client):
+    response = client.get(reverse("schema"))
+    assert response.status_code == 403 and response["Content-Type"] == "application/json"
+    assert "sign in" in response.json()["detail"] and reverse("admin:login") in response.json()["detail"]
 
 
 @pytest.mark.django_db
