@@ -40,8 +40,15 @@ def other(integration):
 
 
 @pytest.fixture
-def seeded(integration, other):
-    """Two hours of one integration's history, one event of another, one unrouted, one outside the window."""
+def seeded(integration, other, monkeypatch):
+    """Two hours of one integration's history, one event of another, one unrouted, one outside the window.
+
+    The page asks the clock for its window: it is drawn as of ``NOW``, when this history happened (the
+    bars of 11:00 and 12:00 on 2026-11-30 left the real 24 hours on 2026-12-01 at 11:00).
+    """
+    real_summary = dashboard.summary
+    monkeypatch.setattr(dashboard, "summary",
+                        lambda window, integration=None, *, now=None: real_summary(window, integration, now=now or NOW))
     hour = NOW.replace(minute=0)  # 12:00, the current hour
     earlier = hour - timedelta(hours=1)  # 11:00
     for minute, lag in ((5, 2), (10, 4), (20, 6)):
