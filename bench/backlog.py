@@ -59,12 +59,13 @@ Targets: all ``INCIDENTS`` incidents linked, each to exactly one request
 (``INCIDENTS`` requests with their ``sourceID``, no duplicate); no event
 failed; 0 429s answered by either simulator (every call is an
 ``OutboundCall`` row with its status); the whole backlog within
-``TARGET_RATIO`` (1.25) × the bound. Why 1.25: a job that finds the budget
+``TARGET_RATIO`` (1.5) × the bound. Why 1.5: a job that finds the budget
 spent for longer than it may wait in place is rescheduled, and django-q2
 starts a rescheduled job only when its scheduler looks (every 30 s), so each
-of the 6 windows after the first may start up to 30 s late, 15 s on
-average: 6 × 15 s is a quarter of the 6 minutes. The budget's arrival margin
-adds 0.4%. Calls per incident (all calls, reads included, each service) are
+of the 6 windows after the first may start up to 30 s late: 6 × 30 s is half
+of the 6 minutes (15 s on average, a quarter). The budget's arrival margin
+adds 0.4%. A job layer that started a waiting job when its slot comes could
+be held to less. Calls per incident (all calls, reads included, each service) are
 information: an incident whose job was rescheduled for the budget costs one
 more Xurrent call (its claim is not fresh, so it looks for a request that an
 earlier attempt may have created before it creates one). Peak RSS (VmHWM) of
@@ -83,7 +84,7 @@ INCIDENTS = 200
 SCALE = 5
 SCHEDULER_LOOK = 30.0 / SCALE  # s; django-q2's cluster looks every 30 s
 POLL = 0.1  # s between looks at the pairs
-TARGET_RATIO = 1.25
+TARGET_RATIO = 1.5
 TIMEOUT_RATIO = 2.5  # × the bound: a backlog not synced by then is reported as it stands
 # (limit, calls, in seconds, calls of the flow per incident): the documented limits the flow counts against.
 LIMITS = (
