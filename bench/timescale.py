@@ -25,8 +25,9 @@ from django.apps import AppConfig
 ARRIVAL_MARGIN = 0.05  # s, the scaled connections.budget.WINDOW_MARGIN
 
 
-def scale_rate_limits(scale: float) -> Callable[[], None]:
-    """Zenduty's windows and the portal's budget ``scale``× shorter; returns what undoes it."""
+def scale_rate_limits(scale: float, margin: float = ARRIVAL_MARGIN) -> Callable[[], None]:
+    """Zenduty's windows and the portal's budget ``scale``× shorter, the budget's margin ``margin`` s;
+    returns what undoes it."""
     from connections import budget
     from sandbox.zenduty import api
 
@@ -39,7 +40,7 @@ def scale_rate_limits(scale: float) -> Callable[[], None]:
         return original_take(key, tuple(budget.Limit(l.calls, l.seconds / scale) for l in limits), **kwargs)
 
     budget.take = scaled_take
-    budget.WINDOW_MARGIN = ARRIVAL_MARGIN
+    budget.WINDOW_MARGIN = margin
 
     def restore() -> None:
         api.RATE_LIMITS, budget.take, budget.WINDOW_MARGIN = saved
@@ -60,6 +61,8 @@ def scaled_rate_limits(scale: float):
 class TimeScaleConfig(AppConfig):
     """Puts a server process on the 1:``BENCH_TIME_SCALE`` clock once the apps are loaded (bench only).
 
+    ``BENCH_ARRIVAL_MARGIN``: the budget's margin in seconds (default ``ARRIVAL_MARGIN``).
+
     The rate limits (:func:`scale_rate_limits`) and the job layer's retry
     delays (``syncengine.jobs``: 30 s doubling, capped at an hour). The
     settings scale ``EXTERNAL_API_MAX_INLINE_WAIT`` (the longest a call waits
@@ -73,6 +76,6 @@ class TimeScaleConfig(AppConfig):
         from syncengine import jobs
 
         scale = float(os.environ["BENCH_TIME_SCALE"])
-        scale_rate_limits(scale)
+        scale_rate_limits(scale, float(os.environ.get("BENCH_ARRIVAL_MARGIN", ARRIVAL_MARGIN)))
         jobs.RETRY_BASE_SECONDS /= scale
         jobs.RETRY_MAX_SECONDS /= scale
