@@ -29,6 +29,7 @@ BENCHMARKS = {
     "xurrent-pages": "bench.pagination:run_xurrent",
     "zenduty-pages": "bench.pagination:run_zenduty",
     "sync": "bench.sync",
+    "backlog": "bench.backlog",
     "intake": "bench.intake",
     "polling": "bench.polling",
     "dashboard": "bench.dashboard",

@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from bench import Row
 from bench.pagination import live_server
+from bench.timescale import scaled_rate_limits
 
 SCALE = 10
 PAIRS = 500
@@ -55,30 +56,17 @@ MAX_MINUTES = 90  # scaled minutes: a safety stop
 @contextmanager
 def _time_scale(scale: int):
     """Zenduty's windows, the portal's budget and the poller's clock, all ``scale``× faster."""
-    from connections import budget
-    from sandbox.zenduty import api
     from syncengine import polling
 
-    saved = (dict(api.RATE_LIMITS), budget.take, budget.WINDOW_MARGIN, polling.TIME_BUDGET, polling.MIN_INTERVAL,
-             polling.BACKOFF)
-    original_take = budget.take
-    api.RATE_LIMITS = {bucket: tuple((limit, seconds / scale) for limit, seconds in windows)
-                       for bucket, windows in saved[0].items()}
-
-    def scaled_take(key, limits, **kwargs):
-        return original_take(key, tuple(budget.Limit(l.calls, l.seconds / scale) for l in limits), **kwargs)
-
-    budget.take = scaled_take
-    budget.WINDOW_MARGIN = 0.05
-    polling.TIME_BUDGET = saved[3] / scale
-    polling.MIN_INTERVAL = saved[4] / scale
-    polling.BACKOFF = saved[5] / scale
+    saved = (polling.TIME_BUDGET, polling.MIN_INTERVAL, polling.BACKOFF)
+    polling.TIME_BUDGET = saved[0] / scale
+    polling.MIN_INTERVAL = saved[1] / scale
+    polling.BACKOFF = saved[2] / scale
     try:
-        yield
+        with scaled_rate_limits(scale):
+            yield
     finally:
-        api.RATE_LIMITS = saved[0]
-        budget.take, budget.WINDOW_MARGIN = saved[1], saved[2]
-        polling.TIME_BUDGET, polling.MIN_INTERVAL, polling.BACKOFF = saved[3], saved[4], saved[5]
+        polling.TIME_BUDGET, polling.MIN_INTERVAL, polling.BACKOFF = saved
 
 
 def _seed(url: str):

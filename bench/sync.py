@@ -88,24 +88,13 @@ server and of the worker is information only.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from pathlib import Path
-from urllib.parse import quote
 
 from bench import Row, percentile
+from bench.stack import demo_stack, peak_rss_rows, settle
 
-ROOT = Path(__file__).resolve().parent.parent
 INCIDENTS = 20
 INCIDENT_SPACING = 0.5  # s; 20 incident GETs in 10 s, within Zenduty's 30 a minute
 REQUESTS = 15  # Zenduty allows 15 incident POSTs a minute
@@ -113,158 +102,10 @@ REQUEST_SPACING = 1.3  # s; and 1 a second, with the budget's margin (connection
 STATUS_SPACING = 0.5  # s; status changes cost Zenduty only unlimited PATCHes
 POLL = 0.05  # s between looks at the simulators' tables
 ITEM_TIMEOUT = 30.0  # s; a change not synced by then breaks the bench
-START_TIMEOUT = 60.0  # s for gunicorn and the cluster to answer /healthz with 200
-STOP_TIMEOUT = 15.0  # s for the supervisor to stop both (it KILLs them after 8 s)
 TARGET_P95_S = 2.0
 MIN_CALLS = {"incident → request": 2, "acknowledged → request": 2, "resolved → request": 2,
              "request → incident": 3, "completed → incident": 3}
 TITLE_MARKER = re.compile(r"^\[Xurrent #(\d+)\]")
-
-
-def _supervise_module():
-    """scripts/supervise.py (not a package): for its parent-death safeguard."""
-    spec = importlib.util.spec_from_file_location("portal_supervise", ROOT / "scripts" / "supervise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url(settings_dict: dict) -> str:
-    """The bench's throw-away database as a DATABASE_URL for the server processes."""
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = quote(settings_dict.get("USER") or "", safe="")
-    password = quote(settings_dict.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if user or password else ""
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgres://{credentials}{settings_dict.get('HOST') or 'localhost'}{port}/{settings_dict['NAME']}"
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it, from /proc (Linux)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    todo += [int(child) for child in children.read().split()]
-        except OSError:
-            continue  # gone meanwhile
-    return found
-
-
-def _peak_rss_mb(pid: int) -> tuple[float, int]:
-    """The largest VmHWM (MB) among ``pid`` and its descendants, and how many processes there are."""
-    peaks = []
-    for process in _descendants(pid):
-        try:
-            with open(f"/proc/{process}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peaks.append(int(line.split()[1]) / 1024)
-        except OSError:
-            continue
-    return (max(peaks) if peaks else 0.0), len(peaks)
-
-
-class Stack:
-    """scripts/supervise.py running gunicorn and the qcluster, as scripts/run starts them."""
-
-    def __init__(self, url: str, port: int, env: dict, log_path: str):
-        self.url = url
-        python = sys.executable
-        web = (f"{python} -m gunicorn config.wsgi --bind 127.0.0.1:{port} --workers 2 --threads 4 "
-               f"--graceful-timeout 5 --log-level warning")
-        self.log = open(log_path, "w+b")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [python, str(ROOT / "scripts" / "supervise.py"), "--web", web, "--worker", f"{python} manage.py qcluster"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_supervise_module()._term_when_parent_dies(os.getpid()))
-        self.groups: list[int] = []  # the web server's and the worker's, each in a session of its own
-
-    def log_tail(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
-
-    def wait_ready(self) -> None:
-        """Until /healthz answers 200 (web up, a worker heartbeat seen)."""
-        deadline = time.monotonic() + START_TIMEOUT
-        answer = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the web server or worker stopped during start-up:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
-                    break
-            except urllib.error.HTTPError as exc:
-                answer = f"HTTP {exc.code}"
-            except OSError as exc:
-                answer = str(exc)
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"{self.url}/healthz not 200 within {START_TIMEOUT:g} s ({answer}):\n{self.log_tail()}")
-        self.groups = list(self.roles().values())
-
-    def roles(self) -> dict[str, int]:
-        """The supervisor's two children by role (their command lines)."""
-        found = {}
-        for pid in _descendants(self.process.pid)[1:]:
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    command = cmdline.read().decode(errors="replace")
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == self.process.pid:
-                found["web" if "gunicorn" in command else "worker"] = pid
-        return found
-
-    def stop(self) -> None:
-        """TERM the supervisor (it stops both); KILL whatever is left after a bounded wait."""
-        groups = set(self.groups) | set(self.roles().values())
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        for group in groups:  # whatever a stopped cluster or web server left behind
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.log.close()
-
-
-def _settle(timeout: float = 60.0) -> None:
-    """Until no delivery, job or event is waiting (three looks in a row), so that echoes are counted too."""
-    from django_q.models import OrmQ
-
-    from sandbox.models import DeliveryState, OutboundDelivery
-    from syncengine.models import EventStatus, InboundEvent
-
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < 3:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the sync did not settle within {timeout:g} s")
-        busy = (OutboundDelivery.objects.filter(state__in=[DeliveryState.PENDING, DeliveryState.SENDING]).exists()
-                or OrmQ.objects.exists()
-                or InboundEvent.objects.filter(status__in=[EventStatus.RECEIVED, EventStatus.PROCESSING,
-                                                           EventStatus.RETRY_SCHEDULED]).exists())
-        quiet = 0 if busy else quiet + 1
-        time.sleep(0.2)
 
 
 def _timed(label: str, count: int, spacing: float, act, done) -> list[float]:
@@ -416,7 +257,7 @@ def _run_flows(phases: Phases) -> list[Row]:
     def phase(label: str, count: int, spacing: float, act, done) -> None:
         nonlocal before
         lags = _timed(label, count, spacing, act, done)
-        _settle()
+        settle()
         phases.link_up()
         after = _calls_per_pair()
         if len(after - before) > count:
@@ -440,57 +281,21 @@ def _run_flows(phases: Phases) -> list[Row]:
 
 
 def run() -> list[Row]:
-    from django.core.cache import cache
-    from django.core.management import call_command
-    from django.db import connection
     from django.db.models import Max
-    from django.test.utils import override_settings
 
-    from integrations.models import OutgoingIntegration
-    from sandbox import demo
+    from sandbox.xurrent.models import AccessToken
     from syncengine.models import OutboundCall
 
-    call_command("flush", interactive=False, verbosity=0)
-    cache.clear()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the ORM broker, as the other benches
-    env.update(DATABASE_URL=_database_url(connection.settings_dict), SANDBOX_API_URL=url, PORTAL_BASE_URL=url,
-               SANDBOX_ENABLED="true", SANDBOX_DELIVERY_THREAD="true", Q_SYNC="false", LOG_LEVEL="WARNING")
-    with override_settings(SANDBOX_API_URL=url, PORTAL_BASE_URL=url), \
-            tempfile.TemporaryDirectory(prefix="portal-bench-sync-") as tmp:
-        demo.seed(check_connections=False, with_integration=False)  # as scripts/run, before the server starts
-        connection.close()  # the servers' own connections only from here on the SQLite file
-        stack = Stack(url, port, env, os.path.join(tmp, "servers.log"))
-        try:
-            stack.wait_ready()
-            result = demo.seed(check_connections=True, with_integration=True)  # over HTTP, as scripts/run
-            _settle()
-            integration = OutgoingIntegration.objects.get()
-            if integration.provisioning_status != "provisioned":
-                raise AssertionError(f"the demo integration is {integration.provisioning_status}: "
-                                     f"{integration.provisioning_error or result.notes}")
-            set_up_last = OutboundCall.objects.aggregate(last=Max("pk"))["last"] or 0
-            began = time.monotonic()
-            rows = _run_flows(Phases(url))
-            rows.append(Row("sync: flows, wall time", time.monotonic() - began, "s"))
-            rows.append(Row("sync: calls without a pair (after set-up)", OutboundCall.objects.filter(
-                pair__isnull=True, inbound_event__pair__isnull=True, pk__gt=set_up_last).count(), "calls"))
-            from sandbox.xurrent.models import AccessToken
-
-            # The OAuth token is cached (encrypted) in the database and shared by every process: one
-            # token per tenant per token lifetime (an hour), however many web and worker processes ask.
-            rows.append(Row("sync: Xurrent OAuth tokens issued (all processes, whole run)",
-                            AccessToken.objects.count(), "tokens", 1, "=="))
-            roles = stack.roles()
-            for role, name in (("web", "web server"), ("worker", "worker")):
-                if role in roles:
-                    peak, processes = _peak_rss_mb(roles[role])
-                    rows.append(Row(f"sync: {name} peak RSS (largest of {processes} processes)", peak, "MB"))
-        except Exception:
-            print(f"servers' log (tail):\n{stack.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            stack.stop()
-            connection.close()
+    with demo_stack("sync") as stack:
+        set_up_last = OutboundCall.objects.aggregate(last=Max("pk"))["last"] or 0
+        began = time.monotonic()
+        rows = _run_flows(Phases(stack.url))
+        rows.append(Row("sync: flows, wall time", time.monotonic() - began, "s"))
+        rows.append(Row("sync: calls without a pair (after set-up)", OutboundCall.objects.filter(
+            pair__isnull=True, inbound_event__pair__isnull=True, pk__gt=set_up_last).count(), "calls"))
+        # The OAuth token is cached (encrypted) in the database and shared by every process: one
+        # token per tenant per token lifetime (an hour), however many web and worker processes ask.
+        rows.append(Row("sync: Xurrent OAuth tokens issued (all processes, whole run)",
+                        AccessToken.objects.count(), "tokens", 1, "=="))
+        rows += peak_rss_rows(stack, "sync")
     return rows

@@ -1,7 +1,7 @@
 """A real qcluster killed with SIGKILL in the middle of a sync job: after its restart the work completes once.
 
 The portal runs as ``make run`` runs it (scripts/supervise.py with gunicorn and
-``manage.py qcluster``, as bench/sync.py's ``Stack`` starts them) on a SQLite
+``manage.py qcluster``, as bench/stack.py's ``Stack`` starts them) on a SQLite
 file in a temporary directory, with the simulators in that gunicorn. An
 incident is triggered in the simulated Zenduty; the portal's create of its
 Xurrent request is slowed by a latency fault, and while that call is under way
@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bench.sync import Stack, _free_port
+from bench.stack import Stack, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_MS = 4000  # the critical write (POST /v1/requests) takes this long in the simulator
@@ -102,7 +102,7 @@ def _wait_for(what: str, check, timeout: float, stack: Stack):
 
 
 def test_a_worker_killed_mid_job_completes_the_work_exactly_once_after_its_restart(tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _environment(tmp_path, url)
     _drive(env, "setup")

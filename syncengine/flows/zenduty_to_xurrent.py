@@ -162,6 +162,9 @@ def _sync(event, integration, pair: LinkedPair, incident: dict, status: int, *, 
 def _create_request(integration, pair: LinkedPair, incident: dict, *, look_first: bool) -> str:
     """Create (or, after a lost answer, find) the incident's request and link it. Returns a sentence."""
     unique_id, number = str(incident["unique_id"]), incident.get("incident_number")
+    # The Zenduty read comes first: when the portal's Zenduty budget is spent (a backlog) the job is
+    # rescheduled before it calls Xurrent, instead of looking for its request again on every retry.
+    impact, priority = _impact(integration, incident)
     with common.xurrent_client(integration) as xurrent:
         if look_first:
             # A claim left behind (a worker killed, a lost answer): the request may exist already.
@@ -172,7 +175,6 @@ def _create_request(integration, pair: LinkedPair, incident: dict, *, look_first
                 pairs.mark_linked(pair)
                 return f"Adopted Xurrent request #{request['id']}, created for incident #{number} by an earlier " \
                        f"attempt whose answer was lost."
-        impact, priority = _impact(integration, incident)
         url = common.incident_url(integration, number)
         body = mapping.request_body_for_incident(incident, service_instance_id=integration.service_instance_id,
                                                  impact=impact, incident_url=url)

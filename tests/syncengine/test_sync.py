@@ -244,6 +244,39 @@ def test_a_lost_create_answer_is_adopted_on_retry_without_a_second_request(demo,
     assert request.sourceID == incident.unique_id
 
 
+def test_an_incident_waiting_for_the_zenduty_budget_calls_xurrent_only_once_its_read_goes(demo):
+    """A backlog: the account's 30 Zenduty incident reads a minute are spent, so the read the create needs
+    (the webhook carries no priority) is refused before any call and the event rescheduled. A retry
+    refused again must not have looked in Xurrent first (bench/backlog.py measured 3.3 Xurrent calls an
+    incident for 200 at once: one lookup per refused retry)."""
+    import time
+
+    from django.db.models import Max
+
+    from connections.models import ApiBudget
+
+    reads = f"zenduty:account:{demo.integration.zenduty_account_id}:incident-reads"
+    ApiBudget.objects.update_or_create(key=reads, defaults={"recent": [time.time()] * 30})
+    set_up = OutboundCall.objects.aggregate(last=Max("pk"))["last"]
+    incident = demo.trigger()
+    demo.settle()
+    [event] = events("triggered")
+    assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
+    jobs.process_inbound_event(event.pk)  # the scheduled retry, the budget still spent
+    event.refresh_from_db()
+    assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
+    assert not OutboundCall.objects.filter(pk__gt=set_up).exists()
+
+    ApiBudget.objects.filter(key=reads).delete()  # the minute has passed
+    jobs.process_inbound_event(event.pk)
+    event.refresh_from_db()
+    [request] = demo.requests()
+    assert event.status == EventStatus.PROCESSED and request.sourceID == incident.unique_id, event.reason
+    calls = [(c.service, c.method) for c in OutboundCall.objects.filter(pk__gt=set_up).order_by("pk")]
+    # The claim is not fresh, so the request is looked for before it is created (a lost answer).
+    assert calls == [("zenduty", "GET"), ("xurrent", "GET"), ("xurrent", "POST")]
+
+
 def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, monkeypatch):
     """While the first event is creating the request, the second finds the claim and waits."""
     real_send = http.send
