@@ -277,6 +277,46 @@ def test_an_incident_waiting_for_the_zenduty_budget_calls_xurrent_only_once_its_
     assert calls == [("zenduty", "GET"), ("xurrent", "GET"), ("xurrent", "POST")]
 
 
+def test_waiting_for_the_zenduty_budget_is_no_failed_attempt(demo):
+    """The portal's own budget refusing a read sends nothing: however many times an event waits for its
+    slot (a backlog of 200 incidents waits minutes), it is not given up, and it syncs once the slot comes.
+    Counted as attempts, 50 of 200 incidents at once never got a request (bench/backlog.py)."""
+    import time
+
+    from connections.models import ApiBudget
+
+    reads = f"zenduty:account:{demo.integration.zenduty_account_id}:incident-reads"
+    ApiBudget.objects.update_or_create(key=reads, defaults={"recent": [time.time()] * 30})
+    incident = demo.trigger()
+    demo.settle()
+    [event] = events("triggered")
+    for _ in range(jobs.MAX_ATTEMPTS + 2):  # the scheduled retries, the budget still spent
+        jobs.process_inbound_event(event.pk)
+        event.refresh_from_db()
+        assert event.status == EventStatus.RETRY_SCHEDULED, event.reason
+    assert event.attempts == 0
+    assert event.reason.startswith("Attempt 0 of 5: Not sent yet: the portal keeps to Zenduty's rate limits")
+    assert "Zenduty is rate limiting" not in event.reason
+
+    ApiBudget.objects.filter(key=reads).delete()  # the minute has passed
+    jobs.process_inbound_event(event.pk)
+    event.refresh_from_db()
+    [request] = demo.requests()
+    assert event.status == EventStatus.PROCESSED and request.sourceID == incident.unique_id, event.reason
+
+
+def test_a_429_from_the_service_itself_still_counts_as_an_attempt(demo):
+    """Only a wait decided before sending is free; a refusal by Zenduty is a failed attempt, bounded."""
+    from sandbox import faults
+
+    faults.inject("zenduty", "rate_limit_429", method="GET", path_prefix="/api/incidents/", retry_after=1)
+    demo.trigger()
+    demo.settle()
+    [event] = events("triggered")
+    assert event.status == EventStatus.RETRY_SCHEDULED and event.attempts == 1, event.reason
+    assert "Not sent yet" not in event.reason
+
+
 def test_two_events_of_one_incident_at_the_same_moment_make_one_request(demo, monkeypatch):
     """While the first event is creating the request, the second finds the claim and waits."""
     real_send = http.send
