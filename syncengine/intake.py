@@ -192,29 +192,24 @@ _recent = _RecentTargets()
 def find_integration(public_id, *, fresh: bool = False) -> OutgoingIntegration | None:
     """The integration a webhook URL names, with what verification needs
     (a copy at most ``LOOKUP_TTL`` seconds old unless ``fresh``)."""
-    def load():
-        try:
-            return OutgoingIntegration.objects.select_related("tenant").only(*_INTEGRATION_FIELDS).get(
-                public_id=public_id)
-        except OutgoingIntegration.DoesNotExist:
-            return None
-    if fresh:
-        _recent.forget(OutgoingIntegration, public_id)
-    return _recent.get(OutgoingIntegration, public_id, load)
+    return _find(OutgoingIntegration, _INTEGRATION_FIELDS, public_id, fresh)
 
 
 def find_tenant_webhooks(public_id, *, fresh: bool = False) -> TenantWebhooks | None:
     """The tenant's set of Xurrent webhooks a webhook URL names, with what verification needs
     (a copy at most ``LOOKUP_TTL`` seconds old unless ``fresh``)."""
+    return _find(TenantWebhooks, _TENANT_WEBHOOKS_FIELDS, public_id, fresh)
+
+
+def _find(model: type, fields: tuple[str, ...], public_id, fresh: bool) -> Target | None:
     def load():
         try:
-            return TenantWebhooks.objects.select_related("tenant").only(*_TENANT_WEBHOOKS_FIELDS).get(
-                public_id=public_id)
-        except TenantWebhooks.DoesNotExist:
+            return model.objects.select_related("tenant").only(*fields).get(public_id=public_id)
+        except model.DoesNotExist:
             return None
     if fresh:
-        _recent.forget(TenantWebhooks, public_id)
-    return _recent.get(TenantWebhooks, public_id, load)
+        _recent.forget(model, public_id)
+    return _recent.get(model, public_id, load)
 
 
 def _find_again(target: Target) -> Target | None:
