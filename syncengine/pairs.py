@@ -189,11 +189,15 @@ def describe_written(pair: LinkedPair) -> list[tuple[str, str]]:
             "status": lambda v: f"status {ZENDUTY_STATUS_NAMES.get(v, v)}",
             "team_priority": lambda v: f"priority {priority_name(v)}"}),
     }
+    # In this order, not the stored one: PostgreSQL's jsonb keeps keys by length, then bytes.
+    stored = pair.last_written or {}
     lines = []
-    for side, values in (pair.last_written or {}).items():
+    for side in [side for side in words if side in stored] + sorted(side for side in stored if side not in words):
         label, say = words.get(side, (side, {}))
-        said = [say[key](value) if key in say else f"{key} {value}" for key, value in (values or {}).items()
-                if value not in (None, "")]
+        values = stored[side] or {}
+        keys = [key for key in say if key in values] + sorted(key for key in values if key not in say)
+        said = [say[key](values[key]) if key in say else f"{key} {values[key]}" for key in keys
+                if values[key] not in (None, "")]
         if said:
             lines.append((label, " · ".join(said)))
     return lines
