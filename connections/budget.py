@@ -16,6 +16,18 @@ call takes to arrive.
 
 Taking a slot is one short transaction (a row lock on PostgreSQL, SQLite's
 write lock), never held across the HTTP call.
+
+Turns for callers that come back: a job that finds the budget spent for
+longer than it may wait in place is rescheduled (``syncengine.jobs``). Told
+only "the next slot frees in 40 s", every such job of a backlog came back
+at the same moment, one got the slot and the rest were rescheduled again,
+round after round (bench/backlog.py: a backlog of 200 incidents took 2.4×
+the time the limits allow). So a caller that will come back (``book``) is
+given a turn of its own: the earliest time one more call fits the limits
+counting the calls sent *and* the turns already given, kept in the row's
+``booked``. Turns only spread the comebacks: whether a call may go is still
+decided by the calls sent (``recent``) alone, so a caller that comes late,
+early or never costs nobody a 429, and a turn that has come is forgotten.
 """
 from __future__ import annotations
 
@@ -33,6 +45,9 @@ from connections.models import ApiBudget
 # one window. 0.1 s was too little on a busy test machine (a 429 in one run of
 # tests/connections/test_zenduty_budget.py in three).
 WINDOW_MARGIN = 0.25
+# At most this many turns given out ahead per row; past it a caller is told
+# only when the next slot frees (the row stays small whatever the backlog).
+MAX_BOOKED = 1000
 
 
 @dataclass(frozen=True)
@@ -55,32 +70,59 @@ def _free_in(recent: list[float], limits: tuple[Limit, ...], now: float) -> floa
     return wait
 
 
-def try_take(key: str, limits: tuple[Limit, ...], *, now: Callable[[], float] = time.time) -> float:
+def _next_turn(entries: list[float], limits: tuple[Limit, ...], start: float) -> float:
+    """The earliest time from ``start`` (no earlier than any entry: turns are given in order) at which one
+    more call fits every limit, counting ``entries`` (calls sent and turns given) as calls."""
+    turn = start
+    for _ in range(len(entries) * len(limits) + 1):  # each step lets at least one entry leave a window
+        later = turn + _free_in(entries, limits, turn)
+        if later <= turn:
+            break
+        turn = later
+    return turn
+
+
+def try_take(key: str, limits: tuple[Limit, ...], *, now: Callable[[], float] = time.time,
+             book_beyond: float | None = None) -> float:
     """Take a slot for one call now if the budget allows; returns 0 when taken,
-    else the seconds to wait before trying again (nothing taken)."""
+    else the seconds to wait before trying again (nothing taken).
+
+    ``book_beyond``: when the wait is longer than that many seconds, the
+    caller will come back later and is given a turn (see the module
+    docstring); the seconds returned are until that turn.
+    """
     longest = max(limit.seconds for limit in limits) + WINDOW_MARGIN
     with transaction.atomic():
         budget, _ = ApiBudget.objects.select_for_update().get_or_create(key=key)
         at = now()
         recent = [t for t in budget.recent if t > at - longest]
+        booked = sorted(t for t in budget.booked if t > at)
         wait = _free_in(recent, limits, at)
         if wait <= 0:
             recent.append(at)
+        elif book_beyond is not None and wait > book_beyond and len(booked) < MAX_BOOKED:
+            turn = _next_turn(recent + booked, limits, max([at + wait, *booked[-1:]]))
+            booked.append(turn)
+            wait = turn - at
         budget.recent = recent
-        budget.save(update_fields=["recent", "updated_at"])
+        budget.booked = booked
+        budget.save(update_fields=["recent", "booked", "updated_at"])
     return wait
 
 
 def take(key: str, limits: tuple[Limit, ...], *, max_wait: float, service: str,
-         sleep: Callable[[float], None] = time.sleep, what: str = "this call") -> None:
+         sleep: Callable[[float], None] = time.sleep, what: str = "this call", book: bool = False) -> None:
     """Take a slot, waiting for one when that takes at most ``max_wait`` seconds.
+
+    ``book``: the caller comes back when told to (a job, rescheduled); a
+    longer wait is then until a turn of its own (module docstring).
 
     :raises errors.RateLimitedError: (with ``retry_after``) when the wait
         would be longer: nothing was called, and the job layer reschedules.
     """
     waited = 0.0
     while True:
-        wait = try_take(key, limits)
+        wait = try_take(key, limits, book_beyond=max_wait - waited if book else None)
         if wait <= 0:
             return
         if waited + wait > max_wait:

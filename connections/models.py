@@ -158,11 +158,14 @@ class ApiBudget(models.Model):
 
     One row per key (e.g. a Zenduty account's incident reads): the send times
     of the calls made in the longest window, so that every web process and
-    worker keeps to the service's limits together (connections.budget).
+    worker keeps to the service's limits together, and the turns given to
+    rescheduled jobs (connections.budget).
     """
 
     key = models.CharField(max_length=128, unique=True)
     recent = models.JSONField(default=list, blank=True, help_text="Epoch seconds of the calls in the window.")
+    booked = models.JSONField(default=list, blank=True,
+                              help_text="Epoch seconds of the turns given to callers that come back later.")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ import requests
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from connections import budget, errors, secrets
+from connections import attribution, budget, errors, secrets
 from connections.http import BaseClient, default_error_for_response, parse_retry_after, safe_json
 from connections.zenduty import destinations
 from connections.zenduty.constants import ACKNOWLEDGED, FILTER_ALL, INCIDENT_STATUSES, RESOLVED
@@ -137,8 +137,11 @@ class ZendutyClient(BaseClient):
         max_wait = self.max_inline_wait
         if self.deadline is not None:
             max_wait = min(max_wait, max(0.0, self.deadline - time.monotonic() - 0.1))
+        # A job on an inbound event is rescheduled when refused, and comes back: it gets a turn.
+        context = attribution.current()
         budget.take(f"{self.budget_key}:{name}", limits, max_wait=max_wait, service=self.service,
-                    sleep=self._sleep, what=f"{method} {urlsplit(url).path}")
+                    sleep=self._sleep, what=f"{method} {urlsplit(url).path}",
+                    book=context is not None and context.inbound_event_id is not None)
 
     def __repr__(self) -> str:  # never the token
         return f"<ZendutyClient {self._base_url}>"

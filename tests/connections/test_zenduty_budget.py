@@ -8,6 +8,7 @@ call, taken before every attempt.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -49,6 +50,94 @@ def test_a_wait_longer_than_allowed_is_a_rate_limited_error_without_a_call():
         budget.take("k", (Limit(1, 60),), max_wait=5, service="zenduty", sleep=slept.append)
     assert caught.value.retry_after == pytest.approx(60 + budget.WINDOW_MARGIN, abs=1)
     assert slept == [] and caught.value.retryable
+
+
+# -- turns for callers that come back ------------------------------------------------------------
+def test_callers_that_will_come_back_get_turns_of_their_own_in_order():
+    clock, limits = Clock(), (Limit(3, 60),)
+    start = clock.at
+    for _ in range(3):  # three calls a second apart: the minute is spent
+        assert budget.try_take("k", limits, now=clock) == 0
+        clock.at += 1
+    turns = [clock.at + budget.try_take("k", limits, now=clock, book_beyond=0) - start for _ in range(4)]
+    window = 60 + budget.WINDOW_MARGIN
+    # Each has the slot that one of the sent calls frees; the fourth the one the first turn's call frees.
+    assert turns == pytest.approx([window, window + 1, window + 2, 2 * window])
+    assert len(ApiBudget.objects.get(key="k").booked) == 4
+
+
+def test_turns_keep_to_every_limit_at_once():
+    """Zenduty's 30 reads a minute all free at the same moment; its 3 a second spread the turns then."""
+    clock, limits = Clock(), (Limit(3, 1), Limit(30, 60))
+    budget.ApiBudget.objects.create(key="k", recent=[clock.at] * 30)
+    turns = [budget.try_take("k", limits, now=clock, book_beyond=0) for _ in range(7)]
+    minute, second = 60 + budget.WINDOW_MARGIN, 1 + budget.WINDOW_MARGIN
+    assert turns == pytest.approx([minute] * 3 + [minute + second] * 3 + [minute + 2 * second])
+
+
+def test_without_book_beyond_every_waiter_is_told_the_same_next_free_slot():
+    clock, limits = Clock(), (Limit(1, 60),)
+    budget.try_take("k", limits, now=clock)
+    assert budget.try_take("k", limits, now=clock) == budget.try_take("k", limits, now=clock)
+    assert ApiBudget.objects.get(key="k").booked == []
+
+
+def test_a_wait_within_book_beyond_takes_no_turn():
+    clock, limits = Clock(), (Limit(1, 1),)
+    budget.try_take("k", limits, now=clock)
+    assert budget.try_take("k", limits, now=clock, book_beyond=5) == pytest.approx(1 + budget.WINDOW_MARGIN)
+    assert ApiBudget.objects.get(key="k").booked == []  # it waits in place
+
+
+def test_turns_only_spread_comebacks_a_call_may_go_when_the_calls_sent_allow():
+    clock, limits = Clock(), (Limit(1, 60),)
+    budget.try_take("k", limits, now=clock)
+    first = budget.try_take("k", limits, now=clock, book_beyond=0)
+    second = budget.try_take("k", limits, now=clock, book_beyond=0)
+    assert second > first
+    # The holder of the first turn came late, or never: at the first turn anyone may have the slot.
+    clock.at += first
+    assert budget.try_take("k", limits, now=clock) == 0
+    # A turn that has come is forgotten; the later one is still given out.
+    assert ApiBudget.objects.get(key="k").booked == [pytest.approx(Clock().at + second)]
+
+
+def test_turns_given_out_ahead_are_capped(monkeypatch):
+    monkeypatch.setattr(budget, "MAX_BOOKED", 2)
+    clock, limits = Clock(), (Limit(1, 60),)
+    budget.try_take("k", limits, now=clock)
+    waits = [budget.try_take("k", limits, now=clock, book_beyond=0) for _ in range(3)]
+    assert waits[1] > waits[0] and waits[2] == pytest.approx(60 + budget.WINDOW_MARGIN)  # no turn: the next slot
+    assert len(ApiBudget.objects.get(key="k").booked) == 2
+
+
+def test_a_booking_take_raises_with_the_turn_as_retry_after():
+    limits = (Limit(1, 60),)
+    budget.take("k", limits, max_wait=0, service="zenduty")
+    retry_afters = []
+    for _ in range(3):
+        with pytest.raises(errors.RateLimitedError) as caught:
+            budget.take("k", limits, max_wait=5, service="zenduty", book=True, sleep=pytest.fail)
+        retry_afters.append(caught.value.retry_after)
+    window = 60 + budget.WINDOW_MARGIN
+    assert retry_afters == pytest.approx([window, 2 * window, 3 * window], abs=1)
+
+
+def test_a_job_gets_a_turn_and_other_callers_do_not(zenduty, statuses):
+    from connections.attribution import sync_context
+
+    _, account = zenduty
+    client = ZendutyClient.for_account(account)
+    key = f"{client.budget_key}:incident-reads"
+    ApiBudget.objects.create(key=key, recent=[time.time()] * 30)  # the minute's 30 reads are spent
+    incident = "1"  # refused before sending: which incident does not matter
+    with pytest.raises(errors.RateLimitedError):  # an admin page: told when the next slot frees
+        client.get_incident(incident)
+    assert ApiBudget.objects.get(key=key).booked == []
+    with sync_context(inbound_event_id=1), pytest.raises(errors.RateLimitedError) as caught:  # a job
+        client.get_incident(incident)
+    assert ApiBudget.objects.get(key=key).booked == [pytest.approx(time.time() + caught.value.retry_after, abs=1)]
+    assert statuses == []  # nothing was sent
 
 
 # -- through the simulated Zenduty ----------------------------------------------------------------
