@@ -143,7 +143,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "django_q",
     # The webhook endpoints' OpenAPI schema, with Swagger UI and Redoc served from the sidecar package.
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -152,6 +151,9 @@ INSTALLED_APPS = [
     "syncengine",
     "alerts",
     "roles",
+    # After syncengine, whose `manage.py qcluster` (django-q2's cluster, looking for due schedules
+    # more often) must come first: Django runs the command of the first app in this list that has it.
+    "django_q",
 ]
 if SANDBOX_ENABLED:
     # The simulators: shared plumbing (faults, outbound deliveries, the
@@ -275,6 +277,9 @@ Q_CLUSTER = build_q_cluster(
     timeout=env.int("Q_TIMEOUT", default=120),
     retry=env.int("Q_RETRY", default=180),
 )
+# How often `manage.py qcluster` (syncengine's) starts the jobs of due schedules: a job rescheduled
+# to wait for a rate limit's turn, a busy pair or a backoff. django-q2's own cluster looks every 30 s.
+Q_SCHEDULE_LOOK_SECONDS = env.float("Q_SCHEDULE_LOOK_SECONDS", default=1.0)
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured(f"Q_RETRY ({Q_CLUSTER['retry']}) must be longer than Q_TIMEOUT "
                                f"({Q_CLUSTER['timeout']}): a job still running would be handed out again.")

@@ -35,8 +35,9 @@ def recover_stalled_events(now=None) -> int:
 
     Run every minute (schedule created by migration 0002, interval set by
     0007): an event whose worker died is queued again at most
-    ``SYNC_EVENT_LEASE_SECONDS`` + about 90 s after it was claimed (one
-    interval, plus django-q2's scheduler looking every 30 s). Returns how
+    ``SYNC_EVENT_LEASE_SECONDS`` + about a minute after it was claimed (one
+    interval, plus the cluster's look for due schedules, every
+    ``Q_SCHEDULE_LOOK_SECONDS``). Returns how
     many events were queued again.
     """
     now = now or timezone.now()

@@ -10,7 +10,10 @@ Outcomes:
 * a handler returns processed / ignored with a sentence saying why;
 * ``RetryableError`` (rate limit, 5xx, network) → retry_scheduled, run again
   later by a django-q2 ONCE schedule with exponential backoff that honours
-  ``retry_after``; after ``MAX_ATTEMPTS`` → failed;
+  ``retry_after``; after ``MAX_ATTEMPTS`` → failed. A wait for the portal's
+  own rate-limit budget is no attempt, and lasts until the event's turn
+  (``connections.budget``). ``manage.py qcluster`` (syncengine's) starts due
+  schedules every ``Q_SCHEDULE_LOOK_SECONDS`` (:func:`keep_starting_due_schedules`);
 * ``PermanentError`` or a message that cannot be acted on → failed.
 
 Stalled events and old history are the business of ``syncengine.housekeeping``.
@@ -23,8 +26,9 @@ import random
 import time
 import uuid
 from datetime import timedelta
+from typing import Callable
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
@@ -51,8 +55,9 @@ RETRY_MAX_SECONDS = 3600
 # do not all come back in the same second.
 RETRY_JITTER = 0.1
 # An event whose pair another event holds waits in place this long for the lease before
-# it schedules a retry: django-q2's scheduler looks at due schedules only every 30 s, so
-# a retry "in 5 s" really came 5-35 s later. Two events of one pair close together are
+# it schedules a retry: a scheduled retry starts only when a cluster next looks for due
+# schedules (every Q_SCHEDULE_LOOK_SECONDS with the portal's qcluster, every 30 s with
+# django-q2's own), and the wait is no failed attempt anyway. Two events of one pair close together are
 # common (Xurrent sends request.update and request.status-changed for one status change;
 # an incident acknowledged and resolved within a second), and the holder is usually done
 # in well under a second.
@@ -87,6 +92,37 @@ def enqueue(event_id: int) -> None:
                    broker=_broker())
     except Exception:  # noqa: BLE001 - the delivery is stored; the sweeper retries
         logger.exception("syncengine.enqueue-failed event=%s", event_id)
+
+
+def start_due_schedules(broker: Broker | None = None) -> bool:
+    """Start the jobs of schedules that are due (django-q2's own look), if any is; returns whether one was.
+
+    The cheap read first: django-q2's look is a write transaction (it takes
+    SQLite's write lock) even when nothing is due.
+    """
+    from django_q.scheduler import scheduler  # it sets Django up when imported before the apps are ready
+
+    due = Schedule.objects.filter(next_run__lt=timezone.now()).exclude(repeats=0)
+    if not due.exists():
+        return False
+    scheduler(broker=broker or _broker())
+    return True
+
+
+def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
+                                sleep: Callable[[float], None] = time.sleep) -> None:
+    """:func:`start_due_schedules` every ``every`` seconds while ``running()`` (``manage.py qcluster``).
+
+    A failed look (the database away for a moment) is logged and tried again at the next.
+    """
+    while running():
+        try:
+            start_due_schedules()
+        except Exception:  # noqa: BLE001 - the next look tries again; the cluster goes on meanwhile
+            logger.exception("syncengine.schedule-look-failed")
+        finally:
+            close_old_connections()
+        sleep(every)
 
 
 def replay_event(event_id: int, *, by: str = "") -> bool:

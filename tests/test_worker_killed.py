@@ -13,10 +13,9 @@ through the environment: ``SYNC_EVENT_LEASE_SECONDS``, ``SYNC_PAIR_LEASE_SECONDS
 ``Q_TIMEOUT``, ``Q_RETRY``), the every-minute sweep queues the event again and
 the retry finds the request by its ``sourceID`` instead of creating another.
 
-The one wait that cannot be shortened is django-q2's scheduler, which looks at
-the schedules 30 s after a cluster starts (and every 30 s): the test makes the
-sweep due at once (as if its minute had passed) so that it is the first thing
-the restarted cluster's scheduler runs.
+The sweep runs every minute: the test makes it due at once (as if its minute
+had passed), and the restarted cluster starts it at its next look for due
+schedules (``Q_SCHEDULE_LOOK_SECONDS``, 1 s).
 """
 from __future__ import annotations
 

@@ -1,0 +1,96 @@
+"""Jobs rescheduled to wait start when they are due, not when django-q2 next looks (30 s).
+
+``manage.py qcluster`` is syncengine's (``syncengine/management/commands/qcluster.py``):
+django-q2's cluster, plus django-q2's own look for due schedules every
+``Q_SCHEDULE_LOOK_SECONDS``. The sync engine reschedules a job with a one-off
+schedule for every wait (a rate limit's turn, a busy pair, a backoff).
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import get_commands
+from django.utils import timezone
+from django_q.models import Schedule
+
+from syncengine import jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_qcluster_that_runs_is_the_portals():
+    assert get_commands()["qcluster"] == "syncengine"
+
+
+@pytest.mark.django_db
+def test_due_schedules_are_started_and_others_left(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    due = Schedule.objects.create(func="math.floor", args="2.5", schedule_type=Schedule.ONCE, repeats=-1,
+                                  next_run=timezone.now() - timedelta(seconds=1), name="due")
+    later = Schedule.objects.create(func="math.floor", args="2.5", schedule_type=Schedule.ONCE, repeats=-1,
+                                    next_run=timezone.now() + timedelta(minutes=5), name="later")
+    assert jobs.start_due_schedules() is True
+    assert not Schedule.objects.filter(pk=due.pk).exists()  # started: a one-off schedule is then deleted
+    assert Schedule.objects.filter(pk=later.pk).exists()
+    assert jobs.start_due_schedules() is False  # nothing due: no write transaction either
+
+
+def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch, caplog):
+    looks = []
+
+    def look():
+        looks.append(1)
+        if len(looks) == 2:
+            raise RuntimeError("database is locked")
+        return False
+
+    monkeypatch.setattr(jobs, "start_due_schedules", look)
+    monkeypatch.setattr(jobs, "close_old_connections", lambda: None)
+    slept = []
+    jobs.keep_starting_due_schedules(lambda: len(looks) < 4, every=0.25, sleep=slept.append)
+    assert len(looks) == 4 and slept == [0.25] * 4
+    assert "syncengine.schedule-look-failed" in caplog.text
+
+
+def test_a_real_cluster_starts_a_due_job_within_seconds(tmp_path):
+    """django-q2's own cluster would start it 30 s after it started, at its first look."""
+    database = tmp_path / "portal.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", DEBUG="false", SECRET_KEY="schedule-look-test-key",
+               FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(), DATABASE_URL=f"sqlite:///{database}",
+               SANDBOX_ENABLED="false", Q_SYNC="false", Q_WORKERS="1", Q_SCHEDULE_LOOK_SECONDS="0.5")
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True, timeout=180)
+    cluster = subprocess.Popen([*manage, "qcluster"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    db = sqlite3.connect(database, timeout=20)
+    try:
+        time.sleep(1)  # the cluster up; then a job is rescheduled to run in 1 s
+        with db:
+            db.execute("INSERT INTO django_q_schedule (func, args, schedule_type, repeats, next_run, name, "
+                       "minutes, hook, kwargs, cron, cluster, intended_date_kwarg) VALUES "
+                       "('math.floor', '2.5', 'O', -1, datetime('now', '+1 second'), 'due soon', "
+                       "NULL, NULL, NULL, NULL, NULL, NULL)")
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            if db.execute("SELECT 1 FROM django_q_task WHERE func = 'math.floor' AND success").fetchone():
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the due job did not run within 8 s")
+    finally:
+        db.close()
+        cluster.terminate()
+        try:
+            cluster.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, 9)
+            cluster.wait()
