@@ -64,6 +64,7 @@ from integrations.models import OutgoingIntegration
 from syncengine import pairs, polling
 from syncengine.flows import common, xurrent_to_zenduty
 from syncengine.models import LinkedPair, PairNote, PairState
+from syncengine.sweep_runs import StopPart, run_parts
 from utilities.schedules import schedule_aligner
 
 logger = logging.getLogger("syncengine.note_sweep")
@@ -96,10 +97,6 @@ class NoteSweepReport:
         return asdict(self)
 
 
-class _Stop(Exception):
-    """Stop this tenant's run (its share of the budget is used, Xurrent said to back off, or time is up)."""
-
-
 align_schedule = schedule_aligner(SCHEDULE_NAME, "SYNC_NOTE_SWEEP_MINUTES")
 
 
@@ -111,33 +108,17 @@ def backing_off_until(tenant_id: int) -> float:
 def run(*, now: datetime | None = None, reads_per_run: int | None = None) -> NoteSweepReport:
     """One run over every tenant with open pairs that copy notes to Zenduty. Never raises for an API's error."""
     report = NoteSweepReport()
-    token = uuid.uuid4().hex
-    if not cache.add(LOCK_KEY, token, timeout=int(TIME_BUDGET.total_seconds()) + 60):
-        report.stopped.append("another note sweep is running")
-        return report
-    try:
-        deadline = time.monotonic() + TIME_BUDGET.total_seconds()
-        tenants = XurrentTenant.objects.filter(
-            integrations__enabled=True, integrations__sync_notes=True,
-            integrations__pairs__state=PairState.LINKED).distinct().order_by("pk")
-        for tenant in tenants:
-            report.tenants += 1
-            until = backing_off_until(tenant.pk)
-            if until > time.time():
-                report.stopped.append(f"{tenant}: backing off after a 429 for another {until - time.time():.0f} s")
-                continue
-            sweep = _TenantSweep(tenant, report, deadline, now or timezone.now(),
-                                 reads_per_run or settings.SYNC_NOTE_SWEEP_READS_PER_RUN)
-            try:
-                sweep.run()
-            except _Stop as stop:
-                report.stopped.append(f"{tenant}: {stop}")
-                logger.info("syncengine.note_sweep.stopped tenant=%s: %s", tenant.pk, stop)
-    finally:
-        if cache.get(LOCK_KEY) == token:
-            cache.delete(LOCK_KEY)
-    logger.info("syncengine.note_sweep.done %s", report.as_dict())
-    return report
+    tenants = XurrentTenant.objects.filter(
+        integrations__enabled=True, integrations__sync_notes=True,
+        integrations__pairs__state=PairState.LINKED).distinct().order_by("pk")
+
+    def sweep(tenant: XurrentTenant, deadline: float) -> None:
+        _TenantSweep(tenant, report, deadline, now or timezone.now(),
+                     reads_per_run or settings.SYNC_NOTE_SWEEP_READS_PER_RUN).run()
+
+    return run_parts(tenants, report=report, counter="tenants", lock_key=LOCK_KEY, lock_margin=60,
+                     time_budget=TIME_BUDGET, busy="another note sweep is running",
+                     backing_off_until=backing_off_until, run_part=sweep, logger=logger, word="tenant")
 
 
 def order_for_notes(pairs_qs, now: datetime) -> tuple[list[LinkedPair], list[LinkedPair]]:
@@ -189,9 +170,9 @@ class _TenantSweep:
 
     def _spend(self) -> None:
         if self.reads_left <= 0:
-            raise _Stop(f"this run's {self.reads} note reads are used; the next run continues")
+            raise StopPart(f"this run's {self.reads} note reads are used; the next run continues")
         if time.monotonic() > self.deadline:
-            raise _Stop(f"time budget of {TIME_BUDGET.total_seconds():.0f} s used up; the next run continues")
+            raise StopPart(f"time budget of {TIME_BUDGET.total_seconds():.0f} s used up; the next run continues")
         wait = self.last_read + READ_GAP - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -207,7 +188,7 @@ class _TenantSweep:
         except (KeyError, ValueError):
             return
         if remaining < limit * KEEP_FOR_OTHERS:
-            raise _Stop(f"Xurrent's budget is down to {remaining} of {limit} calls; the rest is left to the "
+            raise StopPart(f"Xurrent's budget is down to {remaining} of {limit} calls; the rest is left to the "
                         f"webhooks, the next run continues")
 
     def _read(self, integration: OutgoingIntegration, pair: LinkedPair, xurrent) -> None:
@@ -222,10 +203,10 @@ class _TenantSweep:
             if exc.service == "xurrent" and exc.status == 429:
                 wait = exc.retry_after or BACKOFF.total_seconds()
                 cache.set(BACKOFF_KEY.format(tenant_id=self.tenant.pk), time.time() + wait, timeout=int(wait) + 5)
-                raise _Stop(f"Xurrent answered 429: backing off for {wait:.0f} s") from exc
-            raise _Stop(f"{exc.service or 'an API'} asked to wait ({exc}); the next run continues") from exc
+                raise StopPart(f"Xurrent answered 429: backing off for {wait:.0f} s") from exc
+            raise StopPart(f"{exc.service or 'an API'} asked to wait ({exc}); the next run continues") from exc
         except errors.RetryableError as exc:  # a 5xx or a timeout: the pair stays first in line
-            raise _Stop(f"{exc.service or 'an API'} did not answer ({exc}); the next run continues") from exc
+            raise StopPart(f"{exc.service or 'an API'} did not answer ({exc}); the next run continues") from exc
         except errors.PermanentError as exc:  # e.g. the request was deleted: the others go on
             # In the timeline, not in the pair's last_error: that one is the Zenduty poller's to set and clear.
             logger.warning("syncengine.note_sweep.pair-refused pair=%s: %s", pair.pk, exc)

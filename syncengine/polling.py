@@ -67,6 +67,7 @@ from syncengine import pairs
 from connections.attribution import sync_context
 from syncengine.flows import common, notes, zenduty_to_xurrent
 from syncengine.models import LinkedPair, PairNote, PairState
+from syncengine.sweep_runs import StopPart, run_parts
 
 logger = logging.getLogger("syncengine.polling")
 
@@ -102,10 +103,6 @@ class PollReport:
         return asdict(self)
 
 
-class _Stop(Exception):
-    """Stop this account's run (its budget is used up, Zenduty said to back off, or time is up)."""
-
-
 def backing_off_until(account_id: int) -> float:
     """The epoch time until which the account's polling backs off (0: it does not)."""
     return float(cache.get(BACKOFF_KEY.format(account_id=account_id)) or 0)
@@ -114,32 +111,16 @@ def backing_off_until(account_id: int) -> float:
 def run(*, now: datetime | None = None, reads_per_run: int | None = None) -> PollReport:
     """One poll of every Zenduty account with open pairs. Never raises for an API's error."""
     report = PollReport()
-    token = uuid.uuid4().hex
-    if not cache.add(LOCK_KEY, token, timeout=int(TIME_BUDGET.total_seconds()) + 30):
-        report.stopped.append("another poll is running")
-        return report
-    try:
-        deadline = time.monotonic() + TIME_BUDGET.total_seconds()
-        accounts = ZendutyAccount.objects.filter(
-            integrations__enabled=True, integrations__pairs__state=PairState.LINKED).distinct().order_by("pk")
-        for account in accounts:
-            report.accounts += 1
-            until = backing_off_until(account.pk)
-            if until > time.time():
-                report.stopped.append(f"{account}: backing off after a 429 for another {until - time.time():.0f} s")
-                continue
-            poll = _AccountPoll(account, report, deadline, now or timezone.now(),
-                                reads_per_run or settings.SYNC_POLL_READS_PER_MINUTE)
-            try:
-                poll.run()
-            except _Stop as stop:
-                report.stopped.append(f"{account}: {stop}")
-                logger.info("syncengine.polling.stopped account=%s: %s", account.pk, stop)
-    finally:
-        if cache.get(LOCK_KEY) == token:
-            cache.delete(LOCK_KEY)
-    logger.info("syncengine.polling.done %s", report.as_dict())
-    return report
+    accounts = ZendutyAccount.objects.filter(
+        integrations__enabled=True, integrations__pairs__state=PairState.LINKED).distinct().order_by("pk")
+
+    def poll(account: ZendutyAccount, deadline: float) -> None:
+        _AccountPoll(account, report, deadline, now or timezone.now(),
+                     reads_per_run or settings.SYNC_POLL_READS_PER_MINUTE).run()
+
+    return run_parts(accounts, report=report, counter="accounts", lock_key=LOCK_KEY, lock_margin=30,
+                     time_budget=TIME_BUDGET, busy="another poll is running", backing_off_until=backing_off_until,
+                     run_part=poll, logger=logger, word="account")
 
 
 def order_for_notes(pairs_qs, now: datetime) -> tuple[list[LinkedPair], list[LinkedPair]]:
@@ -198,9 +179,9 @@ class _AccountPoll:
     # -- reads ---------------------------------------------------------------------------------------
     def _spend(self) -> None:
         if self.reads_left <= 0:
-            raise _Stop(f"this run's {settings.SYNC_POLL_READS_PER_MINUTE} reads are used; the next run continues")
+            raise StopPart(f"this run's {settings.SYNC_POLL_READS_PER_MINUTE} reads are used; the next run continues")
         if time.monotonic() > self.deadline:
-            raise _Stop(f"time budget of {TIME_BUDGET.total_seconds():.0f} s used up; the next run continues")
+            raise StopPart(f"time budget of {TIME_BUDGET.total_seconds():.0f} s used up; the next run continues")
         self.reads_left -= 1
         self.report.reads += 1
 
@@ -213,10 +194,10 @@ class _AccountPoll:
             if exc.status == 429:
                 wait = exc.retry_after or BACKOFF.total_seconds()
                 cache.set(BACKOFF_KEY.format(account_id=self.account.pk), time.time() + wait, timeout=int(wait) + 5)
-                raise _Stop(f"Zenduty answered 429: backing off for {wait:.0f} s") from exc
-            raise _Stop(f"the account's shared Zenduty budget is used up for now ({exc})") from exc
+                raise StopPart(f"Zenduty answered 429: backing off for {wait:.0f} s") from exc
+            raise StopPart(f"the account's shared Zenduty budget is used up for now ({exc})") from exc
         except errors.RetryableError as exc:
-            raise _Stop(f"Zenduty did not answer the read ({exc}); the next run continues") from exc
+            raise StopPart(f"Zenduty did not answer the read ({exc}); the next run continues") from exc
 
     def _priorities(self, integration, zenduty, by_incident: dict[str, LinkedPair]) -> None:
         """Read the service's open incidents (100 a call, newest first) and follow each pair's priority."""
@@ -278,7 +259,7 @@ class _AccountPoll:
                     pairs.update(pair, last_error="")
         except pairs.PairBusy:
             self.report.skipped_busy += 1
-        except _Stop:
+        except StopPart:
             raise
         except errors.RetryableError as exc:  # Xurrent's side, or a note create whose outcome is unknown
             logger.warning("syncengine.polling.pair-failed pair=%s: %s", pair.pk, exc)
