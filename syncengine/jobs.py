@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Callable
 
 from django.db import close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
 from django_q.models import Schedule
@@ -98,11 +98,18 @@ def start_due_schedules(broker: Broker | None = None) -> bool:
     """Start the jobs of schedules that are due (django-q2's own look), if any is; returns whether one was.
 
     The cheap read first: django-q2's look is a write transaction (it takes
-    SQLite's write lock) even when nothing is due.
+    SQLite's write lock) even when nothing is due. It counts only the
+    schedules django-q2's look would start: this cluster's, and those of no
+    cluster when this is the default one (a schedule left for another
+    cluster would otherwise be "due" at every look).
     """
+    from django_q.conf import Conf
     from django_q.scheduler import scheduler  # it sets Django up when imported before the apps are ready
 
-    due = Schedule.objects.filter(next_run__lt=timezone.now()).exclude(repeats=0)
+    mine = Q(cluster=Conf.CLUSTER_NAME)
+    if Conf.CLUSTER_NAME == Conf.PREFIX:
+        mine |= Q(cluster__isnull=True)
+    due = Schedule.objects.filter(mine, next_run__lt=timezone.now()).exclude(repeats=0)
     if not due.exists():
         return False
     scheduler(broker=broker or _broker())

@@ -43,6 +43,18 @@ def test_due_schedules_are_started_and_others_left(settings):
     assert jobs.start_due_schedules() is False  # nothing due: no write transaction either
 
 
+@pytest.mark.django_db
+def test_a_schedule_due_for_another_cluster_is_no_reason_to_look(settings):
+    """django-q2's look leaves it to its cluster; looking for it would take the write lock every second."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    Schedule.objects.all().delete()  # the migrations' schedules (sweeps, poller) are due in a fresh database
+    elsewhere = Schedule.objects.create(func="math.floor", args="2.5", schedule_type=Schedule.ONCE, repeats=-1,
+                                        next_run=timezone.now() - timedelta(seconds=1), name="elsewhere",
+                                        cluster="another-cluster")
+    assert jobs.start_due_schedules() is False
+    assert Schedule.objects.filter(pk=elsewhere.pk).exists()  # left for its own cluster
+
+
 def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch, caplog):
     looks = []
 
