@@ -72,6 +72,38 @@ def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch
     assert "syncengine.schedule-look-failed" in caplog.text
 
 
+def test_a_database_away_for_minutes_is_not_a_traceback_every_second(monkeypatch, caplog):
+    """The looks go on every second; the failure is logged when it starts, once a minute while it lasts,
+    and the recovery once."""
+    outage = [True]
+
+    def look():
+        if outage[0]:
+            raise RuntimeError("could not connect to server")
+        return False
+
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+
+    monkeypatch.setattr(jobs, "start_due_schedules", look)
+    monkeypatch.setattr(jobs, "close_old_connections", lambda: None)
+    looks = []
+
+    def running():
+        looks.append(clock[0])
+        outage[0] = clock[0] < 150  # two and a half minutes away
+        return clock[0] < 160
+
+    jobs.keep_starting_due_schedules(running, every=1.0, sleep=sleep, clock=lambda: clock[0])
+    assert len(looks) == 161  # still every second
+    failed = [r for r in caplog.records if r.getMessage().startswith("syncengine.schedule-look-failed")]
+    assert len(failed) == 3  # at 0, 60 and 120 s
+    assert failed[0].exc_info is not None
+    assert sum("syncengine.schedule-look-recovered" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_real_cluster_starts_a_due_job_within_seconds(tmp_path):
     """django-q2's own cluster would start it 30 s after it started, at its first look."""
     database = tmp_path / "portal.sqlite3"
