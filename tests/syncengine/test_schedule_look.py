@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import get_commands
+from django.core.management import call_command, get_commands
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -102,6 +102,48 @@ def test_a_database_away_for_minutes_is_not_a_traceback_every_second(monkeypatch
     assert len(failed) == 3  # at 0, 60 and 120 s
     assert failed[0].exc_info is not None
     assert sum("syncengine.schedule-look-recovered" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_stop_signal_during_a_look_stops_the_cluster_after_it(monkeypatch):
+    """A look holds a write transaction (SQLite's write lock): stopping the cluster inside it would wait
+    for workers that wait for that lock."""
+    import signal
+
+    from syncengine.management.commands import qcluster
+
+    calls = []
+
+    class Sentinel:
+        def is_alive(self):
+            return "stop" not in calls
+
+    class Cluster(qcluster.Cluster):  # django-q2's, whose constructor sets its signal handlers
+        def start(self):
+            self.sentinel = Sentinel()
+
+        def stop(self):
+            calls.append("stop")
+
+    def look():
+        calls.append("look")
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # Python runs the handler between these steps
+            pass
+        calls.append("looked")
+        return True
+
+    monkeypatch.setattr(qcluster, "Cluster", Cluster)
+    monkeypatch.setattr(jobs, "start_due_schedules", look)
+    monkeypatch.setattr(jobs, "close_old_connections", lambda: None)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        started = time.monotonic()
+        call_command("qcluster")
+        assert calls == ["look", "looked", "stop"]
+        assert time.monotonic() - started < 0.5  # no waiting out the look's interval either
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def test_a_real_cluster_starts_a_due_job_within_seconds(tmp_path):
