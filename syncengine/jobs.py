@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Callable
 
 from django.db import close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
 from django_q.models import Schedule
@@ -54,6 +54,8 @@ RETRY_MAX_SECONDS = 3600
 # Up to this share is added to each delay, so that events rate-limited together
 # do not all come back in the same second.
 RETRY_JITTER = 0.1
+# While the schedule look keeps failing (the database away), it says so at most this often.
+LOOK_FAILURE_LOG_SECONDS = 60
 # An event whose pair another event holds waits in place this long for the lease before
 # it schedules a retry: a scheduled retry starts only when a cluster next looks for due
 # schedules (every Q_SCHEDULE_LOOK_SECONDS with the portal's qcluster, every 30 s with
@@ -98,11 +100,18 @@ def start_due_schedules(broker: Broker | None = None) -> bool:
     """Start the jobs of schedules that are due (django-q2's own look), if any is; returns whether one was.
 
     The cheap read first: django-q2's look is a write transaction (it takes
-    SQLite's write lock) even when nothing is due.
+    SQLite's write lock) even when nothing is due. It counts only the
+    schedules django-q2's look would start: this cluster's, and those of no
+    cluster when this is the default one (a schedule left for another
+    cluster would otherwise be "due" at every look).
     """
+    from django_q.conf import Conf
     from django_q.scheduler import scheduler  # it sets Django up when imported before the apps are ready
 
-    due = Schedule.objects.filter(next_run__lt=timezone.now()).exclude(repeats=0)
+    mine = Q(cluster=Conf.CLUSTER_NAME)
+    if Conf.CLUSTER_NAME == Conf.PREFIX:
+        mine |= Q(cluster__isnull=True)
+    due = Schedule.objects.filter(mine, next_run__lt=timezone.now()).exclude(repeats=0)
     if not due.exists():
         return False
     scheduler(broker=broker or _broker())
@@ -110,16 +119,30 @@ def start_due_schedules(broker: Broker | None = None) -> bool:
 
 
 def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
-                                sleep: Callable[[float], None] = time.sleep) -> None:
+                                sleep: Callable[[float], None] = time.sleep,
+                                clock: Callable[[], float] = time.monotonic) -> None:
     """:func:`start_due_schedules` every ``every`` seconds while ``running()`` (``manage.py qcluster``).
 
-    A failed look (the database away for a moment) is logged and tried again at the next.
+    A failed look (the database away) is tried again at the next. It is logged
+    when the failures start and then at most every ``LOOK_FAILURE_LOG_SECONDS``
+    while they last (a database away for minutes is not a traceback a second),
+    and the first look that works again says so.
     """
+    failing_since = logged_at = None
     while running():
         try:
             start_due_schedules()
         except Exception:  # noqa: BLE001 - the next look tries again; the cluster goes on meanwhile
-            logger.exception("syncengine.schedule-look-failed")
+            now = clock()
+            if failing_since is None:
+                failing_since = now
+            if logged_at is None or now - logged_at >= LOOK_FAILURE_LOG_SECONDS:
+                logged_at = now
+                logger.exception("syncengine.schedule-look-failed for %.0f s", now - failing_since)
+        else:
+            if failing_since is not None:
+                logger.warning("syncengine.schedule-look-recovered after %.0f s", clock() - failing_since)
+                failing_since = logged_at = None
         finally:
             close_old_connections()
         sleep(every)

@@ -277,3 +277,19 @@ def test_the_default_sqlite_database_lets_concurrent_writers_wait_instead_of_fai
                              + CONCURRENT_WRITERS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "6 []"
+
+
+def test_the_demos_env_file_does_not_reach_the_test_settings():
+    """`make run` writes .env with the demo's addresses; `make test` in the same checkout must not send the
+    tests' API calls to the demo's sandbox (SANDBOX_API_URL) or sign for its address (PORTAL_BASE_URL)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "SANDBOX_", "PORTAL_", "DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION"))}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
+    # The .env `make run` writes, read as django-environ reads it: without overwriting what is set.
+    dot_env = {"PORTAL_BASE_URL": "http://127.0.0.1:8791", "SANDBOX_API_URL": "http://127.0.0.1:8791"}
+    code = ("import os, environ; environ.Env.read_env = lambda *a, **k: [os.environ.setdefault(k, v) for k, v in "
+            f"{dot_env!r}.items()]; import django; django.setup(); from django.conf import settings; "
+            "print(repr(settings.SANDBOX_API_URL), settings.PORTAL_BASE_URL)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["''", "http://127.0.0.1:8000"]

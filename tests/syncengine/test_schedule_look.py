@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import get_commands
+from django.core.management import call_command, get_commands
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -43,6 +43,18 @@ def test_due_schedules_are_started_and_others_left(settings):
     assert jobs.start_due_schedules() is False  # nothing due: no write transaction either
 
 
+@pytest.mark.django_db
+def test_a_schedule_due_for_another_cluster_is_no_reason_to_look(settings):
+    """django-q2's look leaves it to its cluster; looking for it would take the write lock every second."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    Schedule.objects.all().delete()  # the migrations' schedules (sweeps, poller) are due in a fresh database
+    elsewhere = Schedule.objects.create(func="math.floor", args="2.5", schedule_type=Schedule.ONCE, repeats=-1,
+                                        next_run=timezone.now() - timedelta(seconds=1), name="elsewhere",
+                                        cluster="another-cluster")
+    assert jobs.start_due_schedules() is False
+    assert Schedule.objects.filter(pk=elsewhere.pk).exists()  # left for its own cluster
+
+
 def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch, caplog):
     looks = []
 
@@ -58,6 +70,80 @@ def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch
     jobs.keep_starting_due_schedules(lambda: len(looks) < 4, every=0.25, sleep=slept.append)
     assert len(looks) == 4 and slept == [0.25] * 4
     assert "syncengine.schedule-look-failed" in caplog.text
+
+
+def test_a_database_away_for_minutes_is_not_a_traceback_every_second(monkeypatch, caplog):
+    """The looks go on every second; the failure is logged when it starts, once a minute while it lasts,
+    and the recovery once."""
+    outage = [True]
+
+    def look():
+        if outage[0]:
+            raise RuntimeError("could not connect to server")
+        return False
+
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+
+    monkeypatch.setattr(jobs, "start_due_schedules", look)
+    monkeypatch.setattr(jobs, "close_old_connections", lambda: None)
+    looks = []
+
+    def running():
+        looks.append(clock[0])
+        outage[0] = clock[0] < 150  # two and a half minutes away
+        return clock[0] < 160
+
+    jobs.keep_starting_due_schedules(running, every=1.0, sleep=sleep, clock=lambda: clock[0])
+    assert len(looks) == 161  # still every second
+    failed = [r for r in caplog.records if r.getMessage().startswith("syncengine.schedule-look-failed")]
+    assert len(failed) == 3  # at 0, 60 and 120 s
+    assert failed[0].exc_info is not None
+    assert sum("syncengine.schedule-look-recovered" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_stop_signal_during_a_look_stops_the_cluster_after_it(monkeypatch):
+    """A look holds a write transaction (SQLite's write lock): stopping the cluster inside it would wait
+    for workers that wait for that lock."""
+    import signal
+
+    from syncengine.management.commands import qcluster
+
+    calls = []
+
+    class Sentinel:
+        def is_alive(self):
+            return "stop" not in calls
+
+    class Cluster(qcluster.Cluster):  # django-q2's, whose constructor sets its signal handlers
+        def start(self):
+            self.sentinel = Sentinel()
+
+        def stop(self):
+            calls.append("stop")
+
+    def look():
+        calls.append("look")
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # Python runs the handler between these steps
+            pass
+        calls.append("looked")
+        return True
+
+    monkeypatch.setattr(qcluster, "Cluster", Cluster)
+    monkeypatch.setattr(jobs, "start_due_schedules", look)
+    monkeypatch.setattr(jobs, "close_old_connections", lambda: None)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        started = time.monotonic()
+        call_command("qcluster")
+        assert calls == ["look", "looked", "stop"]
+        assert time.monotonic() - started < 0.5  # no waiting out the look's interval either
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def test_a_real_cluster_starts_a_due_job_within_seconds(tmp_path):

@@ -12,7 +12,10 @@ This command starts the same cluster and then, in its own process (which
 django-q2's command leaves waiting for the cluster), runs django-q2's own look
 (``django_q.scheduler.scheduler``) whenever a schedule is due, checking every
 ``Q_SCHEDULE_LOOK_SECONDS`` (``syncengine.jobs.keep_starting_due_schedules``).
-Signals stop the cluster as before; the looks end with it.
+TERM and INT stop the cluster as before, once the look under way (a write
+transaction: SQLite's write lock) is over, since stopping the cluster waits
+for its workers, which may be waiting for that lock; the wait between looks
+is cut short.
 
 It is the ``qcluster`` that runs because syncengine comes before django_q in
 ``INSTALLED_APPS`` ("to override a command, the new command must have the same
@@ -22,12 +25,17 @@ https://docs.djangoproject.com/en/5.2/howto/custom-management-commands/#overridi
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
 from syncengine import jobs
+
+# Between two looks, how often the command checks whether it was asked to stop.
+STOP_CHECK_SECONDS = 0.1
 
 
 class Command(DjangoQCommand):
@@ -37,9 +45,24 @@ class Command(DjangoQCommand):
         settings.SECRET_KEY  # noqa: B018 - as django-q2's: no cluster without a signing key
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
-        cluster = Cluster()
+        cluster = Cluster()  # its signal handlers stop the cluster while it starts, as django-q2's
         cluster.start()
         if options.get("run_once", False):
             cluster.stop()
             return
-        jobs.keep_starting_due_schedules(lambda: cluster.sentinel.is_alive(), every=settings.Q_SCHEDULE_LOOK_SECONDS)
+        stopping: list[int] = []
+
+        def request_stop(signum, frame):
+            stopping.append(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, request_stop)
+
+        def wait(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while not stopping and time.monotonic() < until:
+                time.sleep(min(STOP_CHECK_SECONDS, max(0.0, until - time.monotonic())))
+
+        jobs.keep_starting_due_schedules(lambda: not stopping and cluster.sentinel.is_alive(),
+                                         every=settings.Q_SCHEDULE_LOOK_SECONDS, sleep=wait)
+        cluster.stop()
