@@ -280,6 +280,9 @@ Q_CLUSTER = build_q_cluster(
 # How often `manage.py qcluster` (syncengine's) starts the jobs of due schedules: a job rescheduled
 # to wait for a rate limit's turn, a busy pair or a backoff. django-q2's own cluster looks every 30 s.
 Q_SCHEDULE_LOOK_SECONDS = env.float("Q_SCHEDULE_LOOK_SECONDS", default=1.0)
+if not 0 < Q_SCHEDULE_LOOK_SECONDS <= 30:
+    raise ImproperlyConfigured(f"Q_SCHEDULE_LOOK_SECONDS ({Q_SCHEDULE_LOOK_SECONDS}) must be more than 0 (0 would "
+                               f"look without pause) and at most 30 (django-q2's own look, every 30 s).")
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured(f"Q_RETRY ({Q_CLUSTER['retry']}) must be longer than Q_TIMEOUT "
                                f"({Q_CLUSTER['timeout']}): a job still running would be handed out again.")

@@ -56,6 +56,10 @@ RETRY_MAX_SECONDS = 3600
 RETRY_JITTER = 0.1
 # While the schedule look keeps failing (the database away), it says so at most this often.
 LOOK_FAILURE_LOG_SECONDS = 60
+# After a look that could not start what was due (django-q2 refused a schedule: its whole look is
+# one transaction, so nothing started), the next look comes this much later: django-q2's own pace,
+# rather than the same failure and its traceback every second.
+STUCK_LOOK_SECONDS = 30.0
 # An event whose pair another event holds waits in place this long for the lease before
 # it schedules a retry: a scheduled retry starts only when a cluster next looks for due
 # schedules (every Q_SCHEDULE_LOOK_SECONDS with the portal's qcluster, every 30 s with
@@ -112,10 +116,24 @@ def start_due_schedules(broker: Broker | None = None) -> bool:
     if Conf.CLUSTER_NAME == Conf.PREFIX:
         mine |= Q(cluster__isnull=True)
     due = Schedule.objects.filter(mine, next_run__lt=timezone.now()).exclude(repeats=0)
-    if not due.exists():
+    due_ids = list(due.values_list("pk", flat=True)[:500])
+    if not due_ids:
         return False
     scheduler(broker=broker or _broker())
+    stuck = list(Schedule.objects.filter(pk__in=due_ids, next_run__lt=timezone.now()).exclude(repeats=0)
+                 .values_list("name", flat=True)[:5])
+    if stuck:
+        raise SchedulesStuck(stuck)
     return True
+
+
+class SchedulesStuck(Exception):
+    """Schedules that were due are still due after django-q2's look: it could not start them (its log
+    says why, e.g. arguments that do not parse)."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        super().__init__(f"still due after a look, not started: {', '.join(map(str, names))}")
 
 
 def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
@@ -123,15 +141,24 @@ def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
                                 clock: Callable[[], float] = time.monotonic) -> None:
     """:func:`start_due_schedules` every ``every`` seconds while ``running()`` (``manage.py qcluster``).
 
-    A failed look (the database away) is tried again at the next. It is logged
+    A look that could not start what was due (:class:`SchedulesStuck`) is
+    followed by the next one ``STUCK_LOOK_SECONDS`` later, said at most every
+    ``LOOK_FAILURE_LOG_SECONDS``. A failed look (the database away) is tried again at the next. It is logged
     when the failures start and then at most every ``LOOK_FAILURE_LOG_SECONDS``
     while they last (a database away for minutes is not a traceback a second),
     and the first look that works again says so.
     """
     failing_since = logged_at = None
     while running():
+        wait = every
         try:
             start_due_schedules()
+        except SchedulesStuck as stuck:
+            wait = max(every, STUCK_LOOK_SECONDS)
+            now = clock()
+            if logged_at is None or now - logged_at >= LOOK_FAILURE_LOG_SECONDS:
+                logged_at = now
+                logger.warning("syncengine.schedule-look-stuck %s; looking again in %.0f s", stuck, wait)
         except Exception:  # noqa: BLE001 - the next look tries again; the cluster goes on meanwhile
             now = clock()
             if failing_since is None:
@@ -145,7 +172,7 @@ def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
                 failing_since = logged_at = None
         finally:
             close_old_connections()
-        sleep(every)
+        sleep(wait)
 
 
 def replay_event(event_id: int, *, by: str = "") -> bool:

@@ -55,6 +55,37 @@ def test_a_schedule_due_for_another_cluster_is_no_reason_to_look(settings):
     assert Schedule.objects.filter(pk=elsewhere.pk).exists()  # left for its own cluster
 
 
+@pytest.mark.django_db
+def test_a_schedule_django_q2_cannot_start_is_said_and_looked_at_again_at_its_pace(settings, caplog):
+    """django-q2's look is one transaction: a schedule it refuses (arguments typed in the admin that do not
+    parse) leaves every due schedule due. Looked at every second, that was its traceback every second."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    Schedule.objects.all().delete()
+    Schedule.objects.create(func="math.floor", args="2.5 +", schedule_type=Schedule.ONCE, repeats=-1,
+                            next_run=timezone.now() - timedelta(seconds=1), name="typed by hand")
+    with pytest.raises(jobs.SchedulesStuck) as stuck:
+        jobs.start_due_schedules()
+    assert stuck.value.names == ["typed by hand"]
+
+    looks, slept = [], []
+    jobs.keep_starting_due_schedules(lambda: len(looks) < 3 and not looks.append(1), every=1.0,
+                                     sleep=slept.append, clock=lambda: 0.0)
+    assert slept == [jobs.STUCK_LOOK_SECONDS] * 3  # django-q2's own pace while it is stuck
+    said = [r for r in caplog.records if r.getMessage().startswith("syncengine.schedule-look-stuck")]
+    assert len(said) == 1 and "typed by hand" in said[0].getMessage()  # once a minute at most
+
+
+def test_the_look_interval_must_be_a_pause_django_q2_would_not_exceed():
+    for value, ok in (("0", False), ("-1", False), ("0.5", True), ("30", True), ("31", False)):
+        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+        env.update(DJANGO_SETTINGS_MODULE="config.settings_test", Q_SCHEDULE_LOOK_SECONDS=value)
+        result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode == 0) is ok, (value, result.stderr[-500:])
+        if not ok:
+            assert "Q_SCHEDULE_LOOK_SECONDS" in result.stderr
+
+
 def test_the_looks_go_on_after_a_failed_one_and_end_with_the_cluster(monkeypatch, caplog):
     looks = []
 
