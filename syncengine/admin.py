@@ -131,7 +131,12 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: InboundEvent):
-        return badge(obj.get_status_display(), EventStatus(obj.status).colour)
+        shown = badge(obj.get_status_display(), EventStatus(obj.status).colour)
+        if obj.status == EventStatus.RETRY_SCHEDULED and obj.next_attempt_at:
+            # When it comes back is what a waiting event's row is read for; the reason is cut short here.
+            return format_html('{}<br><small style="white-space:nowrap">next at {}</small>', shown,
+                               timezone.localtime(obj.next_attempt_at).strftime("%H:%M:%S"))
+        return shown
 
     @admin.display(description="what to do")
     def what_to_do(self, obj: InboundEvent):

@@ -93,6 +93,17 @@ class TestPages:
         assert "background:#198754" in page  # processed
         assert "background:#d63384" in page  # rejected
 
+    def test_a_waiting_event_says_in_the_list_when_it_comes_back(self, admin_client, history):
+        from datetime import datetime, timezone as tz
+
+        event = history["request.update"]
+        InboundEvent.objects.filter(pk=event.pk).update(
+            status=EventStatus.RETRY_SCHEDULED, next_attempt_at=datetime(2026, 12, 1, 10, 44, 15, tzinfo=tz.utc),
+            reason="Attempt 0 of 5: Not sent yet: the portal keeps to Zenduty's rate limits: GET /api/incidents/1/ "
+                   "would wait another 36.0 s. Next attempt in 36 s, at 10:44:15 UTC.")
+        page = admin_client.get(reverse("admin:syncengine_inboundevent_changelist")).content.decode()
+        assert "next at 10:44:15</small>" in page  # the reason itself is cut before it says so
+
 
 @pytest.mark.django_db
 class TestReplay:
