@@ -13,9 +13,12 @@ through the environment: ``SYNC_EVENT_LEASE_SECONDS``, ``SYNC_PAIR_LEASE_SECONDS
 ``Q_TIMEOUT``, ``Q_RETRY``), the every-minute sweep queues the event again and
 the retry finds the request by its ``sourceID`` instead of creating another.
 
-The sweep runs every minute: the test makes it due at once (as if its minute
-had passed), and the restarted cluster starts it at its next look for due
-schedules (``Q_SCHEDULE_LOOK_SECONDS``, 1 s).
+The sweep runs every minute: the test makes it due just after the leases run
+out (9 s after the claim, as if its minute had passed then), and the
+restarted cluster starts it at its next look for due schedules
+(``Q_SCHEDULE_LOOK_SECONDS``, 1 s). Due at once, it ran while the event's
+lease still held and found nothing, and the event waited for the sweep's
+next minute.
 """
 from __future__ import annotations
 
@@ -127,9 +130,10 @@ def test_a_worker_killed_mid_job_completes_the_work_exactly_once_after_its_resta
         event = one("SELECT id, status FROM syncengine_inboundevent WHERE event_type = 'triggered'")
         assert event[1] == "processing", event  # left behind by the dead worker
         _wait_for("the worker started again", lambda: stack.roles().get("worker") not in (None, worker), 15, stack)
-        with database:  # the sweep's minute has passed (see the module docstring)
-            database.execute("UPDATE django_q_schedule SET next_run = datetime('now', '-1 second') "
-                             "WHERE func = 'syncengine.tasks.recover_stalled_events'")
+        with database:  # the sweep's minute has passed once the leases have (see the module docstring)
+            database.execute("UPDATE django_q_schedule SET next_run = (SELECT strftime('%Y-%m-%d %H:%M:%f', "
+                             "claimed_at, '+9 seconds') FROM syncengine_inboundevent WHERE id = ?) "
+                             "WHERE func = 'syncengine.tasks.recover_stalled_events'", (event[0],))
 
         status = _wait_for("the event processed after the restart", lambda: one(
             "SELECT status, attempts, reason FROM syncengine_inboundevent WHERE id = ? "
