@@ -7,12 +7,15 @@ them itself. Every caller — webhook jobs, sweeps, pollers, admin pages, in any
 web process or worker — takes a slot from the same row of
 :class:`connections.models.ApiBudget` before it calls.
 
-The row holds the send times of the calls in the longest window (a sliding
-log). A call may go when fewer than ``limit`` calls were sent in each of the
-last windows; at most ``limit`` calls in any sliding window also means at
-most ``limit`` in any fixed window the service may count in, whatever its
-alignment. Each window is lengthened by ``WINDOW_MARGIN`` for the time a
-call takes to arrive.
+The row holds the times of the calls in the longest window (a sliding log):
+each call's send time, replaced by the time its answer came (``answered``,
+from the client once the call is over), since the service counted it when it
+arrived, somewhere in between. A call may go when fewer than ``limit`` calls
+are in each of the last windows; at most ``limit`` calls in any sliding
+window also means at most ``limit`` in any fixed window the service may
+count in, whatever its alignment. Each window is lengthened by
+``WINDOW_MARGIN`` for a call still under way (counted from its send time
+until it is answered).
 
 Taking a slot is one short transaction (a row lock on PostgreSQL, SQLite's
 write lock), never held across the HTTP call.
@@ -43,7 +46,9 @@ from connections.models import ApiBudget
 # Seconds added to every window: two calls sent a window apart may arrive
 # closer together (network jitter, a slow first call) and must not count in
 # one window. 0.1 s was too little on a busy test machine (a 429 in one run of
-# tests/connections/test_zenduty_budget.py in three).
+# tests/connections/test_zenduty_budget.py in three). A call is counted from
+# its answer once it has one (``answered``), so the margin is left to cover a
+# call still under way.
 WINDOW_MARGIN = 0.25
 # At most this many turns given out ahead per row; past it a caller is told
 # only when the next slot frees (the row stays small whatever the backlog).
@@ -91,6 +96,12 @@ def try_take(key: str, limits: tuple[Limit, ...], *, now: Callable[[], float] = 
     caller will come back later and is given a turn (see the module
     docstring); the seconds returned are until that turn.
     """
+    return _take_once(key, limits, now=now, book_beyond=book_beyond)[0]
+
+
+def _take_once(key: str, limits: tuple[Limit, ...], *, now: Callable[[], float],
+               book_beyond: float | None) -> tuple[float, float]:
+    """:func:`try_take`, also returning the time the slot was taken at."""
     longest = max(limit.seconds for limit in limits) + WINDOW_MARGIN
     with transaction.atomic():
         budget, _ = ApiBudget.objects.select_for_update().get_or_create(key=key)
@@ -107,12 +118,28 @@ def try_take(key: str, limits: tuple[Limit, ...], *, now: Callable[[], float] = 
         budget.recent = recent
         budget.booked = booked
         budget.save(update_fields=["recent", "booked", "updated_at"])
-    return wait
+    return wait, at
+
+
+def answered(key: str, sent_at: float, at: float) -> None:
+    """The call whose slot was taken at ``sent_at`` got its answer (or gave up) at ``at``: it counts
+    from then on. The service counted it when it arrived, somewhere in between; counted from its
+    send time, a call that took long to arrive could share a window with one sent a window later
+    (a 429 on a loaded machine, ``WINDOW_MARGIN``). Counted from its answer it never can."""
+    with transaction.atomic():
+        budget = ApiBudget.objects.select_for_update().filter(key=key).first()
+        if budget is None or sent_at not in budget.recent:
+            return  # left the window meanwhile (a very slow call), or the row was reset
+        recent = list(budget.recent)
+        recent[recent.index(sent_at)] = max(at, sent_at)
+        budget.recent = recent
+        budget.save(update_fields=["recent", "updated_at"])
 
 
 def take(key: str, limits: tuple[Limit, ...], *, max_wait: float, service: str,
-         sleep: Callable[[float], None] = time.sleep, what: str = "this call", book: bool = False) -> None:
-    """Take a slot, waiting for one when that takes at most ``max_wait`` seconds.
+         sleep: Callable[[float], None] = time.sleep, what: str = "this call", book: bool = False) -> float:
+    """Take a slot, waiting for one when that takes at most ``max_wait`` seconds; returns the time it
+    was taken at (for :func:`answered`).
 
     ``book``: the caller comes back when told to (a job, rescheduled); a
     longer wait is then until a turn of its own (module docstring).
@@ -122,9 +149,9 @@ def take(key: str, limits: tuple[Limit, ...], *, max_wait: float, service: str,
     """
     waited = 0.0
     while True:
-        wait = try_take(key, limits, book_beyond=max_wait - waited if book else None)
+        wait, at = _take_once(key, limits, now=time.time, book_beyond=max_wait - waited if book else None)
         if wait <= 0:
-            return
+            return at
         if waited + wait > max_wait:
             raise errors.RateLimitedError(
                 f"the portal keeps to {service.capitalize()}'s rate limits: {what} would wait another "

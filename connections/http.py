@@ -148,6 +148,10 @@ class BaseClient:
         that keeps a budget of its own takes a slot here, or raises
         RateLimitedError without calling."""
 
+    def after_send(self, method: str, url: str) -> None:
+        """Called after every attempt of a call, once it was answered, failed or timed out (not when
+        :meth:`before_send` refused it): a client that keeps a budget of its own says so here."""
+
     def on_auth_failure(self) -> bool:
         """Called after a 401; return True to retry once (e.g. after a token refresh)."""
         return False
@@ -196,6 +200,7 @@ class BaseClient:
                     f"cannot reach {urlsplit(url).netloc} ({type(exc).__name__})", service=self.service)
                 response = None
             duration_ms = int((time.monotonic() - started) * 1000)
+            self.after_send(method, url)
 
             limits: dict[str, str] = {}
             if response is not None:

@@ -154,7 +154,8 @@ class XurrentAccessToken(models.Model):
 
 
 class ApiBudget(models.Model):
-    """The recent calls of one rate-limited kind of call, shared by every process.
+    """The recent calls of one rate-limited kind of call, shared by every process (``recent``: when
+    each was sent, or answered once it was).
 
     One row per key (e.g. a Zenduty account's incident reads): the send times
     of the calls made in the longest window, so that every web process and

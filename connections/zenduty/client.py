@@ -94,6 +94,7 @@ class ZendutyClient(BaseClient):
         # Calls share the account's rate limits with every other process (connections.budget);
         # for_account() keys them by the account, a client made for a bare token by its HMAC.
         self.budget_key = "zenduty:token:" + salted_hmac("connections.zenduty.budget", api_token).hexdigest()[:32]
+        self._slot: tuple[str, float] | None = None  # the budget slot of the call under way (before_send)
         checking = destinations.AddressCheckingAdapter()
         self.session.mount("https://", checking)
         self.session.mount("http://", checking)
@@ -130,6 +131,7 @@ class ZendutyClient(BaseClient):
         return None
 
     def before_send(self, method: str, url: str) -> None:
+        self._slot = None
         kind = self.budget_for(method, url)
         if kind is None:
             return
@@ -139,9 +141,17 @@ class ZendutyClient(BaseClient):
             max_wait = min(max_wait, max(0.0, self.deadline - time.monotonic() - 0.1))
         # A job on an inbound event is rescheduled when refused, and comes back: it gets a turn.
         context = attribution.current()
-        budget.take(f"{self.budget_key}:{name}", limits, max_wait=max_wait, service=self.service,
-                    sleep=self._sleep, what=f"{method} {urlsplit(url).path}",
-                    book=context is not None and context.inbound_event_id is not None)
+        key = f"{self.budget_key}:{name}"
+        sent_at = budget.take(key, limits, max_wait=max_wait, service=self.service, sleep=self._sleep,
+                              what=f"{method} {urlsplit(url).path}",
+                              book=context is not None and context.inbound_event_id is not None)
+        self._slot = (key, sent_at)
+
+    def after_send(self, method: str, url: str) -> None:
+        # The call counts in the budget from its answer on (connections.budget.answered).
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            budget.answered(*slot, time.time())
 
     def __repr__(self) -> str:  # never the token
         return f"<ZendutyClient {self._base_url}>"

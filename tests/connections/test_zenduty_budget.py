@@ -52,6 +52,43 @@ def test_a_wait_longer_than_allowed_is_a_rate_limited_error_without_a_call():
     assert slept == [] and caught.value.retryable
 
 
+# -- a call counts from its answer -------------------------------------------------------------------
+def test_a_call_counts_from_its_answer_so_a_slow_one_cannot_share_a_window_with_the_next():
+    clock, limits = Clock(), (Limit(1, 1),)
+    sent = clock.at
+    assert budget.try_take("k", limits, now=clock) == 0
+    budget.answered("k", sent, sent + 0.5)  # it took half a second: Zenduty counted it somewhere in there
+    clock.at = sent + 1 + budget.WINDOW_MARGIN
+    assert budget.try_take("k", limits, now=clock) == pytest.approx(0.5)  # a window after the answer
+    clock.at += 0.5
+    assert budget.try_take("k", limits, now=clock) == 0
+
+
+def test_an_answer_for_a_slot_no_longer_kept_changes_nothing():
+    clock, limits = Clock(), (Limit(2, 1),)
+    budget.try_take("k", limits, now=clock)
+    budget.answered("k", clock.at - 100, clock.at)  # left the window meanwhile
+    budget.answered("nobody", clock.at, clock.at + 1)  # no such row
+    assert ApiBudget.objects.get(key="k").recent == [clock.at]
+    assert not ApiBudget.objects.filter(key="nobody").exists()
+
+
+def test_the_client_records_each_read_at_its_answer(zenduty, monkeypatch):
+    _, account = zenduty
+    real_send = http.send
+
+    def slow_send(*args, **kwargs):  # the network (or a busy Zenduty) takes 0.3 s to answer
+        time.sleep(0.3)
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(http, "send", slow_send)
+    client = ZendutyClient.for_account(account)
+    before = time.time()
+    list(client.iter_incidents(status=0))
+    [counted] = ApiBudget.objects.get(key=f"{client.budget_key}:incident-reads").recent
+    assert counted >= before + 0.3
+
+
 # -- turns for callers that come back ------------------------------------------------------------
 def test_callers_that_will_come_back_get_turns_of_their_own_in_order():
     clock, limits = Clock(), (Limit(3, 60),)
