@@ -150,8 +150,13 @@ class ZendutyClient(BaseClient):
     def after_send(self, method: str, url: str) -> None:
         # The call counts in the budget from its answer on (connections.budget.answered).
         slot, self._slot = self._slot, None
-        if slot is not None:
+        if slot is None:
+            return
+        try:
             budget.answered(*slot, time.time())
+        except Exception:  # noqa: BLE001 - the call was made: its answer must not be lost to the bookkeeping
+            # The slot then counts from its send time, as a call still under way does.
+            logger.warning("zenduty.budget-answer-not-recorded %s", slot[0], exc_info=True)
 
     def __repr__(self) -> str:  # never the token
         return f"<ZendutyClient {self._base_url}>"

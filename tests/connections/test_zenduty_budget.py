@@ -89,6 +89,27 @@ def test_the_client_records_each_read_at_its_answer(zenduty, monkeypatch):
     assert counted >= before + 0.3
 
 
+def test_a_call_made_keeps_its_answer_when_its_answer_time_cannot_be_recorded(zenduty, monkeypatch, caplog):
+    """The call was made (a create, perhaps): the bookkeeping failing after it must not lose its answer."""
+    from django.db import OperationalError
+
+    _, account = zenduty
+
+    def database_locked(*args):
+        raise OperationalError("database is locked")
+
+    from sandbox.zenduty import operations
+    from sandbox.zenduty.models import Service
+
+    website = Service.objects.get(name="Website")
+    incident = operations.create_incident(service=website, title="Disk full", summary="/var at 100%",
+                                          team_priority=website.team.priorities.get(name="P1"))
+    monkeypatch.setattr(budget, "answered", database_locked)
+    read = ZendutyClient.for_account(account).get_incident(incident.unique_id)
+    assert read["title"] == "Disk full"  # answered, although its time could not be recorded
+    assert "zenduty.budget-answer-not-recorded" in caplog.text
+
+
 # -- turns for callers that come back ------------------------------------------------------------
 def test_callers_that_will_come_back_get_turns_of_their_own_in_order():
     clock, limits = Clock(), (Limit(3, 60),)
