@@ -4,9 +4,9 @@ django-q2's cluster starts the jobs of due schedules only when its guard loop
 looks for them: every 30 s, by a constant of its own (``Sentinel.guard`` in
 django_q/cluster.py). The sync engine reschedules a job with a one-off
 schedule whenever it must wait: for its turn in a rate limit
-(``connections.budget``), a pair another event holds, a backoff. Started up
-to 30 s late, such jobs left half of Zenduty's one-minute windows unused, and
-a backlog of incidents took 2.4× the time the limits allow (bench/backlog.py).
+(``connections.budget``), a pair another event holds, a backoff. A retry "in
+5 s" started 5-35 s later, and an event a dead worker left behind waited up to
+half a minute more for the sweep that queues it again.
 
 This command starts the same cluster and then, in its own process (which
 django-q2's command leaves waiting for the cluster), runs django-q2's own look
