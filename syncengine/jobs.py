@@ -142,34 +142,39 @@ def keep_starting_due_schedules(running: Callable[[], bool], *, every: float,
     """:func:`start_due_schedules` every ``every`` seconds while ``running()`` (``manage.py qcluster``).
 
     A look that could not start what was due (:class:`SchedulesStuck`) is
-    followed by the next one ``STUCK_LOOK_SECONDS`` later, said at most every
-    ``LOOK_FAILURE_LOG_SECONDS``. A failed look (the database away) is tried again at the next. It is logged
-    when the failures start and then at most every ``LOOK_FAILURE_LOG_SECONDS``
-    while they last (a database away for minutes is not a traceback a second),
-    and the first look that works again says so.
+    followed by the next one ``STUCK_LOOK_SECONDS`` later. A failed look (the
+    database away) is tried again at the next; the first look that works
+    again says so. Either trouble is said when it starts and then at most
+    every ``LOOK_FAILURE_LOG_SECONDS`` while it lasts (a database away for
+    minutes is not a traceback a second).
     """
-    failing_since = logged_at = None
+    failing_since = said_at = None
+
+    def time_to_say() -> bool:
+        nonlocal said_at
+        now = clock()
+        if said_at is None or now - said_at >= LOOK_FAILURE_LOG_SECONDS:
+            said_at = now
+            return True
+        return False
+
     while running():
         wait = every
         try:
             start_due_schedules()
         except SchedulesStuck as stuck:
             wait = max(every, STUCK_LOOK_SECONDS)
-            now = clock()
-            if logged_at is None or now - logged_at >= LOOK_FAILURE_LOG_SECONDS:
-                logged_at = now
+            if time_to_say():
                 logger.warning("syncengine.schedule-look-stuck %s; looking again in %.0f s", stuck, wait)
         except Exception:  # noqa: BLE001 - the next look tries again; the cluster goes on meanwhile
-            now = clock()
             if failing_since is None:
-                failing_since = now
-            if logged_at is None or now - logged_at >= LOOK_FAILURE_LOG_SECONDS:
-                logged_at = now
-                logger.exception("syncengine.schedule-look-failed for %.0f s", now - failing_since)
+                failing_since = clock()
+            if time_to_say():
+                logger.exception("syncengine.schedule-look-failed for %.0f s", clock() - failing_since)
         else:
             if failing_since is not None:
                 logger.warning("syncengine.schedule-look-recovered after %.0f s", clock() - failing_since)
-                failing_since = logged_at = None
+                failing_since = said_at = None
         finally:
             close_old_connections()
         sleep(wait)
