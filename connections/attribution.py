@@ -17,9 +17,14 @@ from typing import Iterator
 
 @dataclass(frozen=True)
 class SyncContext:
+    """Whom the calls are for. ``background``: work that can wait (the Zenduty poller, the sweeps,
+    a backfill); its calls leave rate-limit slots to the jobs that come back for them
+    (``connections.budget``, turns)."""
+
     integration_id: int | None = None
     inbound_event_id: int | None = None
     pair_id: int | None = None
+    background: bool = False
 
 
 _current: ContextVar[SyncContext | None] = ContextVar("call_attribution", default=None)
@@ -32,7 +37,7 @@ def current() -> SyncContext | None:
 
 @contextmanager
 def sync_context(*, integration_id: int | None = None, inbound_event_id: int | None = None,
-                 pair_id: int | None = None) -> Iterator[SyncContext]:
+                 pair_id: int | None = None, background: bool = False) -> Iterator[SyncContext]:
     """Attribute the outbound calls made inside the block to an integration (and event).
 
     Other code may use it too, e.g. provisioning, so that its calls show up
@@ -41,7 +46,8 @@ def sync_context(*, integration_id: int | None = None, inbound_event_id: int | N
         with sync_context(integration_id=integration.pk):
             provision(integration.pk)
     """
-    context = SyncContext(integration_id=integration_id, inbound_event_id=inbound_event_id, pair_id=pair_id)
+    context = SyncContext(integration_id=integration_id, inbound_event_id=inbound_event_id, pair_id=pair_id,
+                          background=background)
     token = _current.set(context)
     try:
         yield context
@@ -54,5 +60,5 @@ def pair_context(pair_id: int | None) -> Iterator[SyncContext]:
     """The current context, with the calls made inside the block also tied to a linked pair."""
     outer = current() or SyncContext()
     with sync_context(integration_id=outer.integration_id, inbound_event_id=outer.inbound_event_id,
-                      pair_id=pair_id) as context:
+                      pair_id=pair_id, background=outer.background) as context:
         yield context

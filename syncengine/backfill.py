@@ -140,7 +140,7 @@ def run(backfill_id: int) -> str:
     integration = backfill.integration
     owner = f"backfill-{backfill.pk}"
     Backfill.objects.filter(pk=backfill.pk).update(status=BackfillStatus.RUNNING)
-    with sync_context(integration_id=integration.pk):
+    with sync_context(integration_id=integration.pk, background=True):
         while backfill.position < len(backfill.items):
             item = Item(**{k: v for k, v in backfill.items[backfill.position].items() if k != "result"})
             try:

@@ -193,7 +193,7 @@ class _TenantSweep:
 
     def _read(self, integration: OutgoingIntegration, pair: LinkedPair, xurrent) -> None:
         try:
-            with sync_context(integration_id=integration.pk):
+            with sync_context(integration_id=integration.pk, background=True):
                 copied, left = xurrent_to_zenduty.sync_notes(integration, pair, xurrent, owner=self.owner,
                                                              now=self.now)
         except pairs.PairBusy:

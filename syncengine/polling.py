@@ -202,7 +202,7 @@ class _AccountPoll:
     def _priorities(self, integration, zenduty, by_incident: dict[str, LinkedPair]) -> None:
         """Read the service's open incidents (100 a call, newest first) and follow each pair's priority."""
         seen: dict[str, str] = {}
-        with sync_context(integration_id=integration.pk), self._reading():
+        with sync_context(integration_id=integration.pk, background=True), self._reading():
             self._spend()
             incidents = zenduty.iter_incidents(status=FILTER_OPEN, service_ids=[integration.zenduty_service_id],
                                                page_size=PAGE_SIZE)
@@ -249,7 +249,7 @@ class _AccountPoll:
     # -- one pair, under its lease --------------------------------------------------------------------
     def _on_pair(self, integration, pair: LinkedPair, work) -> None:
         try:
-            with sync_context(integration_id=integration.pk), \
+            with sync_context(integration_id=integration.pk, background=True), \
                     common.flagged_on_permanent_error(integration, f"poll Zenduty incident #"
                                                                    f"{pair.zenduty_incident_number}"), \
                     pairs.working_on(pair, self.owner) as pair, common.xurrent_client(integration) as xurrent:

@@ -142,7 +142,7 @@ def run(*, now: datetime | None = None) -> SweepReport:
                 report.stopped.append(f"time budget of {TIME_BUDGET.total_seconds():.0f} s used up")
                 break
             report.integrations += 1
-            with sync_context(integration_id=integration.pk):
+            with sync_context(integration_id=integration.pk, background=True):
                 _IntegrationSweep(integration, report, backing_off, deadline, now or timezone.now()).run()
     finally:
         if cache.get(LOCK_KEY) == token:

@@ -140,11 +140,13 @@ class ZendutyClient(BaseClient):
         if self.deadline is not None:
             max_wait = min(max_wait, max(0.0, self.deadline - time.monotonic() - 0.1))
         # A job on an inbound event is rescheduled when refused, and comes back: it gets a turn.
+        # Work that can wait (the poller, the sweeps) leaves the slots those turns count on.
         context = attribution.current()
+        book = context is not None and context.inbound_event_id is not None
         key = f"{self.budget_key}:{name}"
         sent_at = budget.take(key, limits, max_wait=max_wait, service=self.service, sleep=self._sleep,
-                              what=f"{method} {urlsplit(url).path}",
-                              book=context is not None and context.inbound_event_id is not None)
+                              what=f"{method} {urlsplit(url).path}", book=book,
+                              yield_to_turns=not book and context is not None and context.background)
         self._slot = (key, sent_at)
 
     def after_send(self, method: str, url: str) -> None:

@@ -156,8 +156,78 @@ def test_turns_only_spread_comebacks_a_call_may_go_when_the_calls_sent_allow():
     # The holder of the first turn came late, or never: at the first turn anyone may have the slot.
     clock.at += first
     assert budget.try_take("k", limits, now=clock) == 0
-    # A turn that has come is forgotten; the later one is still given out.
+    # A turn that has come is kept a moment for its job (TURN_GRACE), then forgotten; the later one stays.
+    assert ApiBudget.objects.get(key="k").booked == [pytest.approx(Clock().at + first),
+                                                     pytest.approx(Clock().at + second)]
+    clock.at += budget.TURN_GRACE + 0.1
+    budget.try_take("k", limits, now=clock)
     assert ApiBudget.objects.get(key="k").booked == [pytest.approx(Clock().at + second)]
+
+
+def test_a_job_that_comes_at_its_turn_takes_it():
+    clock, limits = Clock(), (Limit(1, 60),)
+    budget.try_take("k", limits, now=clock)
+    turn = budget.try_take("k", limits, now=clock, book_beyond=0)
+    clock.at += turn + 0.5  # it comes back through the schedule look, a moment after its turn
+    assert budget.try_take("k", limits, now=clock, book_beyond=0) == 0
+    assert ApiBudget.objects.get(key="k").booked == []
+
+
+# -- work that can wait yields to the turns ------------------------------------------------------
+def spent_with_turns(clock: Clock, limits) -> list[float]:
+    """Three calls a second apart fill ``Limit(3, 60)``; three jobs refused then get turns."""
+    for _ in range(3):
+        assert budget.try_take("k", limits, now=clock) == 0
+        clock.at += 1
+    return [clock.at + budget.try_take("k", limits, now=clock, book_beyond=0) for _ in range(3)]
+
+
+def test_a_caller_that_yields_takes_no_slot_a_turn_counts_on():
+    clock, limits = Clock(), (Limit(3, 60),)
+    start = clock.at
+    turns = spent_with_turns(clock, limits)
+    clock.at = turns[0] + 0.2
+    assert budget.try_take("k", limits, now=clock, book_beyond=0) == 0  # the first job, at its turn
+    # The second turn has come and its job is on its way; the oldest call has left the window.
+    clock.at = turns[1] + 0.05
+    assert budget._free_in(ApiBudget.objects.get(key="k").recent, limits, clock.at) == 0  # room, by calls sent
+    wait = budget.try_take("k", limits, now=clock, yield_to_turns=True)  # the poller
+    assert wait > 0
+    # It is told when a call fits beside every turn: once the first job's call leaves the window.
+    assert clock.at + wait == pytest.approx(turns[0] + 0.2 + 60 + budget.WINDOW_MARGIN)
+    clock.at += 0.4
+    assert budget.try_take("k", limits, now=clock, book_beyond=0) == 0  # so the second job finds its slot
+    clock.at = turns[2] + 0.1
+    assert budget.try_take("k", limits, now=clock, book_beyond=0) == 0  # and the third
+    assert clock.at - start < 2 * 60  # nobody was sent to the end of the line
+
+
+def test_without_yielding_the_same_caller_takes_the_slot_and_the_job_goes_to_the_end_of_the_line():
+    clock, limits = Clock(), (Limit(3, 60),)
+    turns = spent_with_turns(clock, limits)
+    clock.at = turns[0] + 0.2
+    budget.try_take("k", limits, now=clock, book_beyond=0)
+    clock.at = turns[1] + 0.05
+    assert budget.try_take("k", limits, now=clock) == 0  # an admin page: a person is waiting
+    clock.at += 0.4
+    again = budget.try_take("k", limits, now=clock, book_beyond=0)
+    assert clock.at + again > turns[2]  # the second job's new turn comes after the third's
+
+
+def test_a_caller_that_yields_goes_at_once_when_no_turn_is_given_or_none_is_near():
+    clock, limits = Clock(), (Limit(3, 1), Limit(30, 60))
+    assert budget.try_take("k", limits, now=clock, yield_to_turns=True) == 0
+    # A turn a minute and more ahead shares no window with a call now.
+    budget.ApiBudget.objects.filter(key="k").update(booked=[clock.at + 61])
+    assert budget.try_take("k", limits, now=clock, yield_to_turns=True) == 0
+
+
+def test_a_caller_that_yields_is_told_to_ask_again_within_a_window_when_turns_fill_it():
+    clock, limits = Clock(), (Limit(1, 1), Limit(30, 60))
+    ApiBudget.objects.create(key="k", booked=[clock.at + 1.5 * i for i in range(1, 200)])  # a backlog's turns
+    wait = budget.try_take("k", limits, now=clock, yield_to_turns=True)
+    assert wait == pytest.approx(60 + budget.WINDOW_MARGIN)
+    assert ApiBudget.objects.get(key="k").recent == []
 
 
 def test_turns_given_out_ahead_are_capped(monkeypatch):
@@ -196,6 +266,24 @@ def test_a_job_gets_a_turn_and_other_callers_do_not(zenduty, statuses):
         client.get_incident(incident)
     assert ApiBudget.objects.get(key=key).booked == [pytest.approx(time.time() + caught.value.retry_after, abs=1)]
     assert statuses == []  # nothing was sent
+
+
+def test_background_work_yields_to_the_turns_and_a_job_or_an_admin_page_does_not(zenduty, statuses):
+    from connections.attribution import sync_context
+
+    _, account = zenduty
+    client = ZendutyClient.for_account(account, max_inline_wait=0)
+    key = f"{client.budget_key}:incident-reads"
+    # Room for reads by the calls sent, but jobs have turns through the next seconds.
+    now = time.time()
+    ApiBudget.objects.create(key=key, recent=[now - 30] * 27, booked=[now + 1, now + 2, now + 3])
+    with sync_context(integration_id=None, background=True), pytest.raises(errors.RateLimitedError):  # the poller
+        list(client.iter_incidents(status=0))
+    assert statuses == []  # nothing was sent
+    list(client.iter_incidents(status=0))  # an admin page: a person is waiting
+    with sync_context(inbound_event_id=1):  # a job: the slot is there now
+        list(client.iter_incidents(status=0))
+    assert statuses == [200, 200]
 
 
 # -- through the simulated Zenduty ----------------------------------------------------------------

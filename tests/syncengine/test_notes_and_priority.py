@@ -384,6 +384,31 @@ def test_a_429_from_zenduty_backs_the_poller_off(demo):
     assert third.notes_copied == 1, third
 
 
+def test_the_poller_leaves_the_reads_that_waiting_jobs_have_turns_for(demo):
+    """A backlog's jobs have turns for the minute's reads: the poller takes none of them and the
+    next run reads as usual once they have passed (connections.budget, yield_to_turns)."""
+    import time
+
+    from connections.models import ApiBudget
+    from connections.zenduty import ZendutyClient
+
+    incident, request, pair = linked_incident(demo)
+    zenduty_note(demo, incident, "Waiting on the vendor")
+    reads = f"{ZendutyClient.for_account(demo.integration.zenduty_account).budget_key}:incident-reads"
+    now = time.time()
+    ApiBudget.objects.update_or_create(key=reads, defaults={"recent": [], "booked": [
+        now + 0.5 * n for n in range(1, 31)]})  # thirty turns in the next fifteen seconds
+    calls = OutboundCall.objects.filter(service="zenduty").count()
+
+    waiting = poll()
+
+    assert "shared Zenduty budget is used up" in " ".join(waiting.stopped), waiting
+    assert waiting.notes_copied == 0
+    assert OutboundCall.objects.filter(service="zenduty").count() == calls
+    ApiBudget.objects.filter(key=reads).update(booked=[])  # the turns have passed
+    assert poll().notes_copied == 1
+
+
 def test_the_requests_first_note_is_in_the_incidents_summary_and_never_copied_as_a_note(demo):
     """Should Xurrent send note-added for the note a request was raised with, it is not copied again."""
     from sandbox.xurrent import webhooks as hooks
