@@ -5,7 +5,8 @@ On a 1:``scale`` time scale every window of the simulated Zenduty's limits
 (``connections.budget``, the same limits, kept before each call) is
 ``scale``× shorter; the counts stay Zenduty's real ones. The budget's arrival
 margin becomes ``ARRIVAL_MARGIN``: a call on 127.0.0.1 takes a few ms, not
-the 0.25 s the real margin allows for.
+the 0.25 s the real margin allows for. The time a turn that has come is kept
+for its job (``budget.TURN_GRACE``) is ``scale``× shorter too.
 
 * :func:`scaled_rate_limits`: in this process, for a ``with`` block
   (``bench.polling``, whose poller runs here);
@@ -31,7 +32,7 @@ def scale_rate_limits(scale: float, margin: float = ARRIVAL_MARGIN) -> Callable[
     from connections import budget
     from sandbox.zenduty import api
 
-    saved = (api.RATE_LIMITS, budget.take, budget.WINDOW_MARGIN)
+    saved = (api.RATE_LIMITS, budget.take, budget.WINDOW_MARGIN, budget.TURN_GRACE)
     original_take = budget.take
     api.RATE_LIMITS = {bucket: tuple((limit, seconds / scale) for limit, seconds in windows)
                        for bucket, windows in saved[0].items()}
@@ -41,9 +42,10 @@ def scale_rate_limits(scale: float, margin: float = ARRIVAL_MARGIN) -> Callable[
 
     budget.take = scaled_take
     budget.WINDOW_MARGIN = margin
+    budget.TURN_GRACE = saved[3] / scale
 
     def restore() -> None:
-        api.RATE_LIMITS, budget.take, budget.WINDOW_MARGIN = saved
+        api.RATE_LIMITS, budget.take, budget.WINDOW_MARGIN, budget.TURN_GRACE = saved
 
     return restore
 
