@@ -83,6 +83,18 @@ ones), Python ~190 µs more through a prepared statement, ~355 µs through the
 ORM. The checks before the answer, as they stand, use up what the target
 leaves: no change to the store or the queue alone reaches 0.5 straight to
 gunicorn while the event is stored before it is acknowledged.
+
+Where it is not (same day, one run each unless said): the 2 cores are
+80–88% busy while deliveries are sent, 93–99% for the trivial view, so lock
+waits cost little; serializing each process's writes behind one lock changed
+nothing (551/s), nor did a shorter GIL switch interval (0.5 and 1 ms). What
+moved it is gunicorn's threads: with 2 workers × 1 thread instead of × 4 the
+deliveries ran at 680–750/s (Zenduty ratio 0.36–0.39, Xurrent 0.30–0.34, two
+runs), the trivial view a little slower; 3 × 2: 0.28 / 0.21; 4 × 1: 0.29 /
+0.25. So under load a delivery costs about twice its in-process time
+(~0.76 ms for store and queue in-process), mostly in 4 threads of Python
+sharing a process, not in SQLite. ``make run`` keeps 2 × 4: admin pages that
+wait on Xurrent or Zenduty would otherwise hold a whole worker.
 """
 from __future__ import annotations
 
