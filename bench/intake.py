@@ -57,13 +57,14 @@ Where a delivery's time goes (2026-12-01; server CPU per request, read from
 other load counts little; in-process figures from Django's WSGI handler
 under cProfile): the trivial view costs ~0.45 ms, 0.11 ms of it Django. A
 Zenduty delivery checked but not stored (an experiment, not the product)
-costs ~0.75 ms: ratio ~0.75. Its event's INSERT adds ~0.8 ms, and queueing
-its job ~0.35 ms (django-q2 pickles and signs the task, then its own
-INSERT). Not contention: with one sender instead of eight a delivery costs
-the server the same CPU (1.95 ms against 2.03, 2026-12-01), and ``perf``
-over gunicorn's processes under the load puts 60% of their CPU in the
-Python interpreter, 13% in the kernel and 4% in SQLite itself: it is the
-Python that builds and runs two ORM INSERTs (in-process, under cProfile:
+costs ~0.75 ms: a ratio near 0.6 (measured, below: 0.56). Its event's
+INSERT adds ~0.8 ms, and queueing its job ~0.35 ms (django-q2 pickles and
+signs the task, then its own INSERT). Not contention: with one sender
+instead of eight a delivery costs the server the same CPU (1.95 ms against
+2.03, 2026-12-01), and ``perf`` over gunicorn's processes under the load
+puts 60% of their CPU in the Python interpreter, 13% in the kernel and 4%
+in SQLite itself: it is the Python that builds and runs two ORM INSERTs
+(in-process, under cProfile:
 the event's ``create`` ~37% of a delivery's time, ``async_task`` ~25%). A Xurrent delivery adds
 PyJWT 2.15's character-by-character check of the token's base64url (~0.2
 ms for a 2 KB token). With two writes per delivery the ratio stays near
