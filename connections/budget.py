@@ -30,8 +30,9 @@ given a turn of its own: the earliest time one more call fits the limits
 counting the calls sent *and* the turns already given, kept in the row's
 ``booked``. Turns only spread the comebacks: whether a call may go is still
 decided by the calls sent (``recent``) alone, so a caller that comes late,
-early or never costs nobody a 429. A turn that has come is forgotten once
-its job takes a slot, or ``TURN_GRACE`` seconds later.
+early or never costs nobody a 429. A turn that has come is forgotten when
+a job takes a slot (the oldest turn come goes first, whichever job it was
+given to), or ``TURN_GRACE`` seconds later.
 
 Work that can wait (``yield_to_turns``: the Zenduty poller, the sweeps, a
 backfill) leaves room for those turns: it takes a slot only when, counting
