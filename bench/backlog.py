@@ -86,8 +86,8 @@ poller's), placed as early as every window allows (``bound_after``, written
 out apart from ``connections.budget``); the target is the same 1.2. The
 poller is work that can wait: it takes no read a waiting job has a turn for
 (``yield_to_turns``). Measured (2026-12-01): 1.06–1.07 in three runs, the
-poller took 0 note reads while the backlog waited; with the poller taking free reads as any
-caller does, 1.16 and 4 of them (one run each). A reviewer had seen 142 s
+poller took 0 note reads while the backlog waited; with the poller taking
+free reads as any caller does, 1.16 and 4 of them (one run). A reviewer had seen 142 s
 instead of 66 s for 40 incidents beside ~80 active pairs in ``make run``
 before turns were kept from the poller.
 """

@@ -131,9 +131,9 @@ def _yield_wait(recent: list[float], booked: list[float], limits: tuple[Limit, .
         return 0.0
     horizon = at + YIELD_LOOKAHEAD_WINDOWS * max(limit.seconds + WINDOW_MARGIN for limit in limits)
     # Room appears only when an entry leaves a window (or a turn comes and goes: the same times).
-    moments = sorted({t + limit.seconds + WINDOW_MARGIN for t in entries for limit in limits} | set(booked))
-    for moment in moments:
-        if at < moment <= horizon and _room_beside_turns(entries, limits, moment):
+    moments = {t + limit.seconds + WINDOW_MARGIN for t in entries for limit in limits} | set(booked)
+    for moment in sorted(m for m in moments if at < m <= horizon):
+        if _room_beside_turns(entries, limits, moment):
             return moment - at
     return horizon - at
 
