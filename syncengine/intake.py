@@ -9,7 +9,9 @@ happens before the answer, so it must stay fast (Zenduty gives 3 s, Xurrent
 3. malformed JSON / not a delivery (or nested more than
    ``sanitize.MAX_NESTING`` levels) → 400, recorded as rejected.
    A rejected body keeps only its first ``REJECTED_BODY_KEPT`` bytes, with
-   its size and sha256, so unsigned junk cannot fill the table;
+   its size and sha256, and its headers at most ``REJECTED_HEADERS_KEPT``
+   bytes (those that say who sent it first), so unsigned junk cannot fill
+   the table;
 4. a repeated delivery → 200, the stored event counts one more duplicate.
    Xurrent: the same signed token (its ``jti``, else its hash) whatever
    headers came with it, or a retry naming the first delivery as its origin;
@@ -71,6 +73,12 @@ MAX_HEADER_VALUE = 1024
 MAX_HEADERS = 50
 # What a rejected delivery keeps of its body (enough to tell a wrong key from junk).
 REJECTED_BODY_KEPT = 4096
+# ... and of its headers, names and values counted: 50 headers of 1 KB each let anyone who knows
+# a webhook address store ~50 KB of junk per request. Those that say who sent what come first.
+REJECTED_HEADERS_KEPT = 4096
+_TELLING_HEADERS = ("content-type", "content-length", "user-agent", "x-signature", "x-xurrent-delivery",
+                    "x-4me-delivery", "x-xurrent-delivery-origin", "x-4me-delivery-origin", "x-forwarded-for",
+                    "x-real-ip", "x-request-id")
 
 DELIVERY_HEADERS = ("x-xurrent-delivery", "x-4me-delivery")
 ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
@@ -447,6 +455,11 @@ def _insert(fields: dict) -> InboundEvent:
 def _reject(base: dict, refused: _Refused, body: bytes | None = None, target: Target | None = None) -> Intake:
     now = timezone.now()
     reason = refused.reason
+    headers, left_out = _capped_headers(base["headers"])
+    if left_out:
+        base = {**base, "headers": headers}
+        reason += (f" Its headers are stored up to {REJECTED_HEADERS_KEPT} bytes: {left_out} more were left "
+                   f"out.")
     if body is not None:
         base = {**base, "body": _as_text(body[:REJECTED_BODY_KEPT])}
         if len(body) > REJECTED_BODY_KEPT:
@@ -457,6 +470,23 @@ def _reject(base: dict, refused: _Refused, body: bytes | None = None, target: Ta
     logger.warning("syncengine.webhook.rejected %s %s -> %s (%s) event=%s", base["source"],
                    target.public_id if target is not None else "?", refused.http_status, refused.code, event.pk)
     return Intake(refused.http_status, {"status": "rejected", "reason": refused.reason, "event": event.pk}, event)
+
+
+def _capped_headers(headers: dict[str, str]) -> tuple[dict[str, str], int]:
+    """``headers`` within ``REJECTED_HEADERS_KEPT`` bytes (names and values), those that tell who sent
+    the delivery first, and how many were left out."""
+    if sum(len(name) + len(value) for name, value in headers.items()) <= REJECTED_HEADERS_KEPT:
+        return headers, 0
+    order = sorted(headers, key=lambda name: (name not in _TELLING_HEADERS, _TELLING_HEADERS.index(name)
+                                              if name in _TELLING_HEADERS else 0))
+    kept: dict[str, str] = {}
+    room = REJECTED_HEADERS_KEPT
+    for name in order:
+        size = len(name) + len(headers[name])
+        if size <= room:
+            kept[name] = headers[name]
+            room -= size
+    return kept, len(headers) - len(kept)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

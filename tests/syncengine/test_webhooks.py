@@ -197,6 +197,35 @@ class TestXurrentWebhooks:
         assert f"only its first 4096 of {len(body)} bytes are stored (sha256 {digest})" in event.reason
         assert "stored" not in response.json()["reason"]  # the sender is told why, not how it was filed
 
+    def test_it_keeps_only_the_telling_headers_of_a_rejected_delivery(self, integration, post_xurrent,
+                                                                     sign_xurrent):
+        # 50 headers of 1 KB each would store ~50 KB of junk per unsigned request.
+        junk = {f"HTTP_X_JUNK_{n}": "j" * 1000 for n in range(60)}
+        body = b'{"jwt": "not-a-token"}'
+
+        response = post_xurrent(integration, body, delivery_id="d-junk", **junk)
+
+        event = only_event()
+        assert response.status_code == 401 and event.status == EventStatus.REJECTED
+        stored = sum(len(name) + len(value) for name, value in event.headers.items())
+        assert 3000 < stored <= 4096, stored
+        assert event.headers["x-xurrent-delivery"] == "d-junk"
+        assert event.headers["user-agent"].startswith("xurrent/1.0")
+        assert event.headers["content-type"].startswith("application/json")
+        left_out = 50 - len(event.headers)  # at most 50 headers are read at all
+        assert left_out > 40 and f"Its headers are stored up to 4096 bytes: {left_out} more were left out." \
+            in event.reason
+        assert "headers" not in response.json()["reason"]
+
+    def test_it_keeps_every_header_of_an_accepted_delivery(self, integration, post_xurrent, sign_xurrent):
+        extra = {f"HTTP_X_TRACE_{n}": "t" * 1000 for n in range(20)}
+
+        post_xurrent(integration, sign_xurrent("request.update"), **extra)
+
+        event = only_event()
+        assert event.status != EventStatus.REJECTED
+        assert all(event.headers[f"x-trace-{n}"] == "t" * 1000 for n in range(20))
+
     def test_it_keeps_the_whole_body_of_a_large_accepted_delivery(self, integration, post_xurrent, sign_xurrent):
         message = {**fixture_json("xurrent/request.update.json"), "filler": "y" * 100_000}
         body = sign_xurrent(message)
