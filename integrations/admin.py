@@ -308,8 +308,10 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             "zenduty_url": provisioning.zenduty_webhook_url(obj),
             "zenduty_pending": zenduty_pending,
             # The portal's own signing key is a secret: only for those who may change the
-            # integration, and only while the Zenduty step it serves is still to be done.
-            "show_portal_key": zenduty_pending and can_change,
+            # integration, and only while the Zenduty step it serves is still to be done. A key
+            # pasted from Zenduty is never shown back: it is not the portal's, and Zenduty has it.
+            "show_portal_key": zenduty_pending and can_change and not obj.zenduty_signing_key_pasted,
+            "key_pasted": obj.zenduty_signing_key_pasted,
             "address_warning": provisioning.unreachable_address_warning(),
             "urls": {**{name: reverse(f"admin:integrations_outgoingintegration_{name}", args=[obj.pk])
                         for name in ("provision", "enable", "disable", "zenduty_step_done", "panel")},

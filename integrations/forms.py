@@ -462,6 +462,7 @@ class OutgoingIntegrationForm(forms.ModelForm):
         secret = self.cleaned_data.get("new_zenduty_signing_secret")
         if secret and not self.adding:
             integration.zenduty_signing_secret = secret
+            integration.zenduty_signing_key_pasted = True
         if commit:
             integration.save()
             self.save_m2m()

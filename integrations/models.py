@@ -113,6 +113,9 @@ class OutgoingIntegration(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # Zenduty signs its outgoing webhooks with this (X-SIGNATURE HMAC).
     zenduty_signing_secret = EncryptedTextField(default=new_signing_secret)
+    # The key above is one Zenduty generated and an admin pasted, not the portal's own: the portal
+    # offers its own key for Zenduty to use, and must never show a pasted one back.
+    zenduty_signing_key_pasted = models.BooleanField(default=False, editable=False)
 
     # Provisioning state (integrations.provisioning).
     provisioning_status = models.CharField(max_length=24, choices=ProvisioningStatus.choices,

@@ -264,6 +264,23 @@ def test_a_pasted_zenduty_signing_key_replaces_the_generated_one(admin_client, w
     assert integration.zenduty_signing_secret == "key-from-zenduty"
 
 
+def test_a_pasted_zenduty_signing_key_is_never_shown_back(admin_client, world):
+    """Only the portal's own key is offered (for Zenduty to use); a key pasted from Zenduty is not the
+    portal's, and is never put back in a page, while the Zenduty step is pending or after."""
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    response = post_change(admin_client, change, step2_data(world, new_zenduty_signing_secret="key-from-zenduty"))
+    assert response.status_code == 302, errors_of(response)
+
+    page = admin_client.get(change).content.decode()
+    assert "One step is left, in Zenduty" in page  # the step is still pending
+    assert "key-from-zenduty" not in page and 'id="zenduty-signing-key"' not in page
+    assert "The key Zenduty showed has been saved here" in page
+    integration.refresh_from_db()
+    assert integration.zenduty_signing_key_pasted is True
+
+
 def test_the_portals_signing_key_is_shown_only_to_changers_and_only_while_the_step_is_pending(
         admin_client, client, world, django_user_model):
     from django.contrib.auth.models import Permission
@@ -537,3 +554,28 @@ def test_the_note_settings_are_off_by_default_say_what_public_means_and_are_save
     assert response.status_code == 302, errors_of(response)
     integration.refresh_from_db()
     assert (integration.sync_internal_xurrent_notes, integration.public_zenduty_notes) == (True, True)
+
+
+def test_the_migration_marks_keys_pasted_before_it_from_the_admins_log(admin_client, world):
+    """Integrations whose key an admin replaced before the flag existed are found in the log the admin
+    wrote (as connections.changes records it), so their key is not shown back as the portal's either."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("integrations.migrations.0007_zenduty_signing_key_pasted")
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    other = {"service": world.second_service, "instance": world.other_instance}
+    assert admin_client.post(ADD, step2_data(world, **other)).status_code == 302
+    pasted, untouched = OutgoingIntegration.objects.order_by("pk")
+    for integration, fields in ((pasted, {"new_zenduty_signing_secret": "key-from-zenduty"}),
+                                (untouched, {**other, "sync_notes": None})):
+        change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+        response = post_change(admin_client, change, step2_data(world, **fields))
+        assert response.status_code == 302, errors_of(response)
+    OutgoingIntegration.objects.update(zenduty_signing_key_pasted=False)  # as before the migration
+
+    migration.mark_pasted_keys(apps, None)
+
+    assert dict(OutgoingIntegration.objects.values_list("pk", "zenduty_signing_key_pasted")) == \
+        {pasted.pk: True, untouched.pk: False}
