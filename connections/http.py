@@ -64,6 +64,31 @@ def send(session: requests.Session, method: str, url: str, **kwargs) -> requests
     return session.request(method, url, **kwargs)
 
 
+class _Session(requests.Session):
+    """A requests session whose close() closes its idle keep-alive connections, there and then.
+
+    requests' own close() (urllib3 2's ``PoolManager.clear()``) only forgets
+    the connection pools, and a pool closes its connections when it is
+    garbage-collected. A response still refers to its pool: one kept after
+    the call (the response of a call that raised stays in the error's
+    traceback for as long as the caller keeps the error) kept the pool's
+    idle connection open after close(), until the garbage collector got to
+    it, and the server's end of it waiting.
+    """
+
+    def close(self) -> None:
+        for adapter in self.adapters.values():
+            managers = [getattr(adapter, "poolmanager", None), *getattr(adapter, "proxy_manager", {}).values()]
+            for manager in managers:
+                if manager is None:
+                    continue
+                for key in manager.pools.keys():
+                    pool = manager.pools.get(key)
+                    if pool is not None:
+                        pool.close()  # closes its idle connections; one in use is closed when released
+        super().close()
+
+
 def _notify(record: CallRecord) -> None:
     for observer in list(call_observers):
         try:
@@ -103,7 +128,7 @@ class BaseClient:
 
     def __init__(self, *, timeout: tuple[float, float] | None = None, max_retries: int | None = None,
                  max_inline_wait: float | None = None, sleep: Callable[[float], None] = time.sleep):
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self.timeout = timeout or (settings.EXTERNAL_API_CONNECT_TIMEOUT, settings.EXTERNAL_API_READ_TIMEOUT)
         self.max_retries = settings.EXTERNAL_API_MAX_RETRIES if max_retries is None else max_retries

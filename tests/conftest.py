@@ -69,7 +69,13 @@ def _end_idle_live_server_requests(timeout: float = 1.0) -> None:
     failed on in-memory SQLite ("DatabaseWrapper objects created in a thread
     can only be used in that same thread"), printed as "Exception in thread"
     after a green run. Closing the sessions now ends those threads cleanly (a
-    session used again later simply opens a new connection).
+    session used again later simply opens a new connection). This relies on
+    close() closing the connections: requests' own only forgets the pools
+    (urllib3 2), so the API clients' sessions close them themselves
+    (``connections.http``); otherwise the connection of an error a test kept
+    (``pytest.raises(...) as caught``) stayed open until the garbage collector
+    freed the error, at times only in pytest's last collection, after the live
+    server had stopped.
     """
     for session in list(_sessions):
         session.close()
