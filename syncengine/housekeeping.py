@@ -14,7 +14,7 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from syncengine import metrics
+from syncengine import metrics, pairs
 from syncengine.jobs import MAX_ATTEMPTS, enqueue
 from syncengine.models import CLAIMABLE, EventStatus, InboundEvent, LinkedPair, OutboundCall, PairNote
 from syncengine.verification import without_verification_code
@@ -44,7 +44,7 @@ def recover_stalled_events(now=None) -> int:
     lease = event_lease()
     revived: list[int] = []
     dead = InboundEvent.objects.filter(status=EventStatus.PROCESSING, claimed_at__lt=now - lease)
-    for event in dead.only("pk", "attempts", "source", "event_type", "payload", "body"):
+    for event in dead.only("pk", "attempts", "source", "event_type", "payload", "body", "pair_id"):
         give_up = event.attempts >= MAX_ATTEMPTS
         # The lease is checked again in the UPDATE: another sweep may have
         # revived the event since it was read, and a worker claimed it afresh.
@@ -58,6 +58,9 @@ def recover_stalled_events(now=None) -> int:
                    (f"gave up after {event.attempts} attempts." if give_up else "it is queued again."))
         if updated and not give_up:
             revived.append(event.pk)
+        elif updated:
+            pairs.give_up_claim(event.pair_id, f"Its event #{event.pk}: the worker stopped while processing it; "
+                                               f"gave up after {event.attempts} attempts.")
     # Due since: next_attempt_at (retries, replays), else the arrival.
     lost = (InboundEvent.objects.filter(status__in=CLAIMABLE)
             .alias(due=Coalesce("next_attempt_at", "received_at"))

@@ -39,6 +39,7 @@ from connections import errors, secrets
 from connections.attribution import sync_context
 from connections.xurrent.webhooks import VERIFY_EVENT
 from integrations.services import describe_api_error
+from syncengine import pairs
 from syncengine.dispatch import dispatch
 from syncengine.models import CLAIMABLE, REPLAYABLE, EventStatus, InboundEvent, LinkedPair, Source
 from syncengine.outcomes import EventError, Outcome
@@ -274,7 +275,11 @@ def _finish(event: InboundEvent, status: str, reason: str, *, error: str | None 
               **without_verification_code(event)}
     if error is not None:
         fields["last_error"] = clean(error)
-    InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(**fields)
+    finished = InboundEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(**fields)
+    if finished and status == EventStatus.FAILED:
+        # A pair this event claimed would otherwise say "Creating the counterpart" for ever.
+        pair_id = InboundEvent.objects.filter(pk=event.pk).values_list("pair_id", flat=True).first()
+        pairs.give_up_claim(pair_id, fields["reason"])
     log = logger.warning if status == EventStatus.FAILED else logger.info
     log("syncengine.process.%s event=%s %s %s: %s", status, event.pk, event.source, event.event_type, reason)
     return status

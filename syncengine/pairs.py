@@ -213,6 +213,18 @@ def mark_failed(pair: LinkedPair, error: str) -> LinkedPair:
     return update(pair, state=PairState.FAILED, last_error=error[:2000], lease_owner="", lease_until=None)
 
 
+def give_up_claim(pair_id: int | None, error: str) -> bool:
+    """The event that claimed pair ``pair_id`` gave up retrying: a claim still creating its
+    counterpart, whose lease nobody holds, fails as after a permanent error (its state says so, and
+    the pairs list finds it under Failed); a replay of the event tries again. True when it did."""
+    if pair_id is None:
+        return False
+    now = timezone.now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    return bool(LinkedPair.objects.filter(free, pk=pair_id, state=PairState.CREATING).update(
+        state=PairState.FAILED, last_error=error[:2000], lease_owner="", lease_until=None, updated_at=now))
+
+
 def refresh_state(pair: LinkedPair) -> LinkedPair:
     """Linked ⇄ closed: closed while the request is completed and the incident resolved."""
     if pair.state not in (PairState.LINKED, PairState.CLOSED):

@@ -369,6 +369,22 @@ class TestRecovery:
         assert housekeeping.recover_stalled_events() == 0
         assert reload(event).status == EventStatus.FAILED
 
+    def test_a_dead_event_out_of_attempts_fails_the_claim_it_left_creating(self, integration):
+        from syncengine import pairs
+        from syncengine.models import LinkedPair, PairState
+
+        pair = pairs.claim(integration, origin="zenduty", owner="dead-worker", incident_unique_id="inc-9")
+        LinkedPair.objects.filter(pk=pair.pk).update(lease_until=timezone.now() - timedelta(minutes=1))
+        event = stored_event(integration, status=EventStatus.PROCESSING, attempts=jobs.MAX_ATTEMPTS,
+                             claimed_at=timezone.now() - timedelta(hours=1), pair=pair)
+
+        housekeeping.recover_stalled_events()
+
+        pair.refresh_from_db()
+        assert pair.state == PairState.FAILED
+        assert pair.last_error == f"Its event #{event.pk}: the worker stopped while processing it; gave up " \
+                                  f"after {jobs.MAX_ATTEMPTS} attempts."
+
     def test_a_broker_failure_leaves_the_event_received(self, integration, monkeypatch, caplog):
         def down(*args, **kwargs):
             raise ConnectionError("broker down")

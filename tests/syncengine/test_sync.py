@@ -609,6 +609,47 @@ def test_a_500_on_the_create_is_retried_and_makes_one_request(demo):
     assert len(demo.requests()) == 1
 
 
+def test_a_create_given_up_after_its_retries_leaves_a_failed_pair_that_a_replay_links(demo, admin_client):
+    from sandbox import faults
+
+    faults.inject("xurrent", "error_500", count=jobs.MAX_ATTEMPTS, path_prefix="/v1/requests", method="POST")
+    demo.trigger()
+    demo.settle()
+    [event] = events("triggered")
+    for _ in range(jobs.MAX_ATTEMPTS - 1):  # the scheduled retries
+        jobs.process_inbound_event(event.pk)
+
+    event.refresh_from_db()
+    assert event.status == EventStatus.FAILED and event.reason.startswith("Gave up after 5 attempts.")
+    pair = LinkedPair.objects.get()
+    assert pair.state == PairState.FAILED and pair.lease_owner == ""
+    assert pair.last_error.startswith("Gave up after 5 attempts.") and "server error" in pair.last_error
+    listed = admin_client.get("/admin/syncengine/linkedpair/?state__exact=failed").content.decode()
+    assert f"/admin/syncengine/linkedpair/{pair.pk}/change/" in listed
+    assert demo.requests() == []
+
+    assert jobs.replay_event(event.pk)  # the fault is spent, as a fixed outage would be
+    jobs.process_inbound_event(event.pk)
+
+    event.refresh_from_db()
+    assert event.status == EventStatus.PROCESSED, event.reason
+    assert len(demo.requests()) == 1 and LinkedPair.objects.get().state == PairState.LINKED
+
+
+def test_giving_up_leaves_a_pair_that_another_event_works_on_alone(demo):
+    from django.utils import timezone
+
+    from syncengine import pairs
+
+    pair = pairs.claim(demo.integration, origin="zenduty", owner="another-event", incident_unique_id="inc-1")
+
+    assert pairs.give_up_claim(pair.pk, "Gave up after 5 attempts.") is False
+    assert LinkedPair.objects.get().state == PairState.CREATING
+    LinkedPair.objects.update(lease_until=timezone.now())  # its lease ran out: nobody works on it
+    assert pairs.give_up_claim(pair.pk, "Gave up after 5 attempts.") is True
+    assert LinkedPair.objects.get().state == PairState.FAILED
+
+
 def test_zenduty_rate_limiting_the_create_backs_off_a_minute_then_makes_one_incident(demo):
     from django.utils import timezone
 
