@@ -6,6 +6,7 @@ import copy
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.db import IntegrityError
 from django.http import Http404
 from django.contrib.admin.options import csrf_protect_m
 from django.utils.html import format_html
@@ -226,7 +227,24 @@ class ZendutyAccountAdmin(ConnectionAdmin):
     fieldsets = (
         ("Zenduty account", {
             "fields": ("name", "api_token", "base_url"),
-            "description": "Saving checks the token live by listing the account's teams.",
+            "description": "Saving checks the token live by listing the account's teams. A Zenduty account "
+                           "already connected is refused.",
         }),
-        ("Connection status", {"fields": ("status", "last_checked_at", "last_error")}),
+        ("Connection status", {"fields": ("status", "last_checked_at", "last_error", "account_unique_id")}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "account_unique_id")
+
+    @csrf_protect_m
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            # Two submits of one Zenduty account at once: both passed the form's check before either
+            # was stored, and the constraint refused the second. Its form, checked again, now finds
+            # the connection the first stored and says so. (No transaction is open: the view saves
+            # in autocommit, ChecksOverHttpMixin.)
+            if request.method != "POST":
+                raise
+            return super().changeform_view(request, object_id, form_url, extra_context)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from django import forms
 
 from connections.models import XurrentEnvironment, XurrentRegion, XurrentTenant, ZendutyAccount, account_id_validator
-from connections.services import ConnectionCheckError, check_xurrent, check_zenduty
+from connections.services import (ConnectionCheckError, already_connected_message, check_xurrent, check_zenduty,
+                                  zenduty_account_connected, zenduty_account_identity)
 from connections.zenduty import destinations
 
 
@@ -164,4 +165,12 @@ class ZendutyAccountForm(LiveCheckedForm):
         return super().clean()
 
     def run_check(self, candidate):
-        return check_zenduty(candidate)
+        teams = check_zenduty(candidate)
+        # Which Zenduty account the token belongs to, as Zenduty says: a second connection of it is
+        # refused (the constraint on the column decides between two submits at once; see the admin).
+        identity = zenduty_account_identity(teams)
+        existing = zenduty_account_connected(identity, exclude_pk=self.instance.pk)
+        if existing is not None:
+            raise ConnectionCheckError(None, already_connected_message(existing))
+        self.instance.account_unique_id = identity
+        return teams

@@ -116,15 +116,26 @@ class XurrentTenant(ConnectionStatusMixin):
 
 
 class ZendutyAccount(ConnectionStatusMixin):
-    """The Zenduty account, reached with an API token (Account → API Keys)."""
+    """The Zenduty account, reached with an API token (Account → API Keys).
+
+    ``account_unique_id`` is the account as Zenduty identifies it (the ``account`` of the teams the
+    token lists), read by each live check: one Zenduty account is connected once, or it would get a
+    second rate-limit budget and a second way round one-integration-per-service. Empty for a row
+    saved before it was recorded, until its next check.
+    """
 
     name = models.CharField(max_length=100)
     api_token = EncryptedTextField("API token")
     base_url = models.URLField("Base URL", default="https://www.zenduty.com",
                                help_text="Leave as https://www.zenduty.com unless Zenduty told you otherwise.")
+    account_unique_id = models.CharField("Zenduty account ID", max_length=64, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "Zenduty account"
+        constraints = [
+            # NULLs are distinct: rows not checked since this was added (or whose token lists no team) pass.
+            models.UniqueConstraint(fields=["account_unique_id"], name="one_connection_per_zenduty_account"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,14 +1,17 @@
 """Live checks of connections, with errors a person can act on.
 
 Saving a connection in the admin proves it works: for Xurrent, an OAuth token
-and a read of the account; for Zenduty, a list of teams. A failure is turned
-into a :class:`ConnectionCheckError` naming the form field to fix.
+and a read of the account; for Zenduty, a list of teams, which also names the
+Zenduty account (connected once only). A failure is turned into a
+:class:`ConnectionCheckError` naming the form field to fix.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
 
 from connections import errors
 from connections.models import XurrentTenant, ZendutyAccount
@@ -166,6 +169,52 @@ def check_zenduty(account: ZendutyAccount) -> list[dict]:
         raise ConnectionCheckError(None, f"Zenduty answered {exc.summary}.") from exc
 
 
+def zenduty_account_identity(teams: list[dict]) -> str | None:
+    """Which Zenduty account a token belongs to: the ``account`` its teams name (None when it lists none).
+
+    Zenduty's team records carry their account's ``unique_id``; the check lists them anyway, so
+    knowing the account costs no call. Never the token: it is compared nowhere, in clear or not.
+    """
+    found = {str(team.get("account") or "").strip() for team in teams if isinstance(team, dict)}
+    found.discard("")
+    return found.pop()[:64] if len(found) == 1 else None
+
+
+def zenduty_account_connected(identity: str | None, *, exclude_pk=None) -> ZendutyAccount | None:
+    """The stored connection of the Zenduty account ``identity``, other than ``exclude_pk``."""
+    if not identity:
+        return None
+    return ZendutyAccount.objects.filter(account_unique_id=identity).exclude(pk=exclude_pk).first()
+
+
+def already_connected_message(existing: ZendutyAccount) -> str:
+    return (f"This Zenduty account is already connected as “{existing.name}”. Change that connection instead: "
+            f"one Zenduty account is connected once (its services and rate limits are one).")
+
+
+def record_zenduty_identity(account: ZendutyAccount, teams: list[dict]) -> None:
+    """Give a stored connection checked again its Zenduty account, if it had none and no other has it.
+
+    A row of before the identity was recorded that duplicates another keeps none (logged): it
+    cannot have the other's, and nothing of its working is changed by a re-check.
+    """
+    identity = zenduty_account_identity(teams)
+    if not identity or account.account_unique_id or not account.pk:
+        return
+    existing = zenduty_account_connected(identity, exclude_pk=account.pk)
+    if existing is not None:
+        logger.warning("connections.zenduty-duplicate %r is the same Zenduty account as %r", account, existing)
+        return
+    try:
+        with transaction.atomic():
+            ZendutyAccount.objects.filter(pk=account.pk, account_unique_id__isnull=True).update(
+                account_unique_id=identity)
+    except IntegrityError:  # another re-check of a duplicate got there first
+        logger.warning("connections.zenduty-duplicate %r is the same Zenduty account as another", account)
+        return
+    account.account_unique_id = identity
+
+
 def _not_zenduty_api(exc: errors.UnexpectedResponseError) -> str:
     """Why a base URL that answered is still not Zenduty's API."""
     if exc.status and 300 <= exc.status < 400:
@@ -190,7 +239,7 @@ def test_connection(connection: XurrentTenant | ZendutyAccount) -> str:
             check_xurrent(connection, shared_token=True)
             record_portal_person(connection)
         else:
-            check_zenduty(connection)
+            record_zenduty_identity(connection, check_zenduty(connection))
     except ConnectionCheckError as exc:
         connection.mark_checked(exc.message)
         logger.info("connections.check-failed %r: %s", connection, exc.message)

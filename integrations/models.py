@@ -71,6 +71,16 @@ def new_signing_secret() -> str:
     return pysecrets.token_urlsafe(32)
 
 
+def priority_mapping_entries(mapping: dict) -> dict[str, tuple[str, str]]:
+    """The custom mapping as the configuration history shows it: ``{priority id: (name, impact)}``,
+    in the team's order (connections.changes). The names were stored with the mapping when it was saved."""
+    def rank(item):
+        entry = item[1] if isinstance(item[1], dict) else {}
+        return (entry.get("rank") if isinstance(entry.get("rank"), int) else 1_000_000, str(entry.get("name", "")))
+    return {str(pid): (str(entry.get("name") or pid), str(entry.get("impact") or "—")) if isinstance(entry, dict)
+            else (str(pid), str(entry)) for pid, entry in sorted((mapping or {}).items(), key=rank)}
+
+
 class OutgoingIntegration(models.Model):
     """A Zenduty service wired to a Xurrent service instance."""
 
@@ -139,6 +149,9 @@ class OutgoingIntegration(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # How the configuration history reads a dict field (connections.changes): "P5 → medium", not UUIDs.
+    history_entries = {"priority_mapping": priority_mapping_entries}
 
     class Meta:
         verbose_name = "outgoing integration"

@@ -246,6 +246,78 @@ def test_zenduty_account_good_and_bad_token(admin_client, demo):
     assert ZendutyAccount.objects.get().status == ConnectionStatus.ACTIVE
 
 
+def zenduty_form(**overrides):
+    return {"name": "ZD", "api_token": "demo-zenduty-token", "base_url": "https://www.zenduty.com", **overrides}
+
+
+def demo_zenduty_account_id() -> str:
+    from sandbox.zenduty.demo import DEMO_ACCOUNT_NAME
+    from sandbox.zenduty.models import Account
+
+    return str(Account.objects.get(name=DEMO_ACCOUNT_NAME).unique_id)
+
+
+def test_a_zenduty_account_already_connected_is_refused_whatever_its_token(admin_client, demo):
+    from sandbox.zenduty.demo import add_api_key, make_account
+    from sandbox.zenduty.models import ApiKey
+
+    assert admin_client.post(ADD_ZENDUTY, zenduty_form()).status_code == 302
+    first = ZendutyAccount.objects.get()
+    assert first.account_unique_id == demo_zenduty_account_id()  # as Zenduty names it (its teams' account)
+
+    key = ApiKey.objects.first()
+    add_api_key(key.account, key.user, "second-key-of-the-demo-account")
+    for token in ("demo-zenduty-token", "second-key-of-the-demo-account"):
+        response = admin_client.post(ADD_ZENDUTY, zenduty_form(name="Again", api_token=token))
+        assert response.status_code == 200
+        message = " ".join(response.context["adminform"].form.non_field_errors())
+        assert "already connected as “ZD”" in message
+        assert token not in response.content.decode()
+    assert list(ZendutyAccount.objects.values_list("name", flat=True)) == ["ZD"]
+
+    make_account("token-of-another-account")  # another Zenduty account: connected beside the first
+    assert admin_client.post(ADD_ZENDUTY, zenduty_form(name="Other", api_token="token-of-another-account")
+                             ).status_code == 302
+    # Editing the connection keeps its own account: not refused as a duplicate of itself.
+    assert admin_client.post(f"/admin/connections/zendutyaccount/{first.pk}/change/",
+                             zenduty_form(name="Renamed", api_token="")).status_code == 302
+
+
+def test_two_submits_of_one_zenduty_account_at_once_store_one(admin_client, client, demo, monkeypatch):
+    from django.contrib.auth.models import User
+
+    from connections.admin import ZendutyAccountAdmin
+
+    client.force_login(User.objects.get(username="admin"))
+    real_save = ZendutyAccountAdmin.save_model
+    seconds = []
+
+    def save_model(self, request, obj, form, change):
+        if obj.name == "First" and not seconds:  # the other submit, checked as this one was, is stored first
+            seconds.append(None)
+            seconds[0] = client.post(ADD_ZENDUTY, zenduty_form(name="Second"))
+        return real_save(self, request, obj, form, change)
+
+    monkeypatch.setattr(ZendutyAccountAdmin, "save_model", save_model)
+    response = admin_client.post(ADD_ZENDUTY, zenduty_form(name="First"))
+    assert seconds[0].status_code == 302
+    assert list(ZendutyAccount.objects.values_list("name", flat=True)) == ["Second"]
+    assert response.status_code == 200
+    assert "already connected as “Second”" in " ".join(response.context["adminform"].form.non_field_errors())
+
+
+def test_a_connection_stored_before_the_account_was_recorded_gets_it_at_its_next_check(admin_client, demo):
+    legacy = ZendutyAccount.objects.create(name="Legacy", api_token="demo-zenduty-token",
+                                           base_url="https://www.zenduty.com")
+    assert legacy.account_unique_id is None  # as the migration leaves existing rows
+    assert run_test_action(admin_client, "zendutyaccount", legacy).status_code == 200
+    legacy.refresh_from_db()
+    assert legacy.account_unique_id == demo_zenduty_account_id() and legacy.status == ConnectionStatus.ACTIVE
+    response = admin_client.post(ADD_ZENDUTY, zenduty_form())
+    assert "already connected as “Legacy”" in " ".join(response.context["adminform"].form.non_field_errors())
+    assert ZendutyAccount.objects.count() == 1
+
+
 def test_an_unreachable_zenduty_is_a_base_url_error(admin_client, demo, settings):
     settings.SANDBOX_API_URL = "http://127.0.0.1:9"  # discard port: nothing listens
     response = admin_client.post(ADD_ZENDUTY, {"name": "ZD", "api_token": "demo-zenduty-token",

@@ -12,7 +12,7 @@ from connections import changes
 from connections.models import XurrentTenant, ZendutyAccount
 from integrations.models import Direction, OutgoingIntegration
 from roles.services import AUDITORS
-from tests.integrations.test_admin import ADD, errors_of, post_change, step2_data
+from tests.integrations.test_admin import ADD, errors_of, mapping_fields, post_change, step2_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,6 +105,40 @@ def test_an_integrations_changes_buttons_and_pasted_key_are_in_its_history(world
                  "set (the value is never recorded)", "Disabled with the button.", "Enabled"):
         assert text in html
     assert "key-from-zenduty" not in html and "fernet:" not in html
+
+
+def test_a_changed_priority_mapping_records_the_changed_priority_by_name(world, admin_client, client):
+    impacts = ["top", "high", "medium", "low", "low"]
+    data = step2_data(world, use_custom_mapping="on", **mapping_fields(world, "Operations", impacts))
+    assert admin_client.post(ADD, data).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    changed = dict(data, enabled="on", **mapping_fields(world, "Operations", ["top", "high", "medium", "low", "medium"]))
+    response = post_change(admin_client, change, changed)
+    assert response.status_code == 302, errors_of(response)
+
+    added, changed_entry = LogEntry.objects.filter(content_type__model="outgoingintegration").order_by("pk")
+    assert {"field": "Priority mapping", "old": "—",
+            "new": "P1 → top; P2 → high; P3 → medium; P4 → low; P5 → low"} in \
+        changes.differences_of(added.change_message)["differences"]
+    # Only the entry that changed, named as the team names it, not by its UUID.
+    assert changes.differences_of(changed_entry.change_message)["differences"] == [
+        {"field": "Priority mapping", "old": "P5 → low", "new": "P5 → medium"}]
+    assert not [pid for pid in world.priority_ids("Operations") if pid in changed_entry.change_message]
+
+    auditor_client(client)
+    for url in (reverse("admin:integrations_outgoingintegration_history", args=[integration.pk]),
+                reverse("admin:roles_configchange_changelist")):
+        html = client.get(url).content.decode()
+        assert "P5 → low" in html and "P5 → medium" in html, url
+
+
+def test_a_long_value_is_shortened_around_what_changed():
+    shared = "x" * 400
+    old, new = changes.shorten_pair(shared + "before" + shared, shared + "after" + shared)
+    assert old != new and "before" in old and "after" in new
+    assert len(old) <= changes.MAX_VALUE_CHARS + 2 and old.startswith("…") and old.endswith("…")
+    assert changes.shorten_pair("short", "other") == ("short", "other")
 
 
 def test_differences_list_a_new_rows_fields_and_its_secret_only_as_set(db):
