@@ -46,13 +46,72 @@ def for_event(event: InboundEvent) -> str:
     if status == EventStatus.RETRY_SCHEDULED:
         return "Nothing to do yet: the portal tries again by itself; if the last attempt fails, the event fails."
     if status == EventStatus.REJECTED:
-        if event.body_size > MAX_BODY_BYTES:
-            return "Nothing to do: no genuine delivery is this large; the sender was told it was refused."
-        if event.source == Source.ZENDUTY:
-            return ("If this came from Zenduty, the signing keys differ: paste the key Zenduty shows for the outgoing "
-                    "webhook under “Zenduty outgoing webhook” on the integration's page. Otherwise ignore it.")
-        return ("If this came from Xurrent, the webhook policy's key does not match: retry provisioning of the "
-                "tenant's webhooks (Connections → the tenant). Otherwise ignore it.")
+        return _for_rejected(event)
     if status in (EventStatus.RECEIVED, EventStatus.PROCESSING):
         return "Nothing to do: the worker is on it (an event left waiting is queued again within minutes)."
     return NOTHING
+
+
+# Why a delivery was refused (the start of its reason, as syncengine.intake and
+# connections.xurrent.webhooks word it) → what to do. The first that matches counts.
+_UNSIGNED = ("Not a genuine delivery: {sender} always sends {form}. Ignore it, unless every delivery is refused "
+             "this way (then a proxy in front of the portal may be changing the body).")
+_SIGNED_BUT_UNREADABLE = ("Signed with the right key, so {sender} sent it, but the portal cannot read it (the reason "
+                          "says what is missing). Nothing to replay; keep the body for the portal's maintainers.")
+_XURRENT_KEY = ("If this came from Xurrent, the webhook policy's key does not match: retry provisioning of the "
+                "tenant's webhooks (Connections → the tenant). Otherwise ignore it.")
+_REJECTED_ADVICE = {
+    Source.ZENDUTY: (
+        ("The delivery has no X-SIGNATURE header",
+         "Zenduty sent it unsigned: in Zenduty, set the service's outgoing webhook to authenticate with HMAC "
+         "signature (SHA-256), then paste the key it shows under “Zenduty outgoing webhook” on the integration's "
+         "page. If it did not come from Zenduty, ignore it."),
+        ("The X-SIGNATURE header does not match",
+         "If this came from Zenduty, the signing keys differ: paste the key Zenduty shows for the outgoing webhook "
+         "under “Zenduty outgoing webhook” on the integration's page. Otherwise ignore it."),
+    ),
+    Source.XURRENT: (
+        ("The tenant's set of Xurrent webhooks has no Xurrent webhook policy key",
+         "Provision the tenant's webhooks (Connections → the tenant); deliveries after that are verified."),
+        ("This integration has no Xurrent webhook policy key",
+         "Retry provisioning of the integration (its page); deliveries after that are verified."),
+        ("The body is not JSON", _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
+        ("The delivery body is not JSON",
+         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
+        ("The delivery has no jwt property",
+         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
+        ("The token is not a valid JWT",
+         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
+        ("The token has expired", "Check this server's clock (NTP): a Xurrent token is valid for minutes only. "
+                                  "Xurrent retries a refused delivery."),
+        ("The token is not valid yet", "Check this server's clock (NTP): it is behind Xurrent's. Xurrent retries a "
+                                       "refused delivery."),
+        ("The token is meant for another audience", _XURRENT_KEY),
+        ("The token was issued by another account",
+         "The token came from another Xurrent account, region or environment than the tenant's: check the "
+         "tenant's account ID, region and environment (Connections → the tenant)."),
+        ("The token has no iss claim",
+         "The token came from another Xurrent account, region or environment than the tenant's: check the "
+         "tenant's account ID, region and environment (Connections → the tenant)."),
+    ),
+}
+_CHUNKED = ("Send the body with a Content-Length, or serve the portal with gunicorn (README) so a chunked body "
+            "can be read; the sender was told it was refused.")
+
+
+def _for_rejected(event: InboundEvent) -> str:
+    """What to do about a refused delivery: by why it was refused, then by who would have sent it."""
+    if event.body_size > MAX_BODY_BYTES:
+        return "Nothing to do: no genuine delivery is this large; the sender was told it was refused."
+    reason = event.reason or ""
+    if reason.startswith("The body was sent in chunks"):
+        return _CHUNKED
+    sender = Source(event.source).label
+    if event.signature_ok:
+        return _SIGNED_BUT_UNREADABLE.format(sender=sender)
+    for start, advice in _REJECTED_ADVICE.get(event.source, ()):
+        if reason.startswith(start):
+            return advice
+    if event.source == Source.ZENDUTY:
+        return _REJECTED_ADVICE[Source.ZENDUTY][1][1]
+    return _XURRENT_KEY
