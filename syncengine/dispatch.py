@@ -21,7 +21,7 @@ from integrations.models import OutgoingIntegration
 from syncengine import routing
 from syncengine.flows import xurrent_to_zenduty, zenduty_to_xurrent
 from syncengine.models import EventStatus, InboundEvent, Source
-from syncengine.outcomes import Outcome
+from syncengine.outcomes import INTEGRATION_DISABLED, Outcome
 from syncengine.verification import handle_tenant_webhook_verify, handle_webhook_verify
 
 Handler = Callable[..., Outcome]  # (event, integration, **extra) -> Outcome
@@ -58,7 +58,7 @@ def dispatch(event: InboundEvent) -> Outcome:
 
 def _run_handler(event: InboundEvent, integration: OutgoingIntegration, extra: dict) -> Outcome:
     if not integration.enabled:
-        return Outcome(EventStatus.IGNORED, "The integration is disabled; the event was stored but not processed.")
+        return Outcome(EventStatus.IGNORED, INTEGRATION_DISABLED)
     handler = HANDLERS.get((event.source, event.event_type))
     if handler is None:
         return Outcome(EventStatus.IGNORED, f"No handler for {event.source} '{event.event_type}' events.")

@@ -59,6 +59,7 @@ from connections.zenduty import webhooks as zenduty_webhooks
 from integrations.models import OutgoingIntegration, TenantWebhooks
 from syncengine import dispatch, jobs
 from syncengine.models import MAX_BODY_BYTES, EventStatus, InboundEvent, Source
+from syncengine.outcomes import INTEGRATION_DISABLED
 from syncengine.sanitize import TooDeep, for_storage, storable_text
 
 logger = logging.getLogger("syncengine.intake")
@@ -409,7 +410,7 @@ def _store(base: dict, checked: _Checked, integration: Target) -> Intake:
         # webhook.verify is still answered: it completes provisioning, syncs
         # nothing, and spares a new handshake when the integration is enabled.
         status = EventStatus.IGNORED
-        reason = "The integration is disabled; the event was stored but not processed."
+        reason = INTEGRATION_DISABLED
     now = timezone.now()
     # A tenant's deliveries are keyed apart from any integration's.
     owner = f"tenant-{integration.tenant_id}" if isinstance(integration, TenantWebhooks) else integration.pk

@@ -1,5 +1,10 @@
 """The note sweep: Xurrent notes whose ``request.note-added`` webhook was lost reach the incident anyway.
 
+So do notes whose webhook came while the integration copied no notes to
+Zenduty (Sync Notes off, direction Zenduty → Xurrent, disabled) once it does:
+such an event decides nothing for good (``xurrent_to_zenduty.SETTING_REASONS``),
+and this sweep reads only integrations that copy notes to Zenduty now.
+
 Xurrent → Zenduty notes travel by webhook (``request.note-added``,
 ``flows.xurrent_to_zenduty``). When that delivery never arrives (dropped on
 the way, or every retry failed: Xurrent then drops the message, and disables

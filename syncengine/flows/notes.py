@@ -4,7 +4,9 @@
   note; it is read and added to the incident (``POST
   /api/incidents/<n>/note/``). Internal notes only when the integration's
   ``sync_internal_xurrent_notes`` says so. A note whose webhook was lost
-  is copied the same way by the note sweep (``syncengine.note_sweep``).
+  (or was ignored while Sync Notes was off, the direction excluded it or the
+  integration was disabled) is copied the same way by the note sweep
+  (``syncengine.note_sweep``) once the integration copies notes to Zenduty.
 * Zenduty → Xurrent: Zenduty sends no webhook for a note, so the poller
   (``syncengine.polling``) reads the incident's notes and hands the new ones
   here; each becomes a note on the request (``POST /requests/:id/notes``,

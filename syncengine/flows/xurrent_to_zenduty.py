@@ -14,8 +14,10 @@
   cannot reopen it, so a note on the incident and an internal note on the
   request say so; the pair stays linked.
 * ``request.note-added``: the note is read and copied to the incident once
-  (``flows.notes``); a note whose webhook was lost is copied by the note
-  sweep through :func:`sync_notes`, by the same rules.
+  (``flows.notes``); a note whose webhook was lost, or was ignored only
+  because of a setting of the integration that has changed since
+  (``SETTING_REASONS``), is copied by the note sweep through
+  :func:`sync_notes`, by the same rules.
 * Changes made by the portal's own person are its own writes coming back: echoes.
 
 Reference: https://developer.xurrent.com/v1/webhooks/,
@@ -36,7 +38,7 @@ from syncengine import mapping, pairs
 from syncengine.flows import common, notes
 from syncengine.models import (CLAIMABLE, EventStatus, InboundEvent, LinkedPair, NoteState, PairNote, PairState,
                                Source, SyncedNote)
-from syncengine.outcomes import EventError, Outcome
+from syncengine.outcomes import INTEGRATION_DISABLED, EventError, Outcome
 
 logger = logging.getLogger("syncengine.flows.xurrent_to_zenduty")
 
@@ -47,6 +49,12 @@ NOTE_GRACE = timedelta(minutes=1)
 # Xurrent's times have whole seconds (and its clock is not the portal's): a note this much older than
 # its pair still counts as written since the pair exists.
 NOTE_CLOCK_SLACK = timedelta(seconds=2)
+# How a ``request.note-added`` ignored because of a setting of the integration, not of the note, begins
+# its reason. Such an event decides nothing for good: the note sweep copies the note once the integration
+# copies notes to Zenduty again (Sync Notes turned on, the direction changed, the integration enabled).
+NOTES_OFF = "Sync Notes is off for this integration"
+NOT_THIS_DIRECTION = "This integration's direction is Zenduty → Xurrent"
+SETTING_REASONS = (NOTES_OFF, NOT_THIS_DIRECTION, INTEGRATION_DISABLED)
 
 
 def handle(event: InboundEvent, integration: OutgoingIntegration, request: dict | None = None) -> Outcome:
@@ -101,10 +109,10 @@ def _on_note_added(event, integration, message: dict, data: dict, request_id: st
         return common.ignored(event, f"Echo of the portal's own note #{note_id} on request #{request_id} (written "
                                      f"by {message.get('person_name') or 'the portal'}): not copied back.", pair)
     if not integration.sync_notes:
-        return common.ignored(event, f"Sync Notes is off for this integration: note #{note_id} is not copied.", pair)
+        return common.ignored(event, f"{NOTES_OFF}: note #{note_id} is not copied.", pair)
     if not integration.receives_from_xurrent:
-        return common.ignored(event, f"This integration's direction is Zenduty → Xurrent: note #{note_id} of "
-                                     f"request #{request_id} is not copied to Zenduty.", pair)
+        return common.ignored(event, f"{NOT_THIS_DIRECTION}: note #{note_id} of request #{request_id} is not "
+                                     f"copied to Zenduty.", pair)
     # A create still running holds the pair's lease: PairBusy, and the event waits for it.
     with pairs.working_on(pair, pairs.new_owner(event.pk), event=event) as pair:
         if not pair.zenduty_incident_unique_id:
@@ -153,7 +161,12 @@ def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, o
     person the portal acts as, not with the portal's marker, internal only
     when the integration copies internal notes, and no ``request.note-added``
     of it was received (one waiting is left to its job; one processed or
-    ignored has decided; only a failed one is repaired).
+    ignored has decided; a failed one is repaired, and so is one ignored only
+    because of a setting of the integration, ``SETTING_REASONS``: Sync Notes
+    off, the direction, the integration disabled. The sweep reads only
+    integrations whose settings copy notes to Zenduty now, so such a note is
+    copied once the setting allows it, as the poller copies Zenduty notes
+    written while Sync Notes was off).
 
     Each copy leaves a "Note sweep: …" :class:`~syncengine.models.PairNote`
     in the pair's timeline. Returns (one sentence per note copied, how many
@@ -170,7 +183,7 @@ def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, o
         if not candidates:
             return copied, left
         own = common.portal_person_id(integration, xurrent)
-        waiting, decided = _note_events(pair)
+        waiting, decided, set_aside = _note_events(pair)
         zenduty = None
         try:
             for note in candidates:
@@ -191,8 +204,12 @@ def sync_notes(integration: OutgoingIntegration, pair: LinkedPair, xurrent, *, o
                 with common.flagged_on_permanent_error(integration, f"copy Xurrent note #{note_id} to Zenduty"):
                     reason = notes.copy_xurrent_note(pair, note, zenduty)
                 who = person.get("name") or "someone"
-                copied.append(f"Xurrent note #{note_id} by {who} reached the portal by no request.note-added "
-                              f"webhook. {reason}")
+                if note_id in set_aside:
+                    copied.append(f"Xurrent note #{note_id} by {who} was not copied when its request.note-added "
+                                  f"came (\"{set_aside[note_id]}\"); the integration copies it now. {reason}")
+                else:
+                    copied.append(f"Xurrent note #{note_id} by {who} reached the portal by no request.note-added "
+                                  f"webhook. {reason}")
                 # At once: a later note's failure must not lose this copy's line in the timeline.
                 PairNote.objects.create(pair=pair, text=f"Note sweep: {copied[-1]}"[:2000])
         finally:
@@ -211,17 +228,20 @@ def _notes_not_copied(pair: LinkedPair, found: list) -> list[dict]:
     return [n for n in found if isinstance(n, dict) and n.get("id") is not None and str(n["id"]) not in done]
 
 
-def _note_events(pair: LinkedPair) -> tuple[set[str], set[str]]:
+def _note_events(pair: LinkedPair) -> tuple[set[str], set[str], dict[str, str]]:
     """The note ids of the request's received ``request.note-added`` events: (waiting to be processed,
-    processed or ignored for this pair's integration). Another integration's copy of an account-wide
-    delivery decides nothing here."""
+    processed or ignored for this pair's integration, ignored for it only because of a setting → the
+    reason). Another integration's copy of an account-wide delivery decides nothing here, nor does an
+    event ignored for a setting (``SETTING_REASONS``): the sweep applies the settings as they are now. A
+    note with any other event that decided stays decided."""
     waiting: set[str] = set()
     decided: set[str] = set()
+    set_aside: dict[str, str] = {}
     events = InboundEvent.objects.filter(source=Source.XURRENT, event_type=NOTE_ADDED,
                                          object_id=pair.xurrent_request_id).filter(
         Q(pair=pair) | Q(integration_id=pair.integration_id) | Q(integration__isnull=True, tenant_id=pair.tenant_id))
-    for status, payload, integration_id, pair_id in events.values_list("status", "payload", "integration_id",
-                                                                       "pair_id"):
+    for status, payload, integration_id, pair_id, reason in events.values_list(
+            "status", "payload", "integration_id", "pair_id", "reason"):
         data = payload.get("payload") if isinstance(payload, dict) else None
         note_id = str(data.get("note_id") or "") if isinstance(data, dict) else ""
         if not note_id:
@@ -230,8 +250,11 @@ def _note_events(pair: LinkedPair) -> tuple[set[str], set[str]]:
             waiting.add(note_id)
         elif status in (EventStatus.PROCESSED, EventStatus.IGNORED) and (
                 pair_id == pair.pk or integration_id == pair.integration_id):
-            decided.add(note_id)
-    return waiting, decided
+            if status == EventStatus.IGNORED and reason.startswith(SETTING_REASONS):
+                set_aside.setdefault(note_id, reason)
+            else:
+                decided.add(note_id)
+    return waiting, decided, {note_id: why for note_id, why in set_aside.items() if note_id not in decided}
 
 
 def _by_portal(integration, message: dict) -> bool:

@@ -19,7 +19,8 @@ from syncengine import note_sweep, polling
 from syncengine.flows import xurrent_to_zenduty
 from syncengine.models import EventStatus, LinkedPair, NoteState, OutboundCall, PairNote, SyncedNote
 from tests.syncengine.test_notes_and_priority import (integration_settings, linked_incident, linked_request,
-                                                      lose_answers_of, xurrent_note, zenduty_note, zenduty_notes)
+                                                      lose_answers_of, poll, xurrent_note, zenduty_note,
+                                                      zenduty_notes)
 from tests.syncengine.test_reconcile import drop_pending
 from tests.syncengine.test_sync import Demo, events
 
@@ -153,20 +154,82 @@ def test_internal_notes_are_copied_only_when_the_integration_says_so(demo, copy_
     assert any(c.endswith(":\n\nCustomers informed") for c in copied)
 
 
-def test_a_note_whose_webhook_came_and_was_ignored_stays_decided(demo):
-    """The webhook said no (Sync Notes was off); the sweep repairs lost webhooks only, it does not overrule."""
+@pytest.mark.parametrize(("off", "on", "said"), [
+    ({"sync_notes": False}, {"sync_notes": True}, "Sync Notes is off for this integration: note #"),
+    ({"direction": "zenduty_to_xurrent"}, {"direction": "bidirectional"},
+     "This integration's direction is Zenduty → Xurrent"),
+    ({"enabled": False}, {"enabled": True}, "The integration is disabled; the event was stored but not processed."),
+])
+def test_notes_set_aside_by_a_setting_reach_the_incident_once_it_allows_them(demo, off, on, said):
+    """The reviewer's steps: Sync Notes off (or the direction, or the integration disabled), a note on each
+    side, then on again. The Xurrent note reaches the incident once, as the Zenduty note reaches the request;
+    an internal note stays withheld (Copy internal Xurrent notes is off), a note whose webhook was ignored for
+    a reason of the note itself stays so, and neither portal copy comes back."""
+    request, incident, pair = linked_request(demo)
+    internal_before = xurrent_note(demo, request, "Internal, said while notes were copied", internal=True)
+    demo.settle()
+    assert "is internal" in events("request.note-added")[-1].reason
+    integration_settings(demo, **off)
+    public = xurrent_note(demo, request, "Said while no note went to Zenduty")
+    internal = xurrent_note(demo, request, "Vendor contract 4471, internal", internal=True)
+    zenduty_note(demo, incident, "Paged the DBA on call.")
+    demo.settle()
+    set_aside = events("request.note-added")[-2:]
+    assert [e.status for e in set_aside] == [EventStatus.IGNORED] * 2
+    assert all(e.reason.startswith(said) for e in set_aside), [e.reason for e in set_aside]
+    assert sweep().reads == 0 and copies_of(incident) == []
+
+    integration_settings(demo, **on)
+    poll()  # the poller copies the Zenduty note to the request; its note-added comes back as an echo
+    report = sweep()
+
+    assert report.notes_copied == 1, report
+    [copy] = copies_of(incident)
+    assert copy.startswith(f"[Xurrent note #{public.pk}] {demo.person.name} wrote in Xurrent request #{request.pk}")
+    assert copy.endswith(":\n\nSaid while no note went to Zenduty")
+    assert not SyncedNote.objects.filter(xurrent_note_id__in=[str(internal.pk), str(internal_before.pk)]).exists()
+    assert [n.text.rsplit("\n\n", 1)[-1] for n in demo.notes(request) if n.text.startswith("[Zenduty note ")] \
+        == ["Paged the DBA on call."]
+    [line] = PairNote.objects.filter(pair=pair, text__startswith="Note sweep:")
+    assert f"Xurrent note #{public.pk} by {demo.person.name} was not copied when its request.note-added came " \
+           f"(\"{said}" in line.text and "the integration copies it now" in line.text, line.text
+
+    again, third = sweep(), sweep()  # idempotent: nothing more, on either side
+
+    assert again.reads == third.reads == 1 and again.notes_copied == third.notes_copied == 0, (again, third)
+    assert len(copies_of(incident)) == 1 and len(zenduty_notes(incident)) == 2  # the person's note and the copy
+    assert len([n for n in demo.notes(request) if n.text.startswith("[Zenduty note ")]) == 1
+
+
+def test_the_sweep_and_a_replay_of_the_set_aside_webhook_make_one_copy(demo):
+    """Once Sync Notes is on, a replay of the ignored note-added (admin) and the sweep both go through the
+    webhook's copy path under the pair's lease and the note's claim: whichever comes second adds nothing."""
+    from syncengine import jobs
+
     request, incident, pair = linked_request(demo)
     integration_settings(demo, sync_notes=False)
-    xurrent_note(demo, request, "Said while notes were off")
+    note = xurrent_note(demo, request, "Said while notes were off")
     demo.settle()
-    assert "Sync Notes is off" in events("request.note-added")[-1].reason
+    [ignored] = events("request.note-added")
     integration_settings(demo, sync_notes=True)
-    lost = xurrent_note(demo, request, "Said after, webhook lost")
-    drop_pending("xurrent")
 
+    assert jobs.replay_event(ignored.pk, by="admin")
+    ignored.refresh_from_db()
+    assert ignored.status == EventStatus.PROCESSED, ignored.reason
+    assert sweep().notes_copied == 0
+    assert len(copies_of(incident)) == 1 and SyncedNote.objects.filter(xurrent_note_id=str(note.pk)).count() == 1
+
+    # The other order: the sweep first, then the replay finds the copy.
+    integration_settings(demo, sync_notes=False)
+    later = xurrent_note(demo, request, "Also said while notes were off")
+    demo.settle()
+    ignored_later = events("request.note-added")[-1]
+    integration_settings(demo, sync_notes=True)
     assert sweep().notes_copied == 1
-    assert [c.rsplit("\n\n", 1)[-1] for c in copies_of(incident)] == ["Said after, webhook lost"]
-    assert SyncedNote.objects.filter(xurrent_note_id=str(lost.pk)).exists()
+    assert jobs.replay_event(ignored_later.pk, by="admin")
+    ignored_later.refresh_from_db()
+    assert ignored_later.status == EventStatus.IGNORED and "already on incident" in ignored_later.reason
+    assert len(copies_of(incident)) == 2 and SyncedNote.objects.filter(xurrent_note_id=str(later.pk)).count() == 1
 
 
 @pytest.mark.parametrize(("changes", "why"), [
