@@ -31,8 +31,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, XurrentTenantAdmin,
-                               object_or_404)
+from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, DeletesOwnedRowsMixin, MaskedSecretsMixin,
+                               XurrentTenantAdmin, object_or_404)
 from connections.models import XurrentTenant
 from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
 from integrations import drift, provisioning, services
@@ -74,7 +74,8 @@ def report(request, integration: OutgoingIntegration | None) -> None:
 
 
 @admin.register(OutgoingIntegration)
-class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, admin.ModelAdmin):
+class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, DeletesOwnedRowsMixin,
+                               admin.ModelAdmin):
     form = OutgoingIntegrationForm
     # What provisioning and the sync maintain (connections.changes): not a person's configuration.
     history_excluded_fields = ("provisioning_status", "provisioning_error", "provisioned_at", "xurrent_policy_id",
@@ -403,7 +404,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
     def delete_view(self, request, object_id, extra_context=None):
         if request.method == "POST" and request.POST.get("post"):
             obj = self.get_object(request, unquote(object_id))
-            if obj is not None and self.has_delete_permission(request, obj):
+            if obj is not None and self.has_delete_permission(request, obj) and self._deletable(request, obj):
                 # Before Django's (atomic) delete: HTTP must stay outside transactions.
                 try:
                     provisioning.deprovision(obj)
@@ -423,6 +424,12 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             extra_context = {**(extra_context or {}), "last_of_tenant": obj.enabled and provisioning.tenant_webhooks_of(
                 obj) is not None and not provisioning.other_enabled(obj)}
         return super().delete_view(request, object_id, extra_context)
+
+    def _deletable(self, request, obj) -> bool:
+        """Whether Django's delete view will go on to delete: nothing protected, no permission lacking.
+        Otherwise nothing is removed in Xurrent or Zenduty, and the view says why."""
+        _, _, perms_needed, protected = self.get_deleted_objects([obj], request)
+        return not perms_needed and not protected
 
     def delete_queryset(self, request, queryset):
         """Bulk delete: remove each integration's webhooks first; keep those where that fails."""

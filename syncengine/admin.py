@@ -83,7 +83,14 @@ def pre(text: str):
 
 
 class ReadOnlyAdminMixin:
-    """History is written by the engine only (our own history models are the audit trail)."""
+    """History is written by the engine only (our own history models are the audit trail).
+
+    No row is deleted on its own; rows that go with what they belong to (``on_delete=CASCADE``:
+    an integration's pairs and backfills) are deleted with it by whoever may delete that
+    (``connections.admin.DeletesOwnedRowsMixin``), and listed on its confirmation page.
+    """
+
+    deleted_with_parent = True
 
     def has_add_permission(self, request, obj=None):
         return False
