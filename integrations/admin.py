@@ -70,7 +70,15 @@ def report(request, integration: OutgoingIntegration | None) -> None:
     elif status == ProvisioningStatus.FAILED:
         messages.error(request, f"{name}: provisioning failed. {integration.provisioning_error}")
     elif status == ProvisioningStatus.DISABLED:
-        messages.info(request, f"{name}: disabled; its Xurrent webhooks are switched off.")
+        # Xurrent webhooks are the tenant's (one set for all its integrations): they go with its last
+        # enabled integration only. The integration's own webhook is Zenduty's, kept but switched off.
+        if provisioning.other_enabled(integration):
+            xurrent = (f"the Xurrent webhooks of {integration.tenant} stay, for its other enabled "
+                       f"integrations")
+        else:
+            xurrent = (f"the Xurrent webhooks of {integration.tenant} are removed, as no enabled integration "
+                       f"of the tenant needs them")
+        messages.info(request, f"{name}: disabled; its Zenduty outgoing webhook is switched off and {xurrent}.")
 
 
 @admin.register(OutgoingIntegration)
