@@ -24,7 +24,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import JSONField, OuterRef, Subquery
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -40,6 +40,7 @@ from integrations.forms import (ChooseServiceForm, OutgoingIntegrationForm, View
                                 failed_connection_warning)
 from integrations.models import (REQUEST_CATEGORIES, OutgoingIntegration, ProvisioningStatus, TeamPriorities,
                                  TenantWebhooks)
+from utilities.admin_views import post_only
 
 STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
 TEMPLATES = "admin/integrations/outgoingintegration"
@@ -355,15 +356,16 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
 
     def provision_view(self, request, object_id):
         """Retry provisioning; also asks Xurrent to resend webhook.verify for unverified webhooks."""
-        return self._post(request, object_id, lambda obj: report(
+        return self._post(request, object_id, "Retry provisioning", lambda obj: report(
             request, provisioning.provision(obj.pk, resend_verification=True)), "Retried provisioning.")
 
     def enable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, True)),
-                          "Enabled with the button.")
+        return self._post(request, object_id, "Enable",
+                          lambda obj: report(request, provisioning.set_enabled(obj.pk, True)), "Enabled with the button.")
 
     def disable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)),
+        return self._post(request, object_id, "Disable",
+                          lambda obj: report(request, provisioning.set_enabled(obj.pk, False)),
                           "Disabled with the button.")
 
     def panel_view(self, request, object_id):
@@ -378,12 +380,15 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
         def done(obj):
             messages.success(request, "Noted: Zenduty's outgoing webhook is configured.")
             report(request, provisioning.confirm_zenduty_step(obj.pk))
-        return self._post(request, object_id, done, "Confirmed that Zenduty's outgoing webhook is configured.")
+        return self._post(request, object_id, "I have done this in Zenduty", done,
+                          "Confirmed that Zenduty's outgoing webhook is configured.")
 
-    def _post(self, request, object_id, action, note: str):
-        if request.method != "POST":
-            return JsonResponse({"error": "POST only"}, status=405)
+    def _post(self, request, object_id, button: str, action, note: str):
+        """A button of the change page: ``action(obj)`` on POST; any other method gets a page saying
+        to use ``button`` (after the 404 and 403 checks, so it is for someone who may press it)."""
         obj = self._object_for_change(request, object_id)
+        if request.method != "POST":
+            return post_only(self, request, obj, button)
         action(obj)
         self.log_done(request, obj, note)  # who did it, and what it changed (connections.changes)
         return self._back(obj)
@@ -503,7 +508,7 @@ class TenantWithWebhooksAdmin(XurrentTenantAdmin):
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return post_only(self, request, tenant, "Retry provisioning")
         hooks = provisioning.retry_tenant_webhooks(tenant.pk)
         self.log_done(request, tenant, "Retried provisioning of the tenant's Xurrent webhooks.")
         if hooks is None:
