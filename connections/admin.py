@@ -131,6 +131,27 @@ class ChecksOverHttpMixin:
         return self._changeform_view(request, object_id, form_url, extra_context)
 
 
+class DeletesOwnedRowsMixin:
+    """Deleting an object also deletes the rows the portal keeps about it, as the models say.
+
+    Django refuses a delete when a row that goes with it (``on_delete=CASCADE``)
+    has an admin that does not let this user delete it, and says the user lacks
+    the permission. The sync engine's history admins (linked pairs, backfills)
+    never let anyone delete a row on its own, so an integration, tenant or
+    Zenduty account that ever had a pair could not be deleted by anyone. Rows
+    whose admin declares ``deleted_with_parent`` go with their parent instead:
+    whoever may delete the parent may delete them with it, and the confirmation
+    page lists them. The parent's own delete permission is checked as before,
+    and a protected row (``on_delete=PROTECT``) still stops the delete.
+    """
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        owned = {str(model._meta.verbose_name) for model, model_admin in self.admin_site._registry.items()
+                 if getattr(model_admin, "deleted_with_parent", False)}
+        return deleted, counts, {name for name in perms_needed if str(name) not in owned}, protected
+
+
 class KeepsStoredObjectMixin:
     """The page's title, heading and breadcrumb keep naming the stored object when a save is refused.
 
@@ -149,7 +170,7 @@ class KeepsStoredObjectMixin:
 
 
 class ConnectionAdmin(KeepsStoredObjectMixin, MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin,
-                      admin.ModelAdmin):
+                      DeletesOwnedRowsMixin, admin.ModelAdmin):
     """Shared admin behaviour of both connection kinds."""
 
     # The live check's result, not a person's configuration.

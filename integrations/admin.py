@@ -24,15 +24,15 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import JSONField, OuterRef, Subquery
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, MaskedSecretsMixin, XurrentTenantAdmin,
-                               object_or_404)
+from connections.admin import (ChecksOverHttpMixin, ConfigHistoryMixin, DeletesOwnedRowsMixin, MaskedSecretsMixin,
+                               XurrentTenantAdmin, object_or_404)
 from connections.models import XurrentTenant
 from connections.xurrent.webhooks import EVENT_TYPES as XURRENT_EVENTS
 from integrations import drift, provisioning, services
@@ -40,6 +40,7 @@ from integrations.forms import (ChooseServiceForm, OutgoingIntegrationForm, View
                                 failed_connection_warning)
 from integrations.models import (REQUEST_CATEGORIES, OutgoingIntegration, ProvisioningStatus, TeamPriorities,
                                  TenantWebhooks)
+from utilities.admin_views import post_only
 
 STEP1_KEYS = ("zenduty_account", "zenduty_team_id", "zenduty_service_id", "tenant")
 TEMPLATES = "admin/integrations/outgoingintegration"
@@ -70,11 +71,20 @@ def report(request, integration: OutgoingIntegration | None) -> None:
     elif status == ProvisioningStatus.FAILED:
         messages.error(request, f"{name}: provisioning failed. {integration.provisioning_error}")
     elif status == ProvisioningStatus.DISABLED:
-        messages.info(request, f"{name}: disabled; its Xurrent webhooks are switched off.")
+        # Xurrent webhooks are the tenant's (one set for all its integrations): they go with its last
+        # enabled integration only. The integration's own webhook is Zenduty's, kept but switched off.
+        if provisioning.other_enabled(integration):
+            xurrent = (f"the Xurrent webhooks of {integration.tenant} stay, for its other enabled "
+                       f"integrations")
+        else:
+            xurrent = (f"the Xurrent webhooks of {integration.tenant} are removed, as no enabled integration "
+                       f"of the tenant needs them")
+        messages.info(request, f"{name}: disabled; its Zenduty outgoing webhook is switched off and {xurrent}.")
 
 
 @admin.register(OutgoingIntegration)
-class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, admin.ModelAdmin):
+class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOverHttpMixin, DeletesOwnedRowsMixin,
+                               admin.ModelAdmin):
     form = OutgoingIntegrationForm
     # What provisioning and the sync maintain (connections.changes): not a person's configuration.
     history_excluded_fields = ("provisioning_status", "provisioning_error", "provisioned_at", "xurrent_policy_id",
@@ -348,15 +358,16 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
 
     def provision_view(self, request, object_id):
         """Retry provisioning; also asks Xurrent to resend webhook.verify for unverified webhooks."""
-        return self._post(request, object_id, lambda obj: report(
+        return self._post(request, object_id, "Retry provisioning", lambda obj: report(
             request, provisioning.provision(obj.pk, resend_verification=True)), "Retried provisioning.")
 
     def enable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, True)),
-                          "Enabled with the button.")
+        return self._post(request, object_id, "Enable",
+                          lambda obj: report(request, provisioning.set_enabled(obj.pk, True)), "Enabled with the button.")
 
     def disable_view(self, request, object_id):
-        return self._post(request, object_id, lambda obj: report(request, provisioning.set_enabled(obj.pk, False)),
+        return self._post(request, object_id, "Disable",
+                          lambda obj: report(request, provisioning.set_enabled(obj.pk, False)),
                           "Disabled with the button.")
 
     def panel_view(self, request, object_id):
@@ -371,12 +382,15 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
         def done(obj):
             messages.success(request, "Noted: Zenduty's outgoing webhook is configured.")
             report(request, provisioning.confirm_zenduty_step(obj.pk))
-        return self._post(request, object_id, done, "Confirmed that Zenduty's outgoing webhook is configured.")
+        return self._post(request, object_id, "I have done this in Zenduty", done,
+                          "Confirmed that Zenduty's outgoing webhook is configured.")
 
-    def _post(self, request, object_id, action, note: str):
-        if request.method != "POST":
-            return JsonResponse({"error": "POST only"}, status=405)
+    def _post(self, request, object_id, button: str, action, note: str):
+        """A button of the change page: ``action(obj)`` on POST; any other method gets a page saying
+        to use ``button`` (after the 404 and 403 checks, so it is for someone who may press it)."""
         obj = self._object_for_change(request, object_id)
+        if request.method != "POST":
+            return post_only(self, request, obj, button)
         action(obj)
         self.log_done(request, obj, note)  # who did it, and what it changed (connections.changes)
         return self._back(obj)
@@ -405,7 +419,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
     def delete_view(self, request, object_id, extra_context=None):
         if request.method == "POST" and request.POST.get("post"):
             obj = self.get_object(request, unquote(object_id))
-            if obj is not None and self.has_delete_permission(request, obj):
+            if obj is not None and self.has_delete_permission(request, obj) and self._deletable(request, obj):
                 # Before Django's (atomic) delete: HTTP must stay outside transactions.
                 try:
                     provisioning.deprovision(obj)
@@ -425,6 +439,12 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
             extra_context = {**(extra_context or {}), "last_of_tenant": obj.enabled and provisioning.tenant_webhooks_of(
                 obj) is not None and not provisioning.other_enabled(obj)}
         return super().delete_view(request, object_id, extra_context)
+
+    def _deletable(self, request, obj) -> bool:
+        """Whether Django's delete view will go on to delete: nothing protected, no permission lacking.
+        Otherwise nothing is removed in Xurrent or Zenduty, and the view says why."""
+        _, _, perms_needed, protected = self.get_deleted_objects([obj], request)
+        return not perms_needed and not protected
 
     def delete_queryset(self, request, queryset):
         """Bulk delete: remove each integration's webhooks first; keep those where that fails."""
@@ -490,7 +510,7 @@ class TenantWithWebhooksAdmin(XurrentTenantAdmin):
         if not self.has_change_permission(request, tenant):
             raise PermissionDenied
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return post_only(self, request, tenant, "Retry provisioning")
         hooks = provisioning.retry_tenant_webhooks(tenant.pk)
         self.log_done(request, tenant, "Retried provisioning of the tenant's Xurrent webhooks.")
         if hooks is None:

@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -40,6 +40,7 @@ from syncengine.models import (REPLAYABLE, Backfill, EventStatus, InboundEvent, 
                                PairState, Source, StatusClass)
 from syncengine.forms import LinkPairForm
 from syncengine.sanitize import for_display
+from utilities.admin_views import post_only
 from utilities.changelists import UncountedChangeList
 
 INLINE_ROWS = 10
@@ -83,7 +84,14 @@ def pre(text: str):
 
 
 class ReadOnlyAdminMixin:
-    """History is written by the engine only (our own history models are the audit trail)."""
+    """History is written by the engine only (our own history models are the audit trail).
+
+    No row is deleted on its own; rows that go with what they belong to (``on_delete=CASCADE``:
+    an integration's pairs and backfills) are deleted with it by whoever may delete that
+    (``connections.admin.DeletesOwnedRowsMixin``), and listed on its confirmation page.
+    """
+
+    deleted_with_parent = True
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -214,11 +222,11 @@ class InboundEventAdmin(HistoryListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"{queued} event{'s' if queued != 1 else ''} queued again.", messages.SUCCESS)
 
     def replay_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        event = object_or_404(self, request, object_id)
         if not self.has_replay_permission(request):
             raise PermissionDenied
-        event = object_or_404(self, request, object_id)
+        if request.method != "POST":
+            return post_only(self, request, event, "Replay")
         if jobs.replay_event(event.pk, by=request.user.get_username()):
             self.message_user(request, "The event is queued again.", messages.SUCCESS)
         else:
@@ -474,7 +482,7 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.may_link(request):
             raise PermissionDenied
         if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+            return post_only(self, request, pair, "Unlink")
         try:
             by_hand.unlink(pair, by=request.user.get_username())
         except by_hand.Refused as refused:

@@ -401,6 +401,36 @@ def test_the_change_page_buttons(admin_client, world):
                                     args=[integration.pk])).status_code == 405
 
 
+def test_disabling_says_what_happened_to_the_zenduty_and_the_tenants_xurrent_webhooks(admin_client, world):
+    from integrations import provisioning
+
+    first = world.integration(direction=Direction.BIDIRECTIONAL)
+    second = world.integration(service=world.second_service, instance=world.other_instance)
+    for integration in (first, second):
+        provisioning.provision(integration.pk)
+    assert world.remote_state() == {"webhooks": 4, "policies": 1, "zenduty_integrations": 2}
+
+    # Another integration of the tenant is enabled: its Xurrent webhooks stay; Zenduty's is switched off.
+    response = admin_client.post(reverse("admin:integrations_outgoingintegration_disable", args=[first.pk]),
+                                 follow=True)
+    page = response.content.decode()
+    assert ("Website ⇄ Website (Production): disabled; its Zenduty outgoing webhook is switched off and the "
+            f"Xurrent webhooks of {world.tenant} stay, for its other enabled integrations.") in page
+    assert "its Xurrent webhooks are switched off" not in page
+    assert world.remote_state()["webhooks"] == 4
+    assert [i["is_enabled"] for i in world.remote_zenduty_integrations(first)] == [False]
+
+    # The tenant's last enabled integration (here with the list's action): they are removed.
+    changelist = reverse("admin:integrations_outgoingintegration_changelist")
+    response = admin_client.post(changelist, {"action": "disable_integrations", "_selected_action": [second.pk]},
+                                 follow=True)
+    assert ("Payments API ⇄ Email (Production): disabled; its Zenduty outgoing webhook is switched off and the "
+            f"Xurrent webhooks of {world.tenant} are removed, as no enabled integration of the tenant needs "
+            "them.") in response.content.decode()
+    assert world.remote_state() == {"webhooks": 0, "policies": 0, "zenduty_integrations": 2}
+    assert [i["is_enabled"] for i in world.remote_zenduty_integrations(second)] == [False]
+
+
 def test_the_changelist_shows_badges_and_the_actions_work(admin_client, world):
     assert admin_client.post(ADD, step2_data(world)).status_code == 302
     integration = OutgoingIntegration.objects.get()

@@ -263,7 +263,7 @@ def test_each_event_says_what_it_is_about(source, fixture, event_type, object_id
 def test_a_malformed_event_id_in_the_address_is_not_a_server_error(admin_client):
     response = admin_client.get("/admin/syncengine/inboundevent/abc/change/")
     assert response.status_code == 302  # Django's "does not exist" redirect to the admin index, with a message
-    assert admin_client.get("/admin/syncengine/inboundevent/abc/replay/").status_code == 405
+    assert admin_client.get("/admin/syncengine/inboundevent/abc/replay/").status_code == 404
     assert admin_client.post("/admin/syncengine/inboundevent/abc/replay/").status_code == 404
 
 
