@@ -140,6 +140,9 @@ class OutgoingIntegration(models.Model):
     # {"request.create": {"id": 12, "verified": true}, ...}
     xurrent_webhooks = models.JSONField(default=dict, blank=True)
     zenduty_integration_id = models.CharField(max_length=64, blank=True, default="")
+    # Its name as Zenduty last listed it: the admin looks for it by name on Zenduty's screens, and the
+    # portal does not rename it when the service instance (part of the name it was given) changes.
+    zenduty_integration_name = models.CharField(max_length=100, blank=True, default="", editable=False)
     # Zenduty's webhook URL and signing key are entered in Zenduty's screens
     # (not in its public API); set when an admin confirms that step.
     zenduty_step_confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -648,8 +648,12 @@ def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
                          None)
             if found is None:
                 logger.warning("provisioning.zenduty-integration-gone %r", integration)
-                _save(integration, zenduty_integration_id="", zenduty_step_confirmed_at=None)
+                _save(integration, zenduty_integration_id="", zenduty_integration_name="",
+                      zenduty_step_confirmed_at=None)
             else:
+                name = str(found.get("name") or "")[:100]
+                if name and name != integration.zenduty_integration_name:
+                    _save(integration, zenduty_integration_name=name)
                 _set_zenduty_enabled(client, integration, found, step)
                 return
         marker = _marker(integration)
@@ -665,7 +669,8 @@ def _ensure_zenduty(integration: OutgoingIntegration, step: _Steps) -> None:
                 "integration_type": zenduty_constants.INTEGRATION_OUTBOUND,
                 "is_enabled": integration.enabled,
             })
-        _save(integration, zenduty_integration_id=str(stray["unique_id"]), zenduty_step_confirmed_at=None)
+        _save(integration, zenduty_integration_id=str(stray["unique_id"]),
+              zenduty_integration_name=str(stray.get("name") or "")[:100], zenduty_step_confirmed_at=None)
         _set_zenduty_enabled(client, integration, stray, step)
 
 

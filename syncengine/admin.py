@@ -468,7 +468,13 @@ class LinkedPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             error = describe_api_error(exc, "read the open records for the preview")
         actionable = [i for i in items if i.action != backfill.NOTHING]
         if request.method == "POST" and not error and actionable:
-            started = backfill.start(integration, items, by=request.user.get_username())
+            try:
+                started = backfill.start(integration, items, by=request.user.get_username())
+            except backfill.AlreadyRunning as running:
+                messages.warning(request, f"A backfill of this integration, started by "
+                                          f"{running.backfill.requested_by}, is not finished yet; nothing else was "
+                                          f"started. Its page shows the progress.")
+                return HttpResponseRedirect(reverse("admin:syncengine_backfill_change", args=[running.backfill.pk]))
             messages.success(request, f"Backfill started: {len(actionable)} records; its page shows the progress.")
             return HttpResponseRedirect(reverse("admin:syncengine_backfill_change", args=[started.pk]))
         context = {**self.admin_site.each_context(request), "title": f"Backfill {integration}",

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
@@ -122,10 +123,38 @@ def _held_by(pair) -> str:
     return "already linked"
 
 
+def unfinished(integration: OutgoingIntegration) -> Backfill | None:
+    """The integration's backfill that is running or waiting for the API budget, if any."""
+    return Backfill.objects.filter(integration=integration,
+                                   status__in=(BackfillStatus.RUNNING, BackfillStatus.WAITING)).first()
+
+
+class AlreadyRunning(Exception):
+    """The integration has a backfill running (or waiting) already: one at a time."""
+
+    def __init__(self, backfill: Backfill):
+        self.backfill = backfill
+        super().__init__(f"{backfill} is not finished yet.")
+
+
 def start(integration: OutgoingIntegration, items: list[Item], *, by: str) -> Backfill:
-    """Store the plan an admin saw and queue its job."""
-    backfill = Backfill.objects.create(integration=integration, requested_by=by,
-                                       items=[asdict(i) for i in items if i.action != NOTHING])
+    """Store the plan an admin saw and queue its job.
+
+    :raises AlreadyRunning: when the integration has an unfinished backfill (the database's
+        constraint decides between two starts at the same moment).
+    """
+    running = unfinished(integration)
+    if running is not None:
+        raise AlreadyRunning(running)
+    try:
+        with transaction.atomic():
+            backfill = Backfill.objects.create(integration=integration, requested_by=by,
+                                               items=[asdict(i) for i in items if i.action != NOTHING])
+    except IntegrityError:
+        running = unfinished(integration)
+        if running is None:
+            raise
+        raise AlreadyRunning(running) from None
     async_task(TASK, backfill.pk, task_name=f"syncengine-backfill-{backfill.pk}-{uuid.uuid4().hex[:6]}")
     logger.info("syncengine.backfill.started backfill=%s items=%s by=%s", backfill.pk, len(backfill.items), by)
     return backfill

@@ -424,6 +424,12 @@ class Backfill(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # One at a time per integration: a second (a double click, two admins) would plan the
+            # same records again and report the first one's work as "linked meanwhile".
+            models.UniqueConstraint(fields=["integration"], name="one_unfinished_backfill_per_integration",
+                                    condition=models.Q(status__in=["running", "waiting"])),
+        ]
 
     def __str__(self) -> str:
         return f"Backfill of {self.integration} by {self.requested_by} ({self.get_status_display()})"

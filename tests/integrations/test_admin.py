@@ -609,3 +609,24 @@ def test_the_migration_marks_keys_pasted_before_it_from_the_admins_log(admin_cli
 
     assert dict(OutgoingIntegration.objects.values_list("pk", "zenduty_signing_key_pasted")) == \
         {pasted.pk: True, untouched.pk: False}
+
+
+def test_the_zenduty_step_names_the_zenduty_integration_as_zenduty_calls_it(admin_client, world):
+    """The portal names the Zenduty integration after the service instance when it creates it, and
+    does not rename it when the instance changes: the steps name it as Zenduty lists it."""
+    assert admin_client.post(ADD, step2_data(world)).status_code == 302
+    integration = OutgoingIntegration.objects.get()
+    change = reverse("admin:integrations_outgoingintegration_change", args=[integration.pk])
+    assert "“Xurrent: Website (Production)” that the portal created" in admin_client.get(change).content.decode()
+
+    response = post_change(admin_client, change, step2_data(world, instance=world.other_instance))
+    assert response.status_code == 302, errors_of(response)
+
+    integration.refresh_from_db()
+    assert integration.service_instance_name == world.other_instance
+    team_id, service_id = world.service("Website")
+    [in_zenduty] = [i for i in world.zenduty.list_integrations(team_id, service_id)
+                    if str(i["unique_id"]) == integration.zenduty_integration_id]
+    assert in_zenduty["name"] == "Xurrent: Website (Production)"
+    page = admin_client.get(change).content.decode()
+    assert "“Xurrent: Website (Production)” that the portal created" in page

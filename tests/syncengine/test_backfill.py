@@ -115,3 +115,30 @@ def test_records_unlinked_by_hand_are_left_alone_and_the_preview_says_why(demo, 
 
     assert page.count("unlinked by hand (link it again on the pairs page to sync it)") == 2  # both records
     assert "already linked" not in page and "Start the backfill" not in page
+
+
+def test_a_second_start_while_one_is_unfinished_starts_nothing_and_shows_the_first(demo, open_records, client,
+                                                                                    django_user_model):
+    from django.db import IntegrityError, transaction
+
+    from sandbox import faults
+
+    client.force_login(staff(django_user_model, *ADMIN_PERMS, "syncengine.view_backfill"))
+    url = reverse("admin:syncengine_linkedpair_backfill", args=[demo.integration.pk])
+    items = backfill.plan(demo.integration)
+    faults.inject("zenduty", "rate_limit_429", path_prefix="/api/incidents/", method="POST")
+    run = backfill.start(demo.integration, items, by="ops")  # it waits for Zenduty's rate limit: unfinished
+    run.refresh_from_db()
+    assert run.status == BackfillStatus.WAITING
+
+    again = client.post(url, follow=True)  # a double click, or a second admin
+
+    assert Backfill.objects.count() == 1
+    assert again.redirect_chain[-1][0] == reverse("admin:syncengine_backfill_change", args=[run.pk])
+    assert "is not finished yet; nothing else was started" in again.text
+    # Two starts at the same moment: the database keeps one.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Backfill.objects.create(integration=demo.integration, requested_by="ops", status=BackfillStatus.RUNNING)
+    assert backfill.run(run.pk) == BackfillStatus.DONE
+    assert len(demo.incidents()) == 5 and len(demo.requests()) == 6
+    assert client.post(url).status_code in (200, 302)  # once done, another may start
