@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -446,19 +447,36 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
         _, _, perms_needed, protected = self.get_deleted_objects([obj], request)
         return not perms_needed and not protected
 
-    def delete_queryset(self, request, queryset):
-        """Bulk delete: remove each integration's webhooks first; keep those where that fails."""
-        failed = []
-        for obj in queryset:
-            try:
-                provisioning.deprovision(obj)
-            except services.IntegrationError as exc:
-                failed.append(obj.pk)
-                messages.error(request, f"{obj} was not deleted: {exc.message}")
-        queryset.exclude(pk__in=failed).delete()
-        if failed:
-            messages.warning(request, ngettext("%d integration was kept; see above.",
-                                               "%d integrations were kept; see above.", len(failed)) % len(failed))
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions["delete_selected"] = (OutgoingIntegrationAdmin.delete_selected_integrations, name, description)
+        return actions
+
+    def delete_selected_integrations(self, request, queryset):
+        """Django's "Delete selected", with each integration's webhooks removed first once confirmed.
+
+        Those whose removal fails are kept and left out before Django's action logs, deletes and
+        counts: it logged and reported every selected row as deleted, even the ones kept."""
+        if request.POST.get("post") and self.has_delete_permission(request):
+            _, _, perms_needed, protected = self.get_deleted_objects(queryset, request)
+            if not perms_needed and not protected:
+                failed = []
+                for obj in queryset:
+                    try:
+                        provisioning.deprovision(obj)
+                    except services.IntegrationError as exc:
+                        failed.append(obj.pk)
+                        messages.error(request, f"{obj} was not deleted: {exc.message}")
+                if failed:
+                    messages.warning(request, ngettext(
+                        "%d integration was kept; see above.", "%d integrations were kept; see above.",
+                        len(failed)) % len(failed))
+                    queryset = queryset.exclude(pk__in=failed)
+                    if not queryset.exists():
+                        return None  # back to the list, with the messages
+        return delete_selected(self, request, queryset)
 
 
 def tenant_webhooks_context(tenant, *, can_change: bool, on_integration: bool = False) -> dict:

@@ -131,3 +131,34 @@ def test_a_connection_with_pairs_names_what_keeps_it_then_goes_once_its_integrat
     assert client.post(delete_url(paired), {"post": "yes"}).status_code == 302
     assert client.post(url, {"post": "yes"}).status_code == 302
     assert not type(connection).objects.filter(pk=connection.pk).exists()
+
+
+def test_an_integration_kept_by_the_list_action_is_neither_logged_nor_counted_as_deleted(admin_client, paired,
+                                                                                          world):
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    from sandbox import faults
+
+    other = world.integration(service=world.second_service, instance=world.other_instance)
+    provisioning.provision(other.pk)
+    other.refresh_from_db()
+    # Zenduty cannot remove the other integration's outgoing webhook.
+    faults.inject("zenduty", "error_500", count=10, method="DELETE",
+                  path_prefix=f"/api/account/teams/{other.zenduty_team_id}/services/{other.zenduty_service_id}/")
+    changelist = reverse("admin:integrations_outgoingintegration_changelist")
+
+    response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [paired.pk, other.pk],
+                                              "post": "yes"}, follow=True)
+
+    page = response.content.decode()
+    assert f"{other} was not deleted" in page and "1 integration was kept; see above." in page
+    assert "Successfully deleted 1 outgoing integration." in page
+    assert list(OutgoingIntegration.objects.values_list("pk", flat=True)) == [other.pk]
+    assert list(LogEntry.objects.filter(action_flag=DELETION).values_list("object_id", flat=True)) == [str(paired.pk)]
+
+
+def test_the_delete_page_shows_no_template_source(admin_client, paired):
+    page = admin_client.get(reverse("admin:integrations_outgoingintegration_delete", args=[paired.pk]))
+
+    assert page.status_code == 200 and "These are deleted with it in the portal" in page.content.decode()
+    assert "{#" not in page.content.decode() and "{%" not in page.content.decode()
