@@ -36,7 +36,7 @@ DEFAULT_EXPIRES_IN = 3600
 REFRESH_MARGIN = timedelta(minutes=5)
 
 # RFC 6749 §5.2 codes that mean "these credentials are wrong for this host".
-_CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant"}
+OAUTH_CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_grant"})
 _FINGERPRINT_SALT = "connections.xurrent.auth.fingerprint"
 
 
@@ -184,7 +184,7 @@ def _credentials_error(exc: errors.ApiError) -> errors.ApiError:
     # "error_description": ...}, unlike the REST API's {"message": ...}.
     body = exc.body if isinstance(exc.body, dict) else {}
     code = str(body.get("error") or "")
-    if exc.status in (401, 403) or code in _CREDENTIAL_ERRORS:
+    if exc.status in (401, 403) or code in OAUTH_CREDENTIAL_ERRORS:
         reason = f" ({code})" if code else ""
         return errors.CredentialsRejectedError(
             f"Xurrent did not accept the client ID and secret{reason}. Check them, and that the region and "

@@ -19,8 +19,8 @@ import requests
 from connections import errors, secrets
 from connections.http import BaseClient, default_error_for_response, parse_retry_after, safe_json
 from connections.xurrent import hosts
-from connections.xurrent.auth import (AccessToken, DatabaseTokenStore, MemoryTokenStore, TokenStore, fingerprint,
-                                      request_token)
+from connections.xurrent.auth import (OAUTH_CREDENTIAL_ERRORS, AccessToken, DatabaseTokenStore, MemoryTokenStore,
+                                      TokenStore, fingerprint, request_token)
 
 logger = logging.getLogger("connections.xurrent")
 
@@ -125,6 +125,12 @@ class XurrentClient(BaseClient):
                     field_errors.setdefault(str(pair[0]), []).append(str(pair[1]))
             return errors.ValidationError(body.get("message"), field_errors=field_errors, status=status,
                                           service=self.service, body=body)
+        if status == 400 and isinstance(body, dict) and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
+            # The OAuth service refuses credentials RFC 6749 style (§5.2: 400 invalid_client ...,
+            # https://developer.xurrent.com/v1/oauth/client_credentials_grant): the credentials are
+            # wrong, not the data sent, and the call's record says so.
+            return errors.AuthenticationError(str(body.get("error_description") or body["error"]), status=status,
+                                              service=self.service, body=body)
         if status == 429:
             # Headers are lowercase since 2024 (changelog); requests reads them case-insensitively.
             retry_after = parse_retry_after(response.headers.get("retry-after"))

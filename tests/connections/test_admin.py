@@ -2,6 +2,7 @@
 import pytest
 
 from connections.models import ConnectionStatus, XurrentAccessToken, XurrentTenant, ZendutyAccount
+from syncengine.models import OutboundCall
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,6 +62,9 @@ def test_a_wrong_secret_is_refused_with_a_field_error_and_nothing_stored(admin_c
     assert message.count("did not accept") == 1
     assert XurrentTenant.objects.count() == 0
     assert b"not-the-right-secret" not in response.content
+    # The token call's record says the credentials were refused, not the data sent.
+    [call] = OutboundCall.objects.filter(url__endswith="/token")
+    assert (call.status, call.error_kind) == (400, "authentication"), call.error
 
 
 def test_a_wrong_account_id_is_blamed_on_the_account_id(admin_client, demo):
