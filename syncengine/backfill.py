@@ -120,6 +120,10 @@ def _held_by(pair) -> str:
     """Why a record with a pair is left alone: it is linked, or an admin unlinked it on purpose."""
     if pair.state == PairState.UNLINKED:
         return "unlinked by hand (link it again on the pairs page to sync it)"
+    if pair.state == PairState.CREATING:
+        return "its counterpart is being created (an event is on it)"
+    if pair.state == PairState.FAILED:
+        return "creating its counterpart failed (replay the event named on the pair's page)"
     return "already linked"
 
 
@@ -184,7 +188,9 @@ def run(backfill_id: int) -> str:
             backfill.position += 1
             # One item at a time: a job killed half-way goes on after the last recorded item.
             Backfill.objects.filter(pk=backfill.pk).update(items=backfill.items, position=backfill.position)
-    Backfill.objects.filter(pk=backfill.pk).update(status=BackfillStatus.DONE, finished_at=timezone.now())
+    # The error of a wait it came back from is over.
+    Backfill.objects.filter(pk=backfill.pk).update(status=BackfillStatus.DONE, finished_at=timezone.now(),
+                                                   last_error="")
     logger.info("syncengine.backfill.done backfill=%s", backfill.pk)
     return BackfillStatus.DONE
 
@@ -218,7 +224,7 @@ def _do(integration: OutgoingIntegration, item: Item, owner: str) -> str:
 
 def _said(integration, outcome, item: Item, pair) -> str:
     if outcome is None:
-        return "nothing: a webhook linked it meanwhile"
+        return "nothing: linked meanwhile (by its webhook, a sweep or another event)"
     if pair is not None and outcome.status == EventStatus.PROCESSED:
         PairNote.objects.create(pair=pair, text=f"Backfill: {item.label} was open when the integration started. "
                                                 f"{outcome.reason}"[:2000])

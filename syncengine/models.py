@@ -395,7 +395,7 @@ class ReconcileCursor(models.Model):
 
 class BackfillStatus(models.TextChoices):
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting for the API budget"
+    WAITING = "waiting", "Waiting to try again"  # a 429, a 5xx, no answer: it goes on where it stopped
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
 

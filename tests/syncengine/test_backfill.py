@@ -89,9 +89,11 @@ def test_a_rate_limit_pauses_it_and_it_goes_on_where_it_stopped(demo, open_recor
     # The incidents' requests were made; the first incident create got the 429: it waits, scheduled again.
     assert (run.status, run.position) == (BackfillStatus.WAITING, 2), run.items
     assert Schedule.objects.filter(func=backfill.TASK).count() == 1
+    assert run.get_status_display() == "Waiting to try again" and "429" in run.last_error
     assert backfill.run(run.pk) == BackfillStatus.DONE
     run.refresh_from_db()
     assert len(demo.incidents()) == 5 and len(demo.requests()) == 6
+    assert run.last_error == ""  # the wait is over: its error is not shown on a done backfill
 
 
 def test_view_only_staff_cannot_preview_or_start(demo, client, django_user_model):
@@ -142,3 +144,22 @@ def test_a_second_start_while_one_is_unfinished_starts_nothing_and_shows_the_fir
     assert backfill.run(run.pk) == BackfillStatus.DONE
     assert len(demo.incidents()) == 5 and len(demo.requests()) == 6
     assert client.post(url).status_code in (200, 302)  # once done, another may start
+
+
+def test_the_preview_says_when_a_counterpart_is_being_created_or_failed(demo, open_records, client,
+                                                                        django_user_model):
+    from syncengine import pairs
+
+    client.force_login(staff(django_user_model, *ADMIN_PERMS))
+    creating, failed = open_records["incidents"]
+    pairs.claim(demo.integration, origin="zenduty", owner="an-event", incident_unique_id=creating.unique_id,
+                incident_number=creating.incident_number)
+    claim = pairs.claim(demo.integration, origin="zenduty", owner="an-event", incident_unique_id=failed.unique_id,
+                        incident_number=failed.incident_number)
+    pairs.mark_failed(claim, "Gave up after 5 attempts.")
+
+    page = client.get(reverse("admin:syncengine_linkedpair_backfill", args=[demo.integration.pk])).text
+
+    assert page.count("its counterpart is being created (an event is on it)") == 1
+    assert page.count("creating its counterpart failed (replay the event named on the pair&#x27;s page)") == 1
+    assert page.count("already linked") == 2  # the pair the sync made: its incident and its request
