@@ -19,6 +19,11 @@ import jwt
 # each new webhook (https://developer.xurrent.com/v1/webhooks/).
 EVENT_TYPES = ("request.create", "request.update", "request.status-changed", "request.note-added")
 VERIFY_EVENT = "webhook.verify"
+# "Test webhook" (POST /webhooks/:id/test) sends a sample message about this request id, whatever the
+# account holds (https://developer.xurrent.com/v1/webhooks/): a request.create for it names no request.
+TEST_OBJECT_ID = "12345"
+TEST_DELIVERY_REASON = ("Xurrent's webhook test: its sample message always names request #12345, which this "
+                        "account does not have; nothing to sync.")
 
 # Only asymmetric algorithms: Xurrent never reveals an HMAC secret, and "none"
 # would accept anything. The algorithm comes from the stored policy, never

@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
+from connections.xurrent.webhooks import TEST_DELIVERY_REASON, TEST_OBJECT_ID
 from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
@@ -290,7 +291,12 @@ def _on_create(event, integration, message: dict, data: dict, request_id: str, p
                                      f"does not create an incident.")
     if request is None:
         with common.xurrent_client(integration) as xurrent:
-            request = xurrent.get_request(request_id)
+            try:
+                request = xurrent.get_request(request_id)
+            except errors.NotFoundError:
+                if request_id == TEST_OBJECT_ID:
+                    return common.ignored(event, TEST_DELIVERY_REASON)
+                raise
     reason = _not_for_this_integration(integration, request)
     if reason:
         return common.ignored(event, reason)

@@ -672,6 +672,24 @@ def test_zenduty_rate_limiting_the_create_backs_off_a_minute_then_makes_one_inci
     assert len(demo.incidents()) == 1 and LinkedPair.objects.get().state == PairState.LINKED
 
 
+def test_xurrents_webhook_test_is_ignored_and_says_what_it_was(demo):
+    """"Test webhook" in Xurrent sends a sample message about request 12345, which the account does not
+    have: each event is ignored with a reason, none fails, nothing is created."""
+    from sandbox.xurrent import webhooks as xurrent_webhooks
+    from sandbox.xurrent.models import Webhook
+
+    for webhook in Webhook.objects.filter(verified=True).order_by("pk"):
+        assert xurrent_webhooks.send_test(webhook, demo.person, demo.origin)
+    demo.settle()
+
+    tested = [e for e in events() if e.object_id == "12345"]
+    assert {e.event_type for e in tested} >= {"request.create", "request.update"}
+    assert all(e.status == EventStatus.IGNORED for e in tested), [(e.event_type, e.reason) for e in tested]
+    [create] = [e for e in tested if e.event_type == "request.create"]
+    assert create.reason.startswith("Xurrent's webhook test: its sample message always names request #12345")
+    assert demo.incidents() == [] and not LinkedPair.objects.exists()
+
+
 def test_the_direction_decides_which_side_creates_pairs(demo):
     OutgoingIntegration.objects.filter(pk=demo.integration.pk).update(direction="xurrent_to_zenduty")
     demo.trigger()
