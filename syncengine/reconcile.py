@@ -1,6 +1,6 @@
 """The reconciliation sweep: repair what missed webhooks left behind, within both APIs' budgets.
 
-Webhooks get lost: Zenduty does not retry a failed delivery, Xurrent disables
+Webhooks get lost: Zenduty documents no retry of a failed delivery, Xurrent disables
 a webhook after repeated failures, and a delivery can be dropped on the way.
 Every ``SYNC_RECONCILE_MINUTES`` (default 5; a django-q2 schedule created by
 migration 0010) this sweep compares each enabled integration's linked pairs

@@ -116,7 +116,7 @@ class WebhookView(APIView):
     def handle_exception(self, exc):
         """A database that cannot be read or written (down, read-only, locked too long) is a 503, not a
         500: the delivery was not stored, so it is not acknowledged, and the sender is told to come
-        back (Xurrent retries; Zenduty does not, and the reconciliation sweep catches up)."""
+        back (Xurrent retries; Zenduty documents no retry, and the reconciliation sweep catches up)."""
         if isinstance(exc, DatabaseError):
             logger.warning("syncengine.webhook.unavailable %s %s: %s", self.source, self.kwargs.get("public_id"),
                            type(exc).__name__)
