@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connections import errors
-from connections.xurrent.webhooks import TEST_DELIVERY_REASON, TEST_OBJECT_ID
+from connections.xurrent.webhooks import TEST_DELIVERY_REASON
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
+from syncengine.flows import common
 from syncengine.models import EventStatus, InboundEvent, LinkedPair
 from syncengine.outcomes import EventError, Outcome
 
@@ -67,12 +67,9 @@ def route(event: InboundEvent) -> Route:
     from connections.xurrent import XurrentClient
 
     with XurrentClient.for_tenant(tenant) as client:
-        try:
-            request = client.get_request(request_id)
-        except errors.NotFoundError:
-            if request_id == TEST_OBJECT_ID:
-                return _ignored(TEST_DELIVERY_REASON)
-            raise
+        request = common.request_unless_webhook_test(client, request_id)
+    if request is None:
+        return _ignored(TEST_DELIVERY_REASON)
     instance = request.get("service_instance") if isinstance(request.get("service_instance"), dict) else {}
     instance_id = str(instance.get("id") or "")
     integration = OutgoingIntegration.objects.select_related("tenant", "zenduty_account").filter(

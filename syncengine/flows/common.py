@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from connections import errors
 from connections.xurrent import hosts as xurrent_hosts
+from connections.xurrent.webhooks import TEST_OBJECT_ID
 from integrations.models import OutgoingIntegration
 from integrations.signals import sync_error_changed
 from syncengine.models import EventStatus, InboundEvent, LinkedPair
@@ -22,6 +23,20 @@ def xurrent_client(integration: OutgoingIntegration):
     from connections.xurrent import XurrentClient
 
     return XurrentClient.for_tenant(integration.tenant)
+
+
+def request_unless_webhook_test(xurrent, request_id: str) -> dict | None:
+    """The request read from Xurrent, or None when it is the sample of Xurrent's "Test webhook"
+    (request ``TEST_OBJECT_ID``, which the account does not have): its event is ignored, not failed.
+
+    :raises NotFoundError: for any other request that is not there.
+    """
+    try:
+        return xurrent.get_request(request_id)
+    except errors.NotFoundError:
+        if request_id == TEST_OBJECT_ID:
+            return None
+        raise
 
 
 def zenduty_client(integration: OutgoingIntegration):

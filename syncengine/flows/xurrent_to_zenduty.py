@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections import errors
-from connections.xurrent.webhooks import TEST_DELIVERY_REASON, TEST_OBJECT_ID
+from connections.xurrent.webhooks import TEST_DELIVERY_REASON
 from connections.zenduty.constants import FILTER_ALL, RESOLVED, TRIGGERED
 from integrations.models import OutgoingIntegration
 from syncengine import mapping, pairs
@@ -291,12 +291,9 @@ def _on_create(event, integration, message: dict, data: dict, request_id: str, p
                                      f"does not create an incident.")
     if request is None:
         with common.xurrent_client(integration) as xurrent:
-            try:
-                request = xurrent.get_request(request_id)
-            except errors.NotFoundError:
-                if request_id == TEST_OBJECT_ID:
-                    return common.ignored(event, TEST_DELIVERY_REASON)
-                raise
+            request = common.request_unless_webhook_test(xurrent, request_id)
+        if request is None:
+            return common.ignored(event, TEST_DELIVERY_REASON)
     reason = _not_for_this_integration(integration, request)
     if reason:
         return common.ignored(event, reason)
