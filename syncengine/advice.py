@@ -54,47 +54,44 @@ def for_event(event: InboundEvent) -> str:
 
 # Why a delivery was refused (the start of its reason, as syncengine.intake and
 # connections.xurrent.webhooks word it) → what to do. The first that matches counts.
-_UNSIGNED = ("Not a genuine delivery: {sender} always sends {form}. Ignore it, unless every delivery is refused "
-             "this way (then a proxy in front of the portal may be changing the body).")
 _SIGNED_BUT_UNREADABLE = ("Signed with the right key, so {sender} sent it, but the portal cannot read it (the reason "
                           "says what is missing). Nothing to replay; keep the body for the portal's maintainers.")
+_ZENDUTY_KEY = ("If this came from Zenduty, the signing keys differ: paste the key Zenduty shows for the outgoing "
+                "webhook under “Zenduty outgoing webhook” on the integration's page. Otherwise ignore it.")
 _XURRENT_KEY = ("If this came from Xurrent, the webhook policy's key does not match: retry provisioning of the "
                 "tenant's webhooks (Connections → the tenant). Otherwise ignore it.")
+_NOT_FROM_XURRENT = ("Not a genuine delivery: Xurrent always sends a signed token as JSON ({\"jwt\": …}). Ignore it, "
+                     "unless every delivery is refused this way (then a proxy in front of the portal may be "
+                     "changing the body).")
+_XURRENT_CLOCK = "Check this server's clock (NTP): {}. Xurrent retries a refused delivery."
+_OTHER_ACCOUNT = ("The token came from another Xurrent account, region or environment than the tenant's: check the "
+                  "tenant's account ID, region and environment (Connections → the tenant).")
 _REJECTED_ADVICE = {
     Source.ZENDUTY: (
         ("The delivery has no X-SIGNATURE header",
          "Zenduty sent it unsigned: in Zenduty, set the service's outgoing webhook to authenticate with HMAC "
          "signature (SHA-256), then paste the key it shows under “Zenduty outgoing webhook” on the integration's "
          "page. If it did not come from Zenduty, ignore it."),
-        ("The X-SIGNATURE header does not match",
-         "If this came from Zenduty, the signing keys differ: paste the key Zenduty shows for the outgoing webhook "
-         "under “Zenduty outgoing webhook” on the integration's page. Otherwise ignore it."),
+        ("The X-SIGNATURE header does not match", _ZENDUTY_KEY),
     ),
     Source.XURRENT: (
         ("The tenant's set of Xurrent webhooks has no Xurrent webhook policy key",
          "Provision the tenant's webhooks (Connections → the tenant); deliveries after that are verified."),
         ("This integration has no Xurrent webhook policy key",
          "Retry provisioning of the integration (its page); deliveries after that are verified."),
-        ("The body is not JSON", _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
-        ("The delivery body is not JSON",
-         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
-        ("The delivery has no jwt property",
-         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
-        ("The token is not a valid JWT",
-         _UNSIGNED.format(sender="Xurrent", form="a signed token as JSON ({\"jwt\": …})")),
-        ("The token has expired", "Check this server's clock (NTP): a Xurrent token is valid for minutes only. "
-                                  "Xurrent retries a refused delivery."),
-        ("The token is not valid yet", "Check this server's clock (NTP): it is behind Xurrent's. Xurrent retries a "
-                                       "refused delivery."),
+        ("The body is not JSON", _NOT_FROM_XURRENT),
+        ("The delivery body is not JSON", _NOT_FROM_XURRENT),
+        ("The delivery has no jwt property", _NOT_FROM_XURRENT),
+        ("The token is not a valid JWT", _NOT_FROM_XURRENT),
+        ("The token has expired", _XURRENT_CLOCK.format("a Xurrent token is valid for minutes only")),
+        ("The token is not valid yet", _XURRENT_CLOCK.format("it is behind Xurrent's")),
         ("The token is meant for another audience", _XURRENT_KEY),
-        ("The token was issued by another account",
-         "The token came from another Xurrent account, region or environment than the tenant's: check the "
-         "tenant's account ID, region and environment (Connections → the tenant)."),
-        ("The token has no iss claim",
-         "The token came from another Xurrent account, region or environment than the tenant's: check the "
-         "tenant's account ID, region and environment (Connections → the tenant)."),
+        ("The token was issued by another account", _OTHER_ACCOUNT),
+        ("The token has no iss claim", _OTHER_ACCOUNT),
     ),
 }
+# When no reason matches: the key of whoever would have sent it.
+_KEY_ADVICE = {Source.ZENDUTY: _ZENDUTY_KEY, Source.XURRENT: _XURRENT_KEY}
 _CHUNKED = ("Send the body with a Content-Length, or serve the portal with gunicorn (README) so a chunked body "
             "can be read; the sender was told it was refused.")
 
@@ -112,6 +109,4 @@ def _for_rejected(event: InboundEvent) -> str:
     for start, advice in _REJECTED_ADVICE.get(event.source, ()):
         if reason.startswith(start):
             return advice
-    if event.source == Source.ZENDUTY:
-        return _REJECTED_ADVICE[Source.ZENDUTY][1][1]
-    return _XURRENT_KEY
+    return _KEY_ADVICE.get(event.source, _XURRENT_KEY)

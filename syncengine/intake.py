@@ -77,12 +77,13 @@ REJECTED_BODY_KEPT = 4096
 # ... and of its headers, names and values counted: 50 headers of 1 KB each let anyone who knows
 # a webhook address store ~50 KB of junk per request. Those that say who sent what come first.
 REJECTED_HEADERS_KEPT = 4096
-_TELLING_HEADERS = ("content-type", "content-length", "user-agent", "x-signature", "x-xurrent-delivery",
-                    "x-4me-delivery", "x-xurrent-delivery-origin", "x-4me-delivery-origin", "x-forwarded-for",
-                    "x-real-ip", "x-request-id")
 
 DELIVERY_HEADERS = ("x-xurrent-delivery", "x-4me-delivery")
 ORIGIN_HEADERS = ("x-xurrent-delivery-origin", "x-4me-delivery-origin")
+# Kept first, in this order, when a rejected delivery's headers are cut.
+_TELLING_HEADERS = {name: rank for rank, name in enumerate((
+    "content-type", "content-length", "user-agent", zenduty_webhooks.SIGNATURE_HEADER.lower(), *DELIVERY_HEADERS,
+    *ORIGIN_HEADERS, "x-forwarded-for", "x-real-ip", "x-request-id"))}
 
 
 @dataclass
@@ -478,8 +479,7 @@ def _capped_headers(headers: dict[str, str]) -> tuple[dict[str, str], int]:
     the delivery first, and how many were left out."""
     if sum(len(name) + len(value) for name, value in headers.items()) <= REJECTED_HEADERS_KEPT:
         return headers, 0
-    order = sorted(headers, key=lambda name: (name not in _TELLING_HEADERS, _TELLING_HEADERS.index(name)
-                                              if name in _TELLING_HEADERS else 0))
+    order = sorted(headers, key=lambda name: _TELLING_HEADERS.get(name, len(_TELLING_HEADERS)))
     kept: dict[str, str] = {}
     room = REJECTED_HEADERS_KEPT
     for name in order:
