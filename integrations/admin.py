@@ -420,7 +420,7 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
     def delete_view(self, request, object_id, extra_context=None):
         if request.method == "POST" and request.POST.get("post"):
             obj = self.get_object(request, unquote(object_id))
-            if obj is not None and self.has_delete_permission(request, obj) and self._deletable(request, obj):
+            if obj is not None and self.has_delete_permission(request, obj) and self._deletable(request, [obj]):
                 # Before Django's (atomic) delete: HTTP must stay outside transactions.
                 try:
                     provisioning.deprovision(obj)
@@ -441,10 +441,10 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
                 obj) is not None and not provisioning.other_enabled(obj)}
         return super().delete_view(request, object_id, extra_context)
 
-    def _deletable(self, request, obj) -> bool:
-        """Whether Django's delete view will go on to delete: nothing protected, no permission lacking.
-        Otherwise nothing is removed in Xurrent or Zenduty, and the view says why."""
-        _, _, perms_needed, protected = self.get_deleted_objects([obj], request)
+    def _deletable(self, request, objs) -> bool:
+        """Whether Django's delete view (or action) will go on to delete ``objs``: nothing protected, no
+        permission lacking. Otherwise nothing is removed in Xurrent or Zenduty, and Django says why."""
+        _, _, perms_needed, protected = self.get_deleted_objects(objs, request)
         return not perms_needed and not protected
 
     def get_actions(self, request):
@@ -459,23 +459,21 @@ class OutgoingIntegrationAdmin(MaskedSecretsMixin, ConfigHistoryMixin, ChecksOve
 
         Those whose removal fails are kept and left out before Django's action logs, deletes and
         counts: it logged and reported every selected row as deleted, even the ones kept."""
-        if request.POST.get("post") and self.has_delete_permission(request):
-            _, _, perms_needed, protected = self.get_deleted_objects(queryset, request)
-            if not perms_needed and not protected:
-                failed = []
-                for obj in queryset:
-                    try:
-                        provisioning.deprovision(obj)
-                    except services.IntegrationError as exc:
-                        failed.append(obj.pk)
-                        messages.error(request, f"{obj} was not deleted: {exc.message}")
-                if failed:
-                    messages.warning(request, ngettext(
-                        "%d integration was kept; see above.", "%d integrations were kept; see above.",
-                        len(failed)) % len(failed))
-                    queryset = queryset.exclude(pk__in=failed)
-                    if not queryset.exists():
-                        return None  # back to the list, with the messages
+        if request.POST.get("post") and self.has_delete_permission(request) and self._deletable(request, queryset):
+            failed = []
+            for obj in queryset:
+                try:
+                    provisioning.deprovision(obj)
+                except services.IntegrationError as exc:
+                    failed.append(obj.pk)
+                    messages.error(request, f"{obj} was not deleted: {exc.message}")
+            if failed:
+                messages.warning(request, ngettext(
+                    "%d integration was kept; see above.", "%d integrations were kept; see above.",
+                    len(failed)) % len(failed))
+                queryset = queryset.exclude(pk__in=failed)
+                if not queryset.exists():
+                    return None  # back to the list, with the messages
         return delete_selected(self, request, queryset)
 
 
